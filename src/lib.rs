@@ -1,0 +1,21 @@
+//! vessel: an OCI container runtime, runc-compatible.
+//!
+//! The data flows one way: `bundle` loads the spec, `spawn` plans namespaces
+//! and clones the init process (`init`), `cgroup` places it, `state` records
+//! it. [`container::Runtime`] is the API the binary and test harnesses use.
+
+pub mod bundle;
+pub mod cgroup;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod exe_protect;
+pub mod hooks;
+pub mod init;
+pub mod log;
+pub mod mountopts;
+pub mod signals;
+pub mod spawn;
+pub mod specgen;
+pub mod state;
+pub mod sync;

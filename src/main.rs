@@ -1,1 +1,171 @@
-fn main(){}
+//! The `vessel` binary: runc's CLI over `vessel::container::Runtime`.
+
+use clap::Parser;
+use std::io::Write;
+use vessel::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat};
+use vessel::container::{CreateOptions, Runtime};
+use vessel::error::{Error, Result};
+use vessel::state::Status;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let format = if cli.log_format == LogFormat::Json { vessel::log::Format::Json } else { vessel::log::Format::Text };
+    vessel::log::init(cli.log.clone(), format, cli.debug);
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            vessel::log::error(&e.to_string());
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn create_options(a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+/// Commands that make container processes run from a sealed copy of the binary.
+fn protect_exe() {
+    if let Err(why) = vessel::exe_protect::ensure_sealed() {
+        vessel::log::warn(&format!("running without the CVE-2019-5736 protection: {why}"));
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    if cli.version {
+        println!("vessel version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        return Ok(0);
+    }
+    let Some(command) = cli.command else {
+        return Err(Error::invalid("no command given: see vessel --help"));
+    };
+    if cli.systemd_cgroup {
+        return Err(Error::invalid("--systemd-cgroup: the systemd cgroup driver is not supported by this vessel version yet"));
+    }
+    let rt = Runtime::new(&cli.root);
+    match command {
+        Command::Create(a) => {
+            protect_exe();
+            rt.create(&a.id, &create_options(&a))?;
+            Ok(0)
+        }
+        Command::Start { id } => {
+            rt.start(&id)?;
+            Ok(0)
+        }
+        Command::Run { create, detach, .. } => {
+            protect_exe();
+            run(&rt, &create, detach)
+        }
+        Command::State { id } => {
+            let (state, status) = rt.state(&id)?;
+            print_json(&state.oci(status))?;
+            Ok(0)
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = vessel::signals::parse(signal.as_deref().unwrap_or("TERM"))?;
+            rt.kill(&id, sig, all)?;
+            Ok(0)
+        }
+        Command::Delete { force, id } => {
+            rt.delete(&id, force)?;
+            Ok(0)
+        }
+        Command::List { format, quiet } => list(&rt, format, quiet),
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(Error::invalid(format!("{}: file exists; remove it first", path.display())));
+            }
+            let text = serde_json::to_string_pretty(&vessel::specgen::default_spec(rootless)).unwrap_or_default();
+            std::fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
+            Ok(0)
+        }
+        Command::Features => {
+            print_json(&vessel::specgen::features())?;
+            Ok(0)
+        }
+    }
+}
+
+fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
+    let created = rt.create(&a.id, &create_options(a))?;
+    if detach {
+        if let Err(e) = rt.start(&a.id) {
+            let _ = rt.delete(&a.id, true);
+            return Err(e);
+        }
+        return Ok(0);
+    }
+    let set = vessel::signals::block_all();
+    if let Err(e) = rt.start(&a.id) {
+        let _ = rt.delete(&a.id, true);
+        return Err(e);
+    }
+    let code = vessel::signals::forward_until_exit(created.pid, &set);
+    rt.delete(&a.id, true)?;
+    Ok(code)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(format!("serialising: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<i32> {
+    let all = rt.list()?;
+    if quiet {
+        for (s, _) in &all {
+            println!("{}", s.id);
+        }
+        return Ok(0);
+    }
+    match format {
+        ListFormat::Json => {
+            let items: Vec<_> = all.iter().map(|(s, st)| s.oci(*st)).collect();
+            if items.is_empty() {
+                println!("null");
+            } else {
+                println!("{}", serde_json::to_string(&items).unwrap_or_default());
+            }
+        }
+        ListFormat::Table => {
+            let rows: Vec<[String; 6]> = all
+                .iter()
+                .map(|(s, st)| {
+                    let pid = if *st == Status::Stopped { 0 } else { s.pid };
+                    [s.id.clone(), pid.to_string(), st.to_string(), s.bundle.display().to_string(), s.created.clone(), "root".into()]
+                })
+                .collect();
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let mut widths = header.clone().map(|h| h.len());
+            for r in &rows {
+                for (w, c) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                println!("{}", line.join("   ").trim_end());
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,162 @@
+//! Loading a bundle: `config.json` into an OCI `Spec`, with the checks that
+//! must fail before anything is created.
+
+use crate::error::{Error, IoContext, Result};
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+/// A loaded bundle: its absolute directory, the spec, and the rootfs
+/// resolved against the bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+/// The OCI runtime-spec major version vessel implements.
+pub const SPEC_MAJOR: u64 = 1;
+
+impl Bundle {
+    /// Reads and checks `DIR/config.json`.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::path::absolute(dir).ctx("resolving bundle", dir)?;
+        let path = dir.join("config.json");
+        let text = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::invalid(format!("bundle {}: config.json not found", dir.display()))
+            } else {
+                Error::io("reading", &path, e)
+            }
+        })?;
+        let spec = parse_spec(&text).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+        let rootfs = check_spec(&spec, &dir)?;
+        Ok(Bundle { dir, spec, rootfs })
+    }
+}
+
+/// Parses config.json text; the error names the JSON path of the bad field.
+pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path == "?" || path.is_empty() {
+            format!("invalid JSON: {inner}")
+        } else {
+            format!("field {path}: {inner}")
+        }
+    })
+}
+
+/// Checks what the spec requires and returns the absolute rootfs path.
+pub fn check_spec(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    check_version(spec.version())?;
+    let root = spec.root().as_ref().ok_or_else(|| Error::invalid("config.json: field root is missing"))?;
+    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(Error::invalid(format!("root.path {}: not a directory", rootfs.display()))),
+        Err(e) => return Err(Error::invalid(format!("root.path {}: {e}", rootfs.display()))),
+    }
+    let process = spec.process().as_ref().ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
+    if process.args().as_ref().map_or(true, |a| a.is_empty()) {
+        return Err(Error::invalid("config.json: process.args must name the program to run"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::invalid(format!("process.cwd {:?}: must be an absolute path", process.cwd())));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(Error::invalid(format!("mounts[{i}].destination {:?}: must be an absolute path", m.destination())));
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        let mut seen = std::collections::HashSet::new();
+        for ns in linux.namespaces().iter().flatten() {
+            if !seen.insert(ns.typ()) {
+                return Err(Error::invalid(format!("linux.namespaces: {:?} namespace listed twice", ns.typ())));
+            }
+        }
+        for (i, d) in linux.devices().iter().flatten().enumerate() {
+            if !d.path().is_absolute() {
+                return Err(Error::invalid(format!("linux.devices[{i}].path {:?}: must be an absolute path", d.path())));
+            }
+        }
+    }
+    Ok(rootfs)
+}
+
+/// Accepts any 1.x version (and the `-dev`/`-rc` suffixes engines write).
+pub fn check_version(version: &str) -> Result<()> {
+    let major = version.split('.').next().unwrap_or("");
+    match major.parse::<u64>() {
+        Ok(SPEC_MAJOR) => Ok(()),
+        Ok(_) => Err(Error::invalid(format!(
+            "config.json: ociVersion {version:?} is not supported (vessel implements runtime-spec {SPEC_MAJOR}.x)"
+        ))),
+        Err(_) => Err(Error::invalid(format!("config.json: ociVersion {version:?} is not a version (expected 1.x.y)"))),
+    }
+}
+
+/// Container ids: what runc accepts (letters, digits, `_+-.`), never `.`/`..`.
+pub fn check_id(id: &str) -> Result<()> {
+    let ok_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if id.is_empty() || !ok_chars || id == "." || id == ".." || id.len() > 1024 {
+        return Err(Error::invalid(format!(
+            "invalid container id {id:?}: use letters, digits and _ + - . (not \".\" or \"..\")"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert!(check_version("1.0.2-dev").is_ok());
+        assert!(check_version("1.2.0").is_ok());
+        let e = check_version("2.0.0").unwrap_err().to_string();
+        assert!(e.contains("ociVersion") && e.contains("2.0.0"), "{e}");
+        assert!(check_version("").is_err());
+    }
+
+    #[test]
+    fn ids() {
+        assert!(check_id("abc-1_2.x+y").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\n"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let e = parse_spec(br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":"x","gid":0}}}"#).unwrap_err();
+        assert!(e.contains("process.user.uid"), "{e}");
+        let e = parse_spec(b"{not json").unwrap_err();
+        assert!(e.contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn relative_mount_destination_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let spec = parse_spec(
+            br#"{"ociVersion":"1.0.0","root":{"path":"rootfs"},"process":{"cwd":"/","args":["true"],"user":{"uid":0,"gid":0}},
+                "mounts":[{"destination":"tmp","type":"tmpfs","source":"tmpfs"}]}"#,
+        )
+        .unwrap();
+        let e = check_spec(&spec, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("mounts[0].destination"), "{e}");
+    }
+
+    #[test]
+    fn missing_rootfs_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = parse_spec(br#"{"ociVersion":"1.0.0","root":{"path":"nope"},"process":{"cwd":"/","args":["true"],"user":{"uid":0,"gid":0}}}"#).unwrap();
+        let e = check_spec(&spec, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("root.path") && e.contains("nope"), "{e}");
+    }
+}

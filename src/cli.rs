@@ -1,0 +1,153 @@
+//! runc's command line, flag for flag (clap).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "vessel", about = "An OCI container runtime (runc-compatible) with native NVIDIA GPU support", disable_version_flag = true)]
+pub struct Cli {
+    /// Directory for container state
+    #[arg(long, global = true, default_value = "/run/vessel")]
+    pub root: PathBuf,
+    /// Write log messages to this file (containerd's shim reads it)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of --log: text or json
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (not supported yet: fails with a clear error)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Ignored, for runc compatibility
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Ignored, for runc compatibility (auto|true|false)
+    #[arg(long = "rootless", id = "global_rootless", hide = true)]
+    pub rootless: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Path to the bundle (default: the current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container's init pid to this file
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master (terminal containers)
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N more fds (from 3 on) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container (its process waits for `start`)
+    Create(CreateArgs),
+    /// Start a created container's process
+    Start { id: String },
+    /// Create and start a container; in the foreground, wait and return its exit code
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Do not wait for the container
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Ignored (runc compatibility)
+        #[arg(long = "keep", hide = true)]
+        keep: bool,
+    },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// Send a signal (default TERM) to a container's init process
+    Kill {
+        /// Signal every process of the container
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container and everything it holds
+    Delete {
+        /// Kill the container first if it is running
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers
+    List {
+        #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only ids
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a starter config.json into the bundle
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for rootless containers
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print the OCI features document
+    Features,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_shim_command_lines_parse() {
+        let c = Cli::try_parse_from([
+            "vessel", "--root", "/r", "--log", "/b/log.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file",
+            "/b/init.pid", "id1",
+        ])
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        match c.command.unwrap() {
+            Command::Create(a) => {
+                assert_eq!(a.bundle, PathBuf::from("/b"));
+                assert_eq!(a.id, "id1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["vessel", "kill", "--all", "id", "9"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Kill { all: true, ref signal, .. }) if signal.as_deref() == Some("9")));
+        let c = Cli::try_parse_from(["vessel", "delete", "--force", "id"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Delete { force: true, .. })));
+        let c = Cli::try_parse_from(["vessel", "run", "-d", "-b", "x", "--preserve-fds", "2", "id"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Run { detach: true, ref create, .. }) if create.preserve_fds == 2));
+    }
+}

@@ -1,0 +1,384 @@
+//! The library API: create, start, signal, wait for, query and delete a
+//! container. The `vessel` binary is a thin CLI over this module.
+//!
+//! ```no_run
+//! use vessel::container::{CreateOptions, Runtime};
+//! # fn main() -> vessel::error::Result<()> {
+//! let rt = Runtime::new("/run/vessel");
+//! let c = rt.create("demo", &CreateOptions::new("/path/to/bundle"))?;
+//! rt.start("demo")?;
+//! let code = rt.wait(c.pid)?; // only for containers created by this process
+//! rt.delete("demo", false)?;
+//! # let _ = code; Ok(()) }
+//! ```
+
+use crate::bundle::{check_id, Bundle};
+use crate::cgroup::{self, Cgroup, Hierarchies, Layout};
+use crate::error::{Error, IoContext, Result};
+use crate::hooks::{self, Kind};
+use crate::init::InitConfig;
+use crate::spawn;
+use crate::state::{proc_stat, rfc3339_now, State, StateRoot, Status};
+use nix::sys::signal::Signal;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Options of `create` (runc's flags).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+impl CreateOptions {
+    pub fn new(bundle: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions { bundle: bundle.into(), ..Default::default() }
+    }
+}
+
+/// A created container: its id and the host pid of its init process.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub pid: i32,
+}
+
+/// The runtime, rooted at a state directory (`--root`).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: StateRoot,
+}
+
+fn trace(what: &str, since: std::time::Instant) {
+    if std::env::var_os("VESSEL_TRACE").is_some() {
+        eprintln!("vessel: trace: {what}: {:?}", since.elapsed());
+    }
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: StateRoot::new(root) }
+    }
+
+    /// Creates the container: namespaces, cgroup, rootfs, and an init
+    /// process waiting for `start`. On error nothing is left behind.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
+        let t0 = std::time::Instant::now();
+        check_id(id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        if bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
+            return Err(Error::invalid(
+                "process.terminal is true: terminals are not supported by this vessel version yet (set it to false)",
+            ));
+        }
+        let plan = spawn::plan_namespaces(&bundle.spec)?;
+        trace("load bundle", t0);
+        let dir = self.root.claim(id)?;
+        let lock = self.root.lock(id)?;
+        let mut cleanup = Cleanup { dir: Some(dir.clone()), cgroup: None, pid: None };
+        let result = self.create_claimed(id, opts, bundle, &plan, &mut cleanup, lock.as_raw_fd(), t0);
+        if result.is_ok() {
+            cleanup.disarm();
+        }
+        result
+    }
+
+    fn create_claimed(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        bundle: Bundle,
+        plan: &spawn::NamespacePlan,
+        cleanup: &mut Cleanup,
+        lock_fd: std::os::fd::RawFd,
+        t0: std::time::Instant,
+    ) -> Result<Created> {
+        let fifo_path = self.root.fifo_path(id);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+        // mkfifo honours the umask; every container user must be able to write it.
+        std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx("chmod", &fifo_path)?;
+        let fifo = open_path(&fifo_path)?;
+
+        let hierarchies = Hierarchies::detect()?;
+        let linux = bundle.spec.linux().as_ref();
+        let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        let cg = Cgroup::create(&hierarchies, &cg_path)?;
+        cleanup.cgroup = Some(cg.clone());
+        trace("cgroup", t0);
+
+        let cfg = InitConfig {
+            id: id.to_string(),
+            bundle,
+            hierarchies: hierarchies.all.clone(),
+            cgroup_dirs: cg.dirs.clone(),
+            cgroup_ns: plan.new_cgroup,
+            terminal: false,
+            no_pivot: opts.no_pivot,
+            no_new_keyring: opts.no_new_keyring,
+            preserve_fds: opts.preserve_fds,
+            fifo: Some(fifo),
+            close_in_child: vec![lock_fd],
+        };
+        let (pid, chan) = spawn::clone_init(plan, &cfg)?;
+        cleanup.pid = Some(pid);
+        trace("clone", t0);
+        cg.add(pid)?;
+        if hierarchies.layout() != Layout::Unified {
+            let rules = cfg.bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.devices().clone());
+            cg.apply_v1_devices(rules.as_deref().unwrap_or(&[]))?;
+        }
+        let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        let state = State {
+            oci_version: cfg.bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid,
+            pid_start_time: start_time,
+            bundle: cfg.bundle.dir.clone(),
+            rootfs: cfg.bundle.rootfs.clone(),
+            created: rfc3339_now(),
+            annotations: cfg.bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            cgroup_dirs: cg.dirs.clone(),
+            cgroup_created: cg.created.clone(),
+            own_pid_ns: plan.own_pid,
+            spec: cfg.bundle.spec.clone(),
+        };
+        let hook_state = serde_json::to_vec(&state.oci(Status::Creating)).unwrap_or_default();
+        spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state)?;
+        trace("init ready", t0);
+        self.root.save(&state)?;
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, pid)?;
+        }
+        trace("create done", t0);
+        Ok(Created { id: id.to_string(), pid })
+    }
+
+    /// Loads a container and its live status.
+    pub fn state(&self, id: &str) -> Result<(State, Status)> {
+        let state = self.root.load(id)?;
+        let status = self.root.status(&state);
+        Ok((state, status))
+    }
+
+    /// All containers under the root (entries without a readable state,
+    /// such as one still being created, are skipped).
+    pub fn list(&self) -> Result<Vec<(State, Status)>> {
+        let mut out = Vec::new();
+        for id in self.root.ids()? {
+            if let Ok(s) = self.state(&id) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Releases the init process into the user's program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let _lock = self.root.lock(id)?;
+        let (state, status) = self.state(id)?;
+        match status {
+            Status::Created => {}
+            Status::Stopped => return Err(wrong_state(id, status, "cannot start a container that has stopped")),
+            _ => return Err(wrong_state(id, status, "cannot start a container that is not created")),
+        }
+        let fifo = self.root.fifo_path(id);
+        release_fifo(&fifo, &state)?;
+        let _ = std::fs::remove_file(&fifo);
+        if let Some(h) = state.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+            let json = serde_json::to_vec(&state.oci(Status::Running)).unwrap_or_default();
+            if let Err(e) = hooks::run_all(Kind::Poststart, h, &json) {
+                crate::log::warn(&format!("{e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to the init process, or with `all` to every process
+    /// in the container's cgroup.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let (state, status) = self.state(id)?;
+        if status == Status::Stopped && !all {
+            return Err(wrong_state(id, status, "container not running"));
+        }
+        if all {
+            for pid in Cgroup::pids(&state.cgroup_dirs) {
+                // SAFETY: kill(2) on a pid from the container's cgroup.
+                unsafe { libc::kill(pid, signal) };
+            }
+            return Ok(());
+        }
+        // SAFETY: kill(2) on the container's init pid, checked alive above.
+        if unsafe { libc::kill(state.pid, signal) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::invalid(format!("sending signal {signal} to container {id} (pid {}): {e}", state.pid)));
+        }
+        Ok(())
+    }
+
+    /// Deletes a stopped (or, with `force`, any) container: its processes,
+    /// cgroup and state; then the poststop hooks.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        check_id(id)?;
+        let dir = self.root.container_dir(id);
+        let lock = match self.root.lock(id) {
+            Ok(l) => l,
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let (state, status) = match self.state(id) {
+            Ok(s) => s,
+            Err(Error::NotFound(_)) => {
+                // A create that died before writing its state: nothing runs.
+                std::fs::remove_dir_all(&dir).ctx("removing", &dir)?;
+                return if force { Ok(()) } else { Err(Error::NotFound(id.to_string())) };
+            }
+            Err(e) => return Err(e),
+        };
+        if status == Status::Running && !force {
+            return Err(wrong_state(id, status, "cannot delete a container that is not stopped (use --force)"));
+        }
+        if status != Status::Stopped {
+            kill_and_wait(&state);
+        }
+        if !state.own_pid_ns {
+            // Without its own pid namespace, the container's other processes
+            // outlive init: end them too.
+            for pid in Cgroup::pids(&state.cgroup_dirs) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        cgroup::remove_dirs(&state.cgroup_created);
+        std::fs::remove_dir_all(&dir).ctx("removing", &dir)?;
+        drop(lock);
+        if let Some(h) = state.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+            let json = serde_json::to_vec(&state.oci(Status::Stopped)).unwrap_or_default();
+            if let Err(e) = hooks::run_all(Kind::Poststop, h, &json) {
+                crate::log::warn(&format!("{e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a container created by this process to exit; returns its
+    /// exit code (128+N for signal N).
+    pub fn wait(&self, pid: i32) -> Result<i32> {
+        loop {
+            match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys(format!("waiting for pid {pid}"), e)),
+            }
+        }
+    }
+}
+
+fn wrong_state(id: &str, status: Status, what: &str) -> Error {
+    Error::WrongState { id: id.to_string(), status: status.to_string(), what: what.to_string() }
+}
+
+/// Undoes a failed create: kills the child, removes the cgroup and state.
+struct Cleanup {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    pid: Option<i32>,
+}
+
+impl Cleanup {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.pid = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.remove();
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn open_path(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| Error::sys(format!("opening {}", path.display()), e))?;
+    // SAFETY: open returned a new fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens exec.fifo for reading (which lets init's blocking open finish) and
+/// reads init's byte; gives up if init dies instead.
+fn release_fifo(fifo: &Path, state: &State) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo)
+        .ctx("opening", fifo)?;
+    loop {
+        let mut pfd = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if n > 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: reading into a 1-byte buffer.
+            let r = unsafe { libc::read(f.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+            if r == 1 {
+                return Ok(());
+            }
+            if r == 0 || pfd.revents & libc::POLLHUP != 0 {
+                return Err(Error::Init(format!("container {} exited before it could start", state.id)));
+            }
+        }
+        if !crate::state::process_alive(state.pid, state.pid_start_time) {
+            return Err(Error::Init(format!("container {} exited before it could start", state.id)));
+        }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// SIGKILLs the init process and waits for it to be gone.
+fn kill_and_wait(state: &State) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, state.pid, 0) } as i32;
+    if raw >= 0 {
+        // SAFETY: a fresh fd.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    } else {
+        for _ in 0..1000 {
+            if !crate::state::process_alive(state.pid, state.pid_start_time) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path).ctx("resolving", path)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    std::fs::write(&tmp, pid.to_string()).ctx("writing pid file", &tmp)?;
+    std::fs::rename(&tmp, &path).ctx("writing pid file", &path)?;
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The container's init process: everything between clone and execve.
+//! It runs in the cloned child, reports each step to the parent over the
+//! sync socket (see `sync.rs`), and turns every failure into an `Error`
+//! message the parent prints as `create`'s error.
+
+mod fsutil;
+mod process;
+mod rootfs;
+
+use crate::bundle::Bundle;
+use crate::cgroup::Hierarchy;
+use crate::error::{Error, Result, SysContext};
+use crate::hooks::{self, Kind};
+use crate::sync::{Channel, Msg};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+pub use fsutil::ensure_in_root;
+
+/// What the init process needs; built by the parent before clone and
+/// inherited through the copied address space.
+pub struct InitConfig {
+    pub id: String,
+    pub bundle: Bundle,
+    pub hierarchies: Vec<Hierarchy>,
+    /// The container's directory in each of `hierarchies`.
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// A new cgroup namespace is wanted (made after joining the cgroup).
+    pub cgroup_ns: bool,
+    pub terminal: bool,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    /// O_PATH fd of exec.fifo; opened for writing to wait for `start`.
+    pub fifo: Option<OwnedFd>,
+    /// Parent fds the child must close at once (the state lock: a copy in
+    /// the child would hold it until exec).
+    pub close_in_child: Vec<RawFd>,
+}
+
+/// The child's entry point after clone: never returns.
+pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
+    for fd in &cfg.close_in_child {
+        // SAFETY: closing an fd that the parent owns and the child must not hold.
+        unsafe { libc::close(*fd) };
+    }
+    let err = match run(cfg, chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&Msg::Error(err.to_string()));
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
+    let spec = &cfg.bundle.spec;
+    let process = spec.process().as_ref().ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
+    chan.expect(&Msg::Go, "parent")?;
+    join_namespaces(spec)?;
+    if cfg.cgroup_ns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).sys(|| "creating the cgroup namespace".into())?;
+    }
+    nix::unistd::setsid().sys(|| "setsid".into())?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
+    }
+    if !cfg.no_new_keyring {
+        join_session_keyring(&cfg.id);
+    }
+    let rootfd = rootfs::prepare(cfg)?;
+    chan.send(&Msg::MountsDone)?;
+    let state_json = match chan.expect(&Msg::HooksDone(vec![]), "parent")? {
+        Msg::HooksDone(s) => s,
+        _ => unreachable!("expect checks the tag"),
+    };
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
+        hooks::run_all(Kind::CreateContainer, h, &state_json)?;
+    }
+    rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
+    drop(rootfd);
+    set_sysctls(spec)?;
+    set_names(spec)?;
+    rootfs::finish(cfg)?;
+    process::set_rlimits(process)?;
+    process::drop_bounding(process.capabilities().as_ref())?;
+    process::set_user_and_caps(process)?;
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).map_err(|e| Error::invalid(format!("process.cwd {}: {e}", cwd.display())))?;
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let args = process.args().clone().unwrap_or_default();
+    let env = process::exec_env(process);
+    let program = process::find_program(&args[0], &env)?;
+    let argv = process::to_cstrings(&args)?;
+    let envp = process::to_cstrings(&env)?;
+    let program_c = fsutil::cstr(&program);
+    reset_signals();
+    close_fds_on_exec(3 + cfg.preserve_fds)?;
+    chan.send(&Msg::Ready)?;
+    if let Some(fifo) = &cfg.fifo {
+        wait_for_start(fifo)?;
+    }
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
+        state["status"] = "created".into();
+        state["pid"] = nix::unistd::getpid().as_raw().into();
+        hooks::run_all(Kind::StartContainer, h, state.to_string().as_bytes())?;
+    }
+    let e = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
+    // The parent of `create` is gone by now: this reaches the container's stderr.
+    Err(Error::invalid(format!("exec {}: {e}", program.display())))
+}
+
+/// setns into every namespace given by `path`, except pid and time (the
+/// parent joins those before clone, as they only apply to children).
+fn join_namespaces(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    let mut fds: Vec<(OwnedFd, LinuxNamespaceType, PathBuf)> = Vec::new();
+    for ns in linux.namespaces().iter().flatten() {
+        let Some(path) = ns.path() else { continue };
+        if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::User) {
+            continue;
+        }
+        let f = std::fs::File::open(path).map_err(|e| Error::invalid(format!("linux.namespaces {:?} path {}: {e}", ns.typ(), path.display())))?;
+        fds.push((f.into(), ns.typ(), path.clone()));
+    }
+    // Mount last: the other paths are looked up in the runtime's mount namespace.
+    fds.sort_by_key(|(_, t, _)| *t == LinuxNamespaceType::Mount);
+    for (fd, typ, path) in fds {
+        nix::sched::setns(fd, nix::sched::CloneFlags::empty())
+            .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn set_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(()) };
+    for (key, value) in sysctl {
+        if key.contains("..") || key.contains('/') && key.contains('.') {
+            return Err(Error::invalid(format!("linux.sysctl {key:?}: not a sysctl name")));
+        }
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| Error::invalid(format!("linux.sysctl {key}={value}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn set_names(spec: &Spec) -> Result<()> {
+    let own_uts = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Uts));
+    let hostname = spec.hostname().as_deref().filter(|h| !h.is_empty());
+    let domainname = spec.domainname().as_deref().filter(|h| !h.is_empty());
+    if (hostname.is_some() || domainname.is_some()) && !own_uts {
+        return Err(Error::invalid("hostname/domainname need a uts namespace in linux.namespaces"));
+    }
+    if let Some(h) = hostname {
+        nix::unistd::sethostname(h).sys(|| format!("hostname {h:?}"))?;
+    }
+    if let Some(d) = domainname {
+        // SAFETY: a valid buffer and its length.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::invalid(format!("domainname {d:?}: {}", std::io::Error::last_os_error())));
+        }
+    }
+    Ok(())
+}
+
+/// A fresh session keyring per container, so containers do not share the
+/// host's keys (runc's behaviour; `--no-new-keyring` skips it).
+fn join_session_keyring(id: &str) {
+    let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a valid name. Failure (no
+    // keyring support) is not fatal, as in runc.
+    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+}
+
+/// Default dispositions and an empty mask: the container must not inherit
+/// vessel's ignored SIGPIPE or any blocked signal.
+fn reset_signals() {
+    // SAFETY: plain signal syscalls on this single-threaded process.
+    unsafe {
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Every fd from `first` up closes on exec (CVE-2024-21626): the preserved
+/// ones stay open, vessel's own stay usable until exec.
+fn close_fds_on_exec(first: i32) -> Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Older kernels: mark each open fd.
+    for entry in std::fs::read_dir("/proc/self/fd").map_err(|e| Error::io("listing", "/proc/self/fd", e))?.flatten() {
+        if let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) {
+            if fd >= first {
+                // SAFETY: setting FD_CLOEXEC on a possibly-closed fd is harmless.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until `start` opens exec.fifo for reading.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| {
+        Error::invalid(format!("opening exec.fifo through {path}: {e} (the container needs /proc mounted)"))
+    })?;
+    use std::io::Write;
+    (&f).write_all(b"0").map_err(|e| Error::invalid(format!("writing exec.fifo: {e}")))?;
+    Ok(())
+}

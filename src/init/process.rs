@@ -1,0 +1,186 @@
+//! The process half of init: rlimits, user and groups, capabilities,
+//! no_new_privs, and finding the program to exec.
+
+use crate::error::{Error, Result, SysContext};
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{LinuxCapabilities, Process};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub fn set_rlimits(process: &Process) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let resource = rlimit_resource(&name).ok_or_else(|| Error::invalid(format!("process.rlimits: unknown rlimit {name:?}")))?;
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        // SAFETY: a valid rlimit struct.
+        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                " (raising a hard limit needs CAP_SYS_RESOURCE, which this host does not grant: lower it in the bundle)"
+            } else {
+                ""
+            };
+            return Err(Error::invalid(format!(
+                "process.rlimits {name} (soft {}, hard {}): {e}{hint}",
+                r.soft(),
+                r.hard()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_resource(name: &str) -> Option<i32> {
+    Some(match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    } as i32)
+}
+
+fn cap_set(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
+    let mut out = CapsHashSet::new();
+    for c in list.iter().flatten() {
+        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        match Capability::from_str(&name) {
+            Ok(cap) => {
+                out.insert(cap);
+            }
+            // A capability this kernel or crate does not know is skipped, as runc warns and skips.
+            Err(_) => eprintln!("vessel: warning: unknown capability {name:?} ignored"),
+        }
+    }
+    Ok(out)
+}
+
+/// Drops the bounding set; must run while still privileged.
+pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
+    let keep = cap_set(&caps.and_then(|c| c.bounding().clone()))?;
+    let supported = caps::runtime::thread_all_supported();
+    for cap in supported {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::invalid(format!("dropping {cap} from the bounding set: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// setgroups/setgid/setuid keeping capabilities, then the four other sets.
+pub fn set_user_and_caps(process: &Process) -> Result<()> {
+    let user = process.user();
+    // SAFETY: plain prctl calls.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let groups: Vec<nix::unistd::Gid> = user.additional_gids().iter().flatten().map(|&g| g.into()).collect();
+    nix::unistd::setgroups(&groups).sys(|| format!("setgroups {:?}", user.additional_gids()))?;
+    let gid = nix::unistd::Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid).sys(|| format!("setgid {}", user.gid()))?;
+    let uid = nix::unistd::Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid).sys(|| format!("setuid {}", user.uid()))?;
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let caps = process.capabilities().as_ref();
+    let effective = cap_set(&caps.and_then(|c| c.effective().clone()))?;
+    let permitted = cap_set(&caps.and_then(|c| c.permitted().clone()))?;
+    let inheritable = cap_set(&caps.and_then(|c| c.inheritable().clone()))?;
+    let ambient = cap_set(&caps.and_then(|c| c.ambient().clone()))?;
+    // Effective first (still within the old permitted set), permitted last.
+    caps::set(None, CapSet::Effective, &effective).map_err(|e| Error::invalid(format!("process.capabilities.effective: {e}")))?;
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| Error::invalid(format!("process.capabilities.inheritable: {e}")))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| Error::invalid(format!("process.capabilities.permitted: {e}")))?;
+    for cap in ambient {
+        // Ambient needs the cap in permitted and inheritable; runc ignores failures.
+        let _ = caps::raise(None, CapSet::Ambient, cap);
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        // SAFETY: plain prctl.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(Error::invalid(format!("no_new_privs: {}", std::io::Error::last_os_error())));
+        }
+    }
+    Ok(())
+}
+
+/// Finds `args[0]` the way execvp would, in the container, with its PATH.
+pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let is_exec = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return match std::fs::metadata(&p) {
+            Ok(_) if is_exec(&p) => Ok(p),
+            Ok(_) => Err(Error::invalid(format!("exec {arg0:?}: permission denied"))),
+            Err(e) => Err(Error::invalid(format!("exec {arg0:?}: {e}"))),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let candidate = Path::new(if dir.is_empty() { "." } else { dir }).join(arg0);
+        if is_exec(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::invalid(format!("exec: {arg0:?}: executable file not found in $PATH")))
+}
+
+/// The environment for exec: the spec's, plus HOME from /etc/passwd when
+/// the spec sets none (as runc does).
+pub fn exec_env(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|kv| kv.starts_with("HOME=")) {
+        let uid = process.user().uid();
+        let home = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+                })
+            })
+            .unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+pub fn to_cstrings(items: &[String]) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::invalid(format!("{s:?}: contains a NUL byte"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_lookup_uses_path_and_reports_missing() {
+        let p = find_program("sh", &["PATH=/nonexistent:/bin".into()]).unwrap();
+        assert_eq!(p, Path::new("/bin/sh"));
+        let e = find_program("no-such-program-xyz", &["PATH=/bin".into()]).unwrap_err().to_string();
+        assert!(e.contains("not found in $PATH"), "{e}");
+        assert!(find_program("/nope/x", &[]).is_err());
+    }
+
+    #[test]
+    fn rlimit_names_map() {
+        assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE as i32));
+        assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
+    }
+}

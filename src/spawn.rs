@@ -1,0 +1,177 @@
+//! The parent side of `create`: one clone into the new namespaces, the
+//! child placed in its cgroup, the parent's hooks, and the wait for Ready.
+
+use crate::error::{Error, Result, SysContext};
+use crate::init::{self, InitConfig};
+use crate::sync::{self, Channel, Msg};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// What the spec asks of namespaces, split by who acts on it.
+#[derive(Debug)]
+pub struct NamespacePlan {
+    /// New namespaces made by clone itself.
+    pub clone_flags: CloneFlags,
+    /// Join these before clone: they only apply to children (pid, time).
+    pub join_for_children: Vec<(LinuxNamespaceType, std::path::PathBuf)>,
+    pub new_time: bool,
+    /// New cgroup namespace, made by the child once it is in its cgroup.
+    pub new_cgroup: bool,
+    pub has_mount: bool,
+    pub own_pid: bool,
+}
+
+pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
+    let mut plan = NamespacePlan {
+        clone_flags: CloneFlags::empty(),
+        join_for_children: Vec::new(),
+        new_time: false,
+        new_cgroup: false,
+        has_mount: false,
+        own_pid: false,
+    };
+    for ns in spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        let typ = ns.typ();
+        if typ == LinuxNamespaceType::User {
+            return Err(Error::invalid("linux.namespaces: user namespaces are not supported by this vessel version yet"));
+        }
+        match typ {
+            LinuxNamespaceType::Mount => plan.has_mount = true,
+            LinuxNamespaceType::Pid => plan.own_pid = ns.path().is_none(),
+            _ => {}
+        }
+        if let Some(path) = ns.path() {
+            if matches!(typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                plan.join_for_children.push((typ, path.clone()));
+            }
+            continue;
+        }
+        match typ {
+            LinuxNamespaceType::Mount => plan.clone_flags |= CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => plan.clone_flags |= CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => plan.clone_flags |= CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => plan.clone_flags |= CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Pid => plan.clone_flags |= CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
+            LinuxNamespaceType::Time => plan.new_time = true,
+            LinuxNamespaceType::User => unreachable!(),
+        }
+    }
+    if !plan.has_mount {
+        return Err(Error::invalid("linux.namespaces: a mount namespace is required (vessel never mounts in the host's)"));
+    }
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()).is_some_and(|o| !o.is_empty());
+    if offsets && !plan.new_time {
+        return Err(Error::invalid("linux.timeOffsets need a new time namespace in linux.namespaces"));
+    }
+    Ok(plan)
+}
+
+/// Restores the parent's pid/time namespace for children when dropped.
+struct ForChildren {
+    restore: Vec<(OwnedFd, CloneFlags)>,
+}
+
+impl Drop for ForChildren {
+    fn drop(&mut self) {
+        for (fd, flag) in self.restore.drain(..) {
+            let _ = nix::sched::setns(fd, flag);
+        }
+    }
+}
+
+fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> {
+    let mut guard = ForChildren { restore: Vec::new() };
+    let save = |name: &str, flag: CloneFlags, guard: &mut ForChildren| -> Result<()> {
+        let own = std::fs::File::open(format!("/proc/self/ns/{name}")).map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
+        guard.restore.push((own.into(), flag));
+        Ok(())
+    };
+    for (typ, path) in &plan.join_for_children {
+        let (name, flag) = match typ {
+            LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
+            _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+        };
+        save(name, flag, &mut guard)?;
+        let f = std::fs::File::open(path).map_err(|e| Error::invalid(format!("linux.namespaces {typ:?} path {}: {e}", path.display())))?;
+        nix::sched::setns(f.as_fd(), flag).sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
+    }
+    if plan.new_time {
+        let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        save("time", flag, &mut guard)?;
+        nix::sched::unshare(flag).sys(|| "creating the time namespace".into())?;
+        let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()).unwrap_or_default();
+        for (clock, off) in offsets {
+            let line = format!("{clock} {} {}", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0));
+            std::fs::write("/proc/self/timens_offsets", &line)
+                .map_err(|e| Error::invalid(format!("linux.timeOffsets {clock}: {e}")))?;
+        }
+    }
+    Ok(guard)
+}
+
+/// Clones the init process. The child never returns from here.
+pub fn clone_init(plan: &NamespacePlan, cfg: &InitConfig) -> Result<(i32, Channel)> {
+    let (parent, child) = sync::pair()?;
+    let guard = enter_for_children(plan, &cfg.bundle.spec)?;
+    let flags = plan.clone_flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a fork-style clone (no new stack, no CLONE_VM) of a
+    // single-threaded process: the child gets a private copy of memory and
+    // runs only init code before execve or _exit.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(Error::invalid(format!("clone with namespaces {:?}: {}", plan.clone_flags, std::io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        std::mem::forget(guard);
+        drop(parent);
+        init::child_main(cfg, &child);
+    }
+    drop(guard);
+    drop(child);
+    Ok((pid as i32, parent))
+}
+
+/// Waits for the child to report that its mounts are done, runs the
+/// parent-side hooks, and waits for Ready.
+pub fn drive_child(chan: &Channel, spec: &Spec, state_json: &[u8]) -> Result<()> {
+    chan.send(&Msg::Go)?;
+    chan.expect(&Msg::MountsDone, "container init")?;
+    if let Some(hooks) = spec.hooks() {
+        if let Some(h) = hooks.prestart() {
+            crate::hooks::run_all(crate::hooks::Kind::Prestart, h, state_json)?;
+        }
+        if let Some(h) = hooks.create_runtime() {
+            crate::hooks::run_all(crate::hooks::Kind::CreateRuntime, h, state_json)?;
+        }
+    }
+    chan.send(&Msg::HooksDone(state_json.to_vec()))?;
+    chan.expect(&Msg::Ready, "container init")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ns: &str) -> Spec {
+        crate::bundle::parse_spec(format!(r#"{{"ociVersion":"1.0.0","linux":{{"namespaces":{ns}}}}}"#).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn namespaces_split_between_clone_child_and_parent() {
+        let p = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"pid"},{"type":"cgroup"},{"type":"network","path":"/proc/1/ns/net"}]"#)).unwrap();
+        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID);
+        assert!(p.new_cgroup && p.own_pid && p.join_for_children.is_empty());
+        let p = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]"#)).unwrap();
+        assert_eq!(p.join_for_children.len(), 1);
+        assert!(!p.own_pid);
+    }
+
+    #[test]
+    fn missing_mount_namespace_and_user_namespace_are_refused() {
+        assert!(plan_namespaces(&spec(r#"[{"type":"pid"}]"#)).unwrap_err().to_string().contains("mount namespace"));
+        assert!(plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"user"}]"#)).is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! Container state on disk: `ROOT/ID/state.json`, written atomically
+//! (temporary file + rename), and the status derived from the live process.
+//!
+//! Layout of `ROOT/ID/`: `state.json` (this module's `State`), `exec.fifo`
+//! (present from create until start), `lock` (flock for mutating commands).
+
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What vessel remembers about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    /// Start time of `pid` (field 22 of /proc/PID/stat), so a recycled pid
+    /// is never mistaken for the container.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Absolute cgroup directories made for the container (one per hierarchy).
+    #[serde(default)]
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// The cgroup directories vessel made (parents first): delete removes these.
+    #[serde(default)]
+    pub cgroup_created: Vec<PathBuf>,
+    /// True when the container has its own pid namespace (its processes all
+    /// die with the init process).
+    #[serde(default)]
+    pub own_pid_ns: bool,
+    /// The spec the container was created from (hooks for start/delete,
+    /// process for exec).
+    pub spec: oci_spec::runtime::Spec,
+}
+
+/// The OCI state as `state` prints it (runc's field set and order).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+impl State {
+    pub fn oci(&self, status: Status) -> OciState<'_> {
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid,
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: "",
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// The directory holding every container's state (`--root`).
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    pub dir: PathBuf,
+}
+
+impl StateRoot {
+    pub fn new(dir: impl Into<PathBuf>) -> StateRoot {
+        StateRoot { dir: dir.into() }
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Claims `id` by creating its directory; fails if it exists.
+    pub fn claim(&self, id: &str) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir).ctx("creating state root", &self.dir)?;
+        let dir = self.container_dir(id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.to_string())),
+            Err(e) => Err(Error::io("creating state directory", dir, e)),
+        }
+    }
+
+    pub fn load(&self, id: &str) -> Result<State> {
+        crate::bundle::check_id(id)?;
+        let path = self.container_dir(id).join("state.json");
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
+            Err(e) => return Err(Error::io("reading", path, e)),
+        };
+        serde_json::from_slice(&text).map_err(|e| Error::invalid(format!("{}: corrupt state: {e}", path.display())))
+    }
+
+    pub fn save(&self, state: &State) -> Result<()> {
+        let dir = self.container_dir(&state.id);
+        let tmp = dir.join("state.json.tmp");
+        let data = serde_json::to_vec(state).map_err(|e| Error::invalid(format!("serialising state: {e}")))?;
+        std::fs::write(&tmp, data).ctx("writing", &tmp)?;
+        std::fs::rename(&tmp, dir.join("state.json")).ctx("renaming", &tmp)?;
+        Ok(())
+    }
+
+    /// Takes the container's exclusive lock (released when dropped).
+    pub fn lock(&self, id: &str) -> Result<OwnedFd> {
+        let path = self.container_dir(id);
+        let dir = std::fs::File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(id.to_string())
+            } else {
+                Error::io("opening", &path, e)
+            }
+        })?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("locking", path, std::io::Error::last_os_error()));
+        }
+        Ok(dir.into())
+    }
+
+    /// Ids of all containers under the root, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(Error::io("reading", &self.dir, e)),
+        };
+        for entry in rd.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if let Some(name) = entry.file_name().to_str() {
+                    ids.push(name.to_string());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub fn fifo_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("exec.fifo")
+    }
+
+    /// The live status of a loaded container.
+    pub fn status(&self, state: &State) -> Status {
+        if !process_alive(state.pid, state.pid_start_time) {
+            return Status::Stopped;
+        }
+        if self.fifo_path(&state.id).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+}
+
+/// Field 22 (start time) and field 3 (state) of /proc/PID/stat.
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may hold spaces and parens: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// True if `pid` is the same process that was recorded and not a zombie.
+pub fn process_alive(pid: i32, start_time: u64) -> bool {
+    match proc_stat(pid) {
+        Some((state, start)) => start == start_time && state != 'Z' && state != 'X',
+        None => false,
+    }
+}
+
+/// RFC 3339 UTC time with nanoseconds, as runc writes `created`.
+pub fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1_798_675_199, 0), "2026-12-30T23:59:59.000000000Z");
+    }
+
+    #[test]
+    fn own_process_is_alive_and_stat_parses() {
+        let pid = std::process::id() as i32;
+        let (state, start) = proc_stat(pid).unwrap();
+        assert_ne!(state, 'Z');
+        assert!(process_alive(pid, start));
+        assert!(!process_alive(pid, start + 1));
+    }
+
+    #[test]
+    fn claim_twice_fails_with_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::new(dir.path());
+        root.claim("a").unwrap();
+        assert!(matches!(root.claim("a"), Err(Error::Exists(_))));
+        assert!(matches!(root.load("a"), Err(Error::NotFound(_))));
+        assert_eq!(root.ids().unwrap(), vec!["a".to_string()]);
+    }
+}
