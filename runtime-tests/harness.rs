@@ -141,21 +141,6 @@ impl Bundle {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// `create --bundle DIR ID` (stdio to /dev/null unless the caller wires it).
-    pub fn create(&self, id: &str) -> Output {
-        self.write_config();
-        self.remember(id);
-        self.cmd()
-            .arg("create")
-            .arg("--bundle")
-            .arg(self.path())
-            .arg(id)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
-    }
-
     /// The parsed output of `state ID`, or None when the runtime says no.
     pub fn state(&self, id: &str) -> Option<Value> {
         let out = self.rt(&["state", id]);
@@ -234,4 +219,339 @@ pub fn default_config(args: &[&str]) -> Value {
 pub fn stdout_ok(out: &Output) -> String {
     assert!(out.status.success(), "failed: {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Additions for the lifecycle, hooks, cgroups and bad-input tests.
+
+impl Bundle {
+    /// `ARGS... --bundle DIR [EXTRA...] ID` (ARGS e.g. `["create"]` or
+    /// `["run", "--detach"]`) with the runtime's stdout and stderr sent to
+    /// files in the bundle directory, not pipes: with `terminal: false` the
+    /// container inherits the runtime's stdio, so a piped `create` (as
+    /// `create()` does) only sees EOF when the container exits. Returns the
+    /// exit status and what had been written to those files by then.
+    pub fn launch(&self, args: &[&str], id: &str, extra: &[&str]) -> Output {
+        self.write_config();
+        self.remember(id);
+        let n = unique("out");
+        let out_path = self.path().join(format!("{n}.stdout"));
+        let err_path = self.path().join(format!("{n}.stderr"));
+        let status = self
+            .cmd()
+            .args(args)
+            .arg("--bundle")
+            .arg(self.path())
+            .args(extra)
+            .arg(id)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
+    }
+
+    /// `create` that returns as soon as the runtime does (see `launch`).
+    pub fn create_detached(&self, id: &str) -> Output {
+        self.launch(&["create"], id, &[])
+    }
+
+    /// `create_detached`, asserting success; returns the container's pid.
+    pub fn create_ok(&self, id: &str) -> i32 {
+        let out = self.create_detached(id);
+        assert!(out.status.success(), "create {id} failed: {:?}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+        let st = self.state(id).expect("state after create");
+        st["pid"].as_i64().expect("pid in state") as i32
+    }
+
+    /// Sets `linux.cgroupsPath` to a fresh absolute `/vessel-test-...` path
+    /// and returns it, so the runtime creates its cgroups there rather than
+    /// under the test process's own cgroups.
+    pub fn use_test_cgroup(&mut self) -> String {
+        let path = format!("/{}", unique("vessel-test-cg"));
+        self.config["linux"]["cgroupsPath"] = json!(path);
+        path
+    }
+
+    /// Registers an ID for `delete --force` on drop (for hand-built commands).
+    pub fn track(&self, id: &str) {
+        self.remember(id);
+    }
+}
+
+/// Polls `f` every 20 ms until it is true or `secs` seconds passed.
+pub fn wait_for(secs: f64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// True while PID exists and is not a zombie.
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !matches!(s.rsplit(')').next().map(str::trim_start).and_then(|r| r.chars().next()), Some('Z') | Some('X')),
+        Err(_) => false,
+    }
+}
+
+/// One cgroup hierarchy the test process is in: `label` as in
+/// /proc/self/cgroup ("memory", "cpu,cpuacct", "name=systemd"; "" for
+/// cgroup2), where it is mounted, and the test process's own path in it.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub label: String,
+    pub mount: PathBuf,
+    pub own: String,
+}
+
+/// The cgroup hierarchies of /proc/self/cgroup that are mounted here.
+pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts = Vec::new(); // (fstype, superopts, root, mountpoint)
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 || !post[0].starts_with("cgroup") {
+            continue;
+        }
+        mounts.push((post[0].to_string(), post[2].to_string(), pre[3].to_string(), PathBuf::from(pre[4])));
+    }
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default().lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, label, own) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let found = mounts.iter().find(|(fstype, opts, root, _)| {
+            root == "/"
+                && if label.is_empty() {
+                    fstype == "cgroup2"
+                } else {
+                    fstype == "cgroup" && label.split(',').all(|c| opts.split(',').any(|o| o == c))
+                }
+        });
+        if let Some((_, _, _, mount)) = found {
+            out.push(Hierarchy { label: label.to_string(), mount: mount.clone(), own: own.to_string() });
+        }
+    }
+    out
+}
+
+/// True on cgroup v1 (or hybrid) hosts, where the devices controller exists.
+pub fn cgroup_v1() -> bool {
+    cgroup_hierarchies().iter().any(|h| h.label.split(',').any(|c| c == "devices"))
+}
+
+/// The directories of cgroup PATH (absolute, from each hierarchy's root) in
+/// every mounted hierarchy.
+pub fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
+    cgroup_hierarchies().iter().map(|h| h.mount.join(path.trim_start_matches('/'))).collect()
+}
+
+/// Removes, on drop, whatever empty directories of cgroup PATH remain in
+/// every hierarchy (deepest first), so a failing test leaves nothing behind.
+/// Declare it before the `Bundle` so it drops after the containers are gone.
+pub struct CgroupGuard(pub Vec<PathBuf>);
+
+impl CgroupGuard {
+    pub fn new(path: &str) -> CgroupGuard {
+        CgroupGuard(cgroup_dirs(path))
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            if !dir.starts_with("/sys/fs/cgroup") || !dir.to_string_lossy().contains("vessel-test-") {
+                continue;
+            }
+            let mut subdirs: Vec<PathBuf> = Vec::new();
+            let mut stack = vec![dir.clone()];
+            while let Some(d) = stack.pop() {
+                if let Ok(rd) = std::fs::read_dir(&d) {
+                    for e in rd.flatten() {
+                        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            stack.push(e.path());
+                        }
+                    }
+                    subdirs.push(d);
+                }
+            }
+            subdirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+            for d in subdirs {
+                let _ = std::fs::remove_dir(&d);
+            }
+        }
+    }
+}
+
+// ---- Helpers for the namespaces, rootfs, devices, process and fds tests ----
+
+impl Bundle {
+    /// A `run [EXTRA...] --bundle DIR ID` command, config written and ID
+    /// remembered for cleanup, for tests that wire stdio or fds themselves.
+    pub fn run_cmd(&self, id: &str, extra: &[&str]) -> Command {
+        self.write_config();
+        self.remember(id);
+        let mut c = self.cmd();
+        c.arg("run").args(extra).arg("--bundle").arg(self.path()).arg(id);
+        c
+    }
+
+    /// `create_ok` then `start` ID (the container's stdio goes to files, see
+    /// `launch`); returns the pid of its process.
+    pub fn start_detached(&self, id: &str) -> i32 {
+        let pid = self.create_ok(id);
+        let out = self.rt(&["start", id]);
+        assert!(out.status.success(), "start {id} failed: {}", String::from_utf8_lossy(&out.stderr));
+        pid
+    }
+}
+
+/// The namespace link (e.g. `net:[4026531840]`) of this test process, which
+/// is the "host" the runtime under test starts from.
+pub fn host_ns(ns: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap().to_string_lossy().into_owned()
+}
+
+/// True when this test process is in a mount namespace of its own (not pid
+/// 1's), so a test may mount things under its temporary directories without
+/// touching the host's mount table. Prints why not otherwise.
+pub fn private_mount_ns() -> bool {
+    let mine = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let init = std::fs::read_link("/proc/1/ns/mnt").ok();
+    if mine.is_none() || mine == init {
+        eprintln!("SKIPPED: this test mounts and needs a private mount namespace (unshare -m --propagation private)");
+        return false;
+    }
+    true
+}
+
+/// Mounts a test makes in its own (private) mount namespace, lazily
+/// unmounted in reverse order on drop. Declare it after the `Bundle` whose
+/// directories it mounts on, so it drops first.
+#[derive(Default)]
+pub struct TestMounts(Vec<PathBuf>);
+
+impl TestMounts {
+    fn mount(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+        let src = src.map(c);
+        let dst_c = c(dst);
+        let fstype = fstype.map(|s| CString::new(s).unwrap());
+        let data = data.map(|s| CString::new(s).unwrap());
+        let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        let rc = unsafe { libc::mount(ptr(&src), dst_c.as_ptr(), ptr(&fstype), flags, ptr(&data) as *const libc::c_void) };
+        assert_eq!(rc, 0, "mount on {}: {}", dst.display(), std::io::Error::last_os_error());
+    }
+
+    /// Bind-mounts SRC on DST (`MS_BIND`).
+    pub fn bind(&mut self, src: &Path, dst: &Path) {
+        Self::mount(Some(src), dst, None, libc::MS_BIND, None);
+        self.0.push(dst.to_path_buf());
+    }
+
+    /// Mounts a fresh tmpfs on DST.
+    pub fn tmpfs(&mut self, dst: &Path) {
+        Self::mount(Some(Path::new("tmpfs")), dst, Some("tmpfs"), 0, Some("size=1m"));
+        self.0.push(dst.to_path_buf());
+    }
+
+    /// Makes the mount at DST shared (`MS_SHARED`, not recursive).
+    pub fn make_shared(&self, dst: &Path) {
+        Self::mount(None, dst, None, libc::MS_SHARED, None);
+    }
+}
+
+impl Drop for TestMounts {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// One line of /proc/<pid>/mountinfo.
+#[derive(Debug, Clone)]
+pub struct MountInfo {
+    pub root: String,
+    pub mount_point: String,
+    /// Per-mount options (`rw`, `nosuid`, ...).
+    pub opts: Vec<String>,
+    /// Optional fields (`shared:N`, `master:N`, `unbindable`, ...).
+    pub optional: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    /// Per-superblock options.
+    pub super_opts: Vec<String>,
+}
+
+impl MountInfo {
+    pub fn has_opt(&self, o: &str) -> bool {
+        self.opts.iter().any(|x| x == o)
+    }
+    pub fn has_super_opt(&self, o: &str) -> bool {
+        self.super_opts.iter().any(|x| x == o)
+    }
+    /// The value of an optional field like `shared` or `master`.
+    pub fn tag(&self, name: &str) -> Option<String> {
+        self.optional.iter().find_map(|f| f.strip_prefix(&format!("{name}:")).map(str::to_string))
+    }
+}
+
+/// Parses mountinfo text (lines that don't look like mountinfo are skipped,
+/// so container output may mix in other lines).
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = f.iter().position(|x| *x == "-") else { continue };
+        if dash < 6 || f.len() < dash + 4 || !f[2].contains(':') {
+            continue;
+        }
+        v.push(MountInfo {
+            root: f[3].to_string(),
+            mount_point: f[4].to_string(),
+            opts: f[5].split(',').map(str::to_string).collect(),
+            optional: f[6..dash].iter().map(|s| s.to_string()).collect(),
+            fstype: f[dash + 1].to_string(),
+            source: f[dash + 2].to_string(),
+            super_opts: f[dash + 3].split(',').map(str::to_string).collect(),
+        });
+    }
+    v
+}
+
+/// The last (topmost) mount at MOUNT_POINT, panicking with the table if none.
+pub fn mount_at(mounts: &[MountInfo], mount_point: &str) -> MountInfo {
+    mounts.iter().rev().find(|m| m.mount_point == mount_point).cloned().unwrap_or_else(|| panic!("no mount at {mount_point} in {mounts:#?}"))
+}
+
+/// Stderr of a finished command, for assertion messages.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A bundle for ARGS with its own `/vessel-test-...` cgroupsPath, the guard
+/// that removes what is left of that cgroup (it drops after the bundle when
+/// bound first: `let (_cg, b, path) = isolated_bundle(..)`), and the path.
+pub fn isolated_bundle(args: &[&str]) -> (CgroupGuard, Bundle, String) {
+    let mut b = Bundle::new(args);
+    let path = b.use_test_cgroup();
+    (CgroupGuard::new(&path), b, path)
+}
+
+/// True when no directory of cgroup PATH exists in any hierarchy.
+pub fn cgroup_gone(path: &str) -> bool {
+    cgroup_dirs(path).iter().all(|d| !d.exists())
 }

@@ -264,7 +264,12 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
         }
         let current = std::fs::read_to_string(&own).unwrap_or_default();
         if current.trim().is_empty() {
-            let value = std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
+            // The parent may be another container's fresh parent, not filled in yet.
+            let mut value = std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
+            if value.trim().is_empty() {
+                inherit_cpuset(parent)?;
+                value = std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
+            }
             std::fs::write(&own, value.trim()).ctx("writing", &own)?;
         }
     }

@@ -149,7 +149,7 @@ impl Runtime {
             spec: cfg.bundle.spec.clone(),
         };
         let hook_state = serde_json::to_vec(&state.oci(Status::Creating)).unwrap_or_default();
-        spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state)?;
+        spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state, &cfg.bundle.dir)?;
         trace("init ready", t0);
         self.root.save(&state)?;
         if let Some(pid_file) = &opts.pid_file {
@@ -192,8 +192,11 @@ impl Runtime {
         let _ = std::fs::remove_file(&fifo);
         if let Some(h) = state.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
             let json = serde_json::to_vec(&state.oci(Status::Running)).unwrap_or_default();
-            if let Err(e) = hooks::run_all(Kind::Poststart, h, &json) {
-                crate::log::warn(&format!("{e}"));
+            // Like runc (not the spec's "warn and go on"): a failed poststart
+            // hook ends the container and fails start.
+            if let Err(e) = hooks::run_all(Kind::Poststart, h, &json, &state.bundle) {
+                kill_and_wait(&state);
+                return Err(e);
             }
         }
         Ok(())
@@ -258,7 +261,7 @@ impl Runtime {
         drop(lock);
         if let Some(h) = state.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
             let json = serde_json::to_vec(&state.oci(Status::Stopped)).unwrap_or_default();
-            if let Err(e) = hooks::run_all(Kind::Poststop, h, &json) {
+            if let Err(e) = hooks::run_all(Kind::Poststop, h, &json, &state.bundle) {
                 crate::log::warn(&format!("{e}"));
             }
         }

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use oci_spec::runtime::Hook;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -34,9 +35,10 @@ impl Kind {
 }
 
 /// Runs every hook of one kind in order; stops at the first failure.
-pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+/// Hooks run with the bundle as working directory, as runc runs them.
+pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8], bundle: &Path) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(hook, state_json).map_err(|why| Error::Hook {
+        run_one(hook, state_json, bundle).map_err(|why| Error::Hook {
             kind: kind.name(),
             index,
             path: hook.path().display().to_string(),
@@ -46,8 +48,11 @@ pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn run_one(hook: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
+fn run_one(hook: &Hook, state_json: &[u8], bundle: &Path) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());
+    if bundle.is_dir() {
+        cmd.current_dir(bundle);
+    }
     let args = hook.args().as_deref().unwrap_or(&[]);
     if let Some(argv0) = args.first() {
         cmd.arg0(argv0);
@@ -133,18 +138,18 @@ mod tests {
             out.display(),
             out.display()
         ));
-        run_all(Kind::Prestart, &[h], br#"{"id":"x"}"#).unwrap();
+        run_all(Kind::Prestart, &[h], br#"{"id":"x"}"#, Path::new("/")).unwrap();
         assert_eq!(std::fs::read_to_string(out).unwrap(), "{\"id\":\"x\"}bar\n");
     }
 
     #[test]
     fn failing_and_slow_hooks_are_errors_naming_the_hook() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo nope >&2; exit 3"]}"#);
-        let e = run_all(Kind::CreateRuntime, &[h], b"{}").unwrap_err().to_string();
+        let e = run_all(Kind::CreateRuntime, &[h], b"{}", Path::new("/")).unwrap_err().to_string();
         assert!(e.contains("createRuntime[0]") && e.contains("nope"), "{e}");
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
         let start = Instant::now();
-        let e = run_all(Kind::Prestart, &[h], b"{}").unwrap_err().to_string();
+        let e = run_all(Kind::Prestart, &[h], b"{}", Path::new("/")).unwrap_err().to_string();
         assert!(e.contains("timed out"), "{e}");
         assert!(start.elapsed() < Duration::from_secs(4));
     }

@@ -16,6 +16,41 @@ pub struct MountOptions {
     pub data: String,
     pub bind: bool,
     pub recursive: bool,
+    /// Recursive attributes (`rro`, `rnosuid`, ...) for mount_setattr(2):
+    /// (set, clear) MOUNT_ATTR_* bits.
+    pub rec_attr: (u64, u64),
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+fn rec_attr_of(opt: &str) -> Option<(u64, u64)> {
+    Some(match opt {
+        "rro" => (MOUNT_ATTR_RDONLY, 0),
+        "rrw" => (0, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (MOUNT_ATTR_NOSUID, 0),
+        "rsuid" => (0, MOUNT_ATTR_NOSUID),
+        "rnodev" => (MOUNT_ATTR_NODEV, 0),
+        "rdev" => (0, MOUNT_ATTR_NODEV),
+        "rnoexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "rexec" => (0, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK),
+        "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME_MASK),
+        "rrelatime" => (0, MOUNT_ATTR_ATIME_MASK),
+        "ratime" => (0, MOUNT_ATTR_ATIME_MASK),
+        "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 impl MountOptions {
@@ -27,6 +62,7 @@ impl MountOptions {
             data: String::new(),
             bind: typ == Some("bind"),
             recursive: false,
+            rec_attr: (0, 0),
         };
         let mut data = Vec::new();
         for opt in options {
@@ -39,6 +75,11 @@ impl MountOptions {
                     o.flags &= !flag;
                     o.cleared |= flag;
                 }
+                continue;
+            }
+            if let Some((set, clr)) = rec_attr_of(opt) {
+                o.rec_attr.0 = (o.rec_attr.0 & !clr) | set;
+                o.rec_attr.1 = (o.rec_attr.1 & !set) | clr;
                 continue;
             }
             if let Some(p) = propagation_of(opt) {
@@ -144,6 +185,13 @@ mod tests {
         assert!(o.bind && !o.recursive);
         assert!(!o.flags.contains(F::MS_RDONLY));
         assert!(o.cleared.contains(F::MS_RDONLY));
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = MountOptions::parse(Some("bind"), &["rbind", "rro", "rnosuid"]);
+        assert_eq!(o.rec_attr, (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0));
+        assert!(o.data.is_empty());
     }
 
     #[test]

@@ -135,15 +135,15 @@ pub fn clone_init(plan: &NamespacePlan, cfg: &InitConfig) -> Result<(i32, Channe
 
 /// Waits for the child to report that its mounts are done, runs the
 /// parent-side hooks, and waits for Ready.
-pub fn drive_child(chan: &Channel, spec: &Spec, state_json: &[u8]) -> Result<()> {
+pub fn drive_child(chan: &Channel, spec: &Spec, state_json: &[u8], bundle: &std::path::Path) -> Result<()> {
     chan.send(&Msg::Go)?;
     chan.expect(&Msg::MountsDone, "container init")?;
     if let Some(hooks) = spec.hooks() {
         if let Some(h) = hooks.prestart() {
-            crate::hooks::run_all(crate::hooks::Kind::Prestart, h, state_json)?;
+            crate::hooks::run_all(crate::hooks::Kind::Prestart, h, state_json, bundle)?;
         }
         if let Some(h) = hooks.create_runtime() {
-            crate::hooks::run_all(crate::hooks::Kind::CreateRuntime, h, state_json)?;
+            crate::hooks::run_all(crate::hooks::Kind::CreateRuntime, h, state_json, bundle)?;
         }
     }
     chan.send(&Msg::HooksDone(state_json.to_vec()))?;

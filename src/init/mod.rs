@@ -61,6 +61,9 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     let process = spec.process().as_ref().ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
     chan.expect(&Msg::Go, "parent")?;
     join_namespaces(spec)?;
+    if new_network_namespace(spec) {
+        loopback_up()?;
+    }
     if cfg.cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).sys(|| "creating the cgroup namespace".into())?;
     }
@@ -80,7 +83,10 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         _ => unreachable!("expect checks the tag"),
     };
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
-        hooks::run_all(Kind::CreateContainer, h, &state_json)?;
+        // Hooks in the container see the pid as the container does (runc).
+        let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
+        state["pid"] = nix::unistd::getpid().as_raw().into();
+        hooks::run_all(Kind::CreateContainer, h, state.to_string().as_bytes(), &cfg.bundle.dir)?;
     }
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
     drop(rootfd);
@@ -110,7 +116,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
         state["status"] = "created".into();
         state["pid"] = nix::unistd::getpid().as_raw().into();
-        hooks::run_all(Kind::StartContainer, h, state.to_string().as_bytes())?;
+        hooks::run_all(Kind::StartContainer, h, state.to_string().as_bytes(), &cfg.bundle.dir)?;
     }
     let e = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
     // The parent of `create` is gone by now: this reaches the container's stderr.
@@ -137,6 +143,36 @@ fn join_namespaces(spec: &Spec) -> Result<()> {
             .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
     }
     Ok(())
+}
+
+fn new_network_namespace(spec: &Spec) -> bool {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    namespaces.is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none()))
+}
+
+/// A new network namespace starts with `lo` down; runc brings it up.
+fn loopback_up() -> Result<()> {
+    // SAFETY: a datagram socket used only for interface ioctls, closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(Error::invalid(format!("bringing up lo: socket: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: ifreq is plain data; the name fits.
+    let rc = unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if rc == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let e = std::io::Error::last_os_error();
+        libc::close(sock);
+        if rc == 0 { Ok(()) } else { Err(e) }
+    };
+    rc.map_err(|e| Error::invalid(format!("bringing up lo: {e}")))
 }
 
 fn set_sysctls(spec: &Spec) -> Result<()> {

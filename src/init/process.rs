@@ -141,7 +141,15 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
 /// The environment for exec: the spec's, plus HOME from /etc/passwd when
 /// the spec sets none (as runc does).
 pub fn exec_env(process: &Process) -> Vec<String> {
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    // A repeated variable keeps its first position and its last value (runc).
+    let mut env: Vec<String> = Vec::new();
+    for kv in process.env().iter().flatten() {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+            Some(slot) => *slot = kv.clone(),
+            None => env.push(kv.clone()),
+        }
+    }
     if !env.iter().any(|kv| kv.starts_with("HOME=")) {
         let uid = process.user().uid();
         let home = std::fs::read_to_string("/etc/passwd")

@@ -25,7 +25,7 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
         Some(p) => propagation_of(p).ok_or_else(|| Error::invalid(format!("linux.rootfsPropagation {p:?}: unknown propagation")))?,
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    mount(NONE, "/", NONE, root_prop | MsFlags::MS_REC, NONE).sys(|| "making / a slave of the host's mounts".into())?;
+    mount(NONE, "/", NONE, root_prop, NONE).sys(|| "setting the propagation of /".into())?;
     make_parent_private(rootfs)?;
     mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
         .sys(|| format!("bind-mounting rootfs {}", rootfs.display()))?;
@@ -128,6 +128,10 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
             }
         }
     }
+    if opts.rec_attr != (0, 0) {
+        let target = reopen(root, dest)?;
+        set_recursive_attrs(&target, opts.rec_attr).map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
+    }
     if !opts.propagation.is_empty() {
         let target = reopen(root, dest)?;
         for p in &opts.propagation {
@@ -135,6 +139,31 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// mount_setattr(2) with AT_RECURSIVE on the mount `fd` names.
+fn set_recursive_attrs(fd: &OwnedFd, (set, clr): (u64, u64)) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let empty = c"";
+    // SAFETY: a valid fd, an empty path with AT_EMPTY_PATH, and an attr struct of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 fn reopen(root: i32, dest: &Path) -> Result<OwnedFd> {
@@ -293,9 +322,6 @@ pub fn finish(cfg: &InitConfig) -> Result<()> {
         }
         for p in linux.masked_paths().iter().flatten() {
             mask(Path::new(p)).map_err(|e| Error::invalid(format!("linux.maskedPaths {p}: {e}")))?;
-        }
-        if let Some(p) = linux.rootfs_propagation().as_deref().and_then(propagation_of) {
-            mount(NONE, "/", NONE, p, NONE).sys(|| "setting rootfs propagation".into())?;
         }
     }
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {

@@ -1,0 +1,61 @@
+# vessel: build, run an example container, test, benchmark, install.
+# Every target that starts containers needs root; the runtime tests run in a
+# private mount namespace so a runtime bug cannot touch the host's mounts.
+
+PREFIX ?= /usr/local
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+BIN := target/release/vessel
+BUNDLE := bundles/busybox
+# What `make run` and the tests need from Debian.
+APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
+PRIVATE := unshare -m --propagation private
+
+.PHONY: all build deps bundle run test test-unit test-runtime test-oracle bench install clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# Installs the Debian packages that are missing (needs root and apt).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs), then re-run make" >&2; exit 1; }
+
+bundle: $(BUNDLE)/rootfs/bin/busybox
+
+$(BUNDLE)/rootfs/bin/busybox:
+	sh $(BUNDLE)/build-rootfs.sh $(BUNDLE)/rootfs
+
+# Sets up everything on a fresh Debian machine and runs one container.
+run: deps build bundle
+	$(PRIVATE) $(BIN) --root /run/vessel run --bundle $(BUNDLE) vessel-demo-$$$$
+
+test: test-unit test-runtime
+
+test-unit:
+	$(CARGO) test --lib --bins
+
+# The integration suite against vessel (RUNTIME= picks another binary).
+test-runtime: bundle
+	$(PRIVATE) $(CARGO) test --test runtime -- --test-threads=2
+
+# The same suite against runc: proves the tests encode OCI/runc behaviour.
+test-oracle:
+	RUNTIME=$${RUNTIME:-/usr/sbin/runc} $(PRIVATE) $(CARGO) test --test runtime -- --test-threads=2
+
+bench: build bundle
+	python3 bench/bench.py --vessel $(BIN)
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vessel
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUNDLE)/rootfs
