@@ -588,7 +588,9 @@ def main():
     ap = argparse.ArgumentParser(description="Benchmark vessel against runc and crun.")
     ap.add_argument("--runs", type=int, default=30, metavar="N",
                     help="measured iterations per runtime and scenario (default 30)")
-    ap.add_argument("--vessel", default=os.path.join(REPO, "target", "release", "vessel"))
+    # `make` builds for the host triple (static); a plain `cargo build --release` does not.
+    built = sorted(glob.glob(os.path.join(REPO, "target", "*", "release", "vessel")))
+    ap.add_argument("--vessel", default=built[0] if built else os.path.join(REPO, "target", "release", "vessel"))
     ap.add_argument("--runc", default="/usr/sbin/runc")
     ap.add_argument("--crun", default="/usr/bin/crun")
     ap.add_argument("--rootfs", metavar="DIR",

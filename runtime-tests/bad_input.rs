@@ -33,19 +33,32 @@ fn create_as_is(b: &Bundle, id: &str, global: &[&str]) -> Output {
         .stderr(std::fs::File::create(&err_path).unwrap())
         .status()
         .unwrap();
-    Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
 }
 
 /// Exit status 1, no state, not listed, and (when given) no cgroup left.
 fn assert_rejected(b: &Bundle, id: &str, out: &Output, cgroup: Option<&str>, what: &str) {
-    assert_eq!(out.status.code(), Some(1), "{what}: exit status {:?}, stderr: {}", out.status, stderr_of(out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: exit status {:?}, stderr: {}",
+        out.status,
+        stderr_of(out)
+    );
     if !id.is_empty() && !id.contains('/') && id != "." && id != ".." {
         assert!(b.state(id).is_none(), "{what}: state of {id} should fail");
     }
     let list = harness::stdout_ok(&b.rt(&["list", "-q"]));
     assert_eq!(list, "", "{what}: something is listed");
     if let Some(cg) = cgroup {
-        assert!(harness::wait_for(5.0, || harness::cgroup_gone(cg)), "{what}: cgroup {cg} left behind");
+        assert!(
+            harness::wait_for(5.0, || harness::cgroup_gone(cg)),
+            "{what}: cgroup {cg} left behind"
+        );
     }
 }
 
@@ -57,9 +70,17 @@ fn assert_one_line_naming(out: &Output, words: &[&str], what: &str) {
     }
     let err = stderr_of(out);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{what}: stderr should be a single line: {err:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: stderr should be a single line: {err:?}"
+    );
     let lower = lines[0].to_lowercase();
-    assert!(words.iter().any(|w| lower.contains(&w.to_lowercase())), "{what}: {:?} should name the problem ({words:?})", lines[0]);
+    assert!(
+        words.iter().any(|w| lower.contains(&w.to_lowercase())),
+        "{what}: {:?} should name the problem ({words:?})",
+        lines[0]
+    );
 }
 
 #[test]
@@ -80,12 +101,25 @@ fn malformed_config_json_fails() {
         return;
     }
     let (_cg, b, _) = bundle(&["true"]);
-    for (i, text) in ["{\"ociVersion\": ", "", "[]", "not json"].iter().enumerate() {
+    for (i, text) in ["{\"ociVersion\": ", "", "[]", "not json"]
+        .iter()
+        .enumerate()
+    {
         std::fs::write(b.path().join("config.json"), text).unwrap();
         let id = harness::unique("bad-malformed");
         let out = create_as_is(&b, &id, &[]);
-        assert_rejected(&b, &id, &out, None, &format!("malformed config #{i} {text:?}"));
-        assert_one_line_naming(&out, &["config", "json", "parse", "eof"], "malformed config");
+        assert_rejected(
+            &b,
+            &id,
+            &out,
+            None,
+            &format!("malformed config #{i} {text:?}"),
+        );
+        assert_one_line_naming(
+            &out,
+            &["config", "json", "parse", "eof"],
+            "malformed config",
+        );
     }
 }
 
@@ -108,12 +142,22 @@ fn relative_mount_destination_rejected() {
         return; // runc 1.1.5 warns and mounts it at /relmnt
     }
     let (_cg, mut b, cg) = bundle(&["true"]);
-    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "relmnt", "type": "tmpfs", "source": "tmpfs"}));
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "relmnt", "type": "tmpfs", "source": "tmpfs"}));
     let id = harness::unique("bad-relmnt");
     let out = b.create_detached(&id);
     assert_rejected(&b, &id, &out, Some(&cg), "relative mount destination");
-    assert_one_line_naming(&out, &["relmnt", "destination", "absolute"], "relative mount destination");
-    assert!(!b.rootfs().join("relmnt").exists(), "the rejected mount point was made");
+    assert_one_line_naming(
+        &out,
+        &["relmnt", "destination", "absolute"],
+        "relative mount destination",
+    );
+    assert!(
+        !b.rootfs().join("relmnt").exists(),
+        "the rejected mount point was made"
+    );
 }
 
 #[test]
@@ -166,7 +210,10 @@ fn unknown_namespace_type_fails() {
         return;
     }
     let (_cg, mut b, cg) = bundle(&["true"]);
-    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"}));
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "bogus"}));
     let id = harness::unique("bad-ns");
     let out = b.create_detached(&id);
     assert_rejected(&b, &id, &out, Some(&cg), "unknown namespace type");
@@ -185,15 +232,29 @@ fn duplicate_id_fails_without_side_effects() {
     let (_cg2, mut b2, cg2) = bundle(&["sh", "-c", "echo second > /ran; sleep 30"]);
     b2.root = b.root.clone();
     let out = b2.create_detached(&id);
-    assert_eq!(out.status.code(), Some(1), "duplicate id: {}", stderr_of(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "duplicate id: {}",
+        stderr_of(&out)
+    );
     assert_one_line_naming(&out, &[&id, "exists"], "duplicate id");
-    assert!(harness::cgroup_gone(&cg2), "the rejected duplicate made its cgroup");
+    assert!(
+        harness::cgroup_gone(&cg2),
+        "the rejected duplicate made its cgroup"
+    );
     let st = b.state(&id).expect("the first container survives");
     assert_eq!(st["status"], "created");
     assert_eq!(st["pid"].as_i64(), Some(pid as i64));
     assert!(harness::pid_alive(pid));
-    assert!(harness::cgroup_dirs(&cg).iter().all(|d| d.is_dir()), "the first container's cgroup went away");
-    assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), format!("{id}\n"));
+    assert!(
+        harness::cgroup_dirs(&cg).iter().all(|d| d.is_dir()),
+        "the first container's cgroup went away"
+    );
+    assert_eq!(
+        harness::stdout_ok(&b.rt(&["list", "-q"])),
+        format!("{id}\n")
+    );
     assert!(!b2.rootfs().join("ran").exists());
 }
 
@@ -208,11 +269,25 @@ fn id_with_slash_or_dots_rejected() {
         let out = create_as_is(&b, bad, &[]);
         assert_rejected(&b, bad, &out, Some(&cg), &format!("id {bad:?}"));
         assert_one_line_naming(&out, &["id"], &format!("id {bad:?}"));
-        assert!(!b.path().join("escape").exists(), "id {bad:?} wrote outside the state root");
-        assert!(!b.root.join("a").exists(), "id {bad:?} made a directory in the state root");
-        let left: Vec<_> = std::fs::read_dir(&b.root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-        assert!(left.is_empty(), "id {bad:?} left {left:?} in the state root");
-        assert!(!b.rootfs().join("ran").exists(), "id {bad:?}: the process ran");
+        assert!(
+            !b.path().join("escape").exists(),
+            "id {bad:?} wrote outside the state root"
+        );
+        assert!(
+            !b.root.join("a").exists(),
+            "id {bad:?} made a directory in the state root"
+        );
+        let left: Vec<_> = std::fs::read_dir(&b.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "id {bad:?} left {left:?} in the state root"
+        );
+        assert!(
+            !b.rootfs().join("ran").exists(),
+            "id {bad:?}: the process ran"
+        );
     }
 }
 
@@ -235,12 +310,33 @@ fn missing_id_argument_fails() {
     }
     let b = Bundle::new(&["true"]);
     b.write_config();
-    for args in [&["state"][..], &["start"][..], &["kill"][..], &["delete"][..]] {
+    for args in [
+        &["state"][..],
+        &["start"][..],
+        &["kill"][..],
+        &["delete"][..],
+    ] {
         let out = b.rt(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} without an id: {}", stderr_of(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} without an id: {}",
+            stderr_of(&out)
+        );
     }
-    let out = b.cmd().args(["create", "--bundle"]).arg(b.path()).stdout(Stdio::null()).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "create without an id: {}", stderr_of(&out));
+    let out = b
+        .cmd()
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "create without an id: {}",
+        stderr_of(&out)
+    );
     assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), "");
 }
 
@@ -251,10 +347,20 @@ fn nonexistent_container_state_start_kill_delete_fail() {
     }
     let b = Bundle::new(&["true"]);
     let id = harness::unique("bad-ghost");
-    for args in [vec!["state", id.as_str()], vec!["start", &id], vec!["kill", &id], vec!["kill", &id, "KILL"], vec!["delete", &id]] {
+    for args in [
+        vec!["state", id.as_str()],
+        vec!["start", &id],
+        vec!["kill", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["delete", &id],
+    ] {
         let out = b.rt(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr_of(&out));
-        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert_one_line_naming(&out, &[&id, "not exist", "no such"], &format!("{args:?}"));
     }
     assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), "");
@@ -284,21 +390,34 @@ fn log_format_json_writes_error_line() {
     b.write_config();
     let log = b.path().join("runtime-log.json");
     let id = harness::unique("bad-jsonlog");
-    let out = create_as_is(&b, &id, &["--log", log.to_str().unwrap(), "--log-format", "json"]);
+    let out = create_as_is(
+        &b,
+        &id,
+        &["--log", log.to_str().unwrap(), "--log-format", "json"],
+    );
     assert_rejected(&b, &id, &out, Some(&cg), "missing rootfs with a JSON log");
     let text = std::fs::read_to_string(&log).expect("the --log file was written");
     let errors: Vec<Value> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l:?}")))
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l:?}"))
+        })
         .filter(|v| v["level"] == "error")
         .collect();
-    assert!(!errors.is_empty(), "no \"level\":\"error\" line in {text:?}");
+    assert!(
+        !errors.is_empty(),
+        "no \"level\":\"error\" line in {text:?}"
+    );
     let msg = errors[0]["msg"].as_str().unwrap_or("");
     assert!(!msg.is_empty(), "error line without msg: {text:?}");
     if harness::is_vessel() {
         let lower = msg.to_lowercase();
-        assert!(lower.contains("rootfs") || lower.contains("no-such-rootfs"), "msg should name the problem: {msg:?}");
+        assert!(
+            lower.contains("rootfs") || lower.contains("no-such-rootfs"),
+            "msg should name the problem: {msg:?}"
+        );
     }
 }
 
@@ -310,12 +429,26 @@ fn log_format_json_for_missing_container() {
     let b = Bundle::new(&["true"]);
     let log = b.path().join("state-log.json");
     let id = harness::unique("bad-jsonghost");
-    let out = b.rt(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", &id]);
+    let out = b.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        &id,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = std::fs::read_to_string(&log).expect("the --log file was written");
-    let line = text.lines().find(|l| !l.trim().is_empty()).expect("a log line");
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .expect("a log line");
+    let v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
     assert_eq!(v["level"], "error", "{line}");
     assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{line}");
-    assert!(v["time"].as_str().is_some_and(|t| !t.is_empty()), "runc's log lines carry a time: {line}");
+    assert!(
+        v["time"].as_str().is_some_and(|t| !t.is_empty()),
+        "runc's log lines carry a time: {line}"
+    );
 }

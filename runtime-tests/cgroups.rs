@@ -40,7 +40,10 @@ fn parse_cgroup(text: &str) -> Vec<(String, String)> {
 }
 
 fn path_for<'a>(lines: &'a [(String, String)], label: &str) -> Option<&'a str> {
-    lines.iter().find(|(l, _)| l == label).map(|(_, p)| p.as_str())
+    lines
+        .iter()
+        .find(|(l, _)| l == label)
+        .map(|(_, p)| p.as_str())
 }
 
 fn read_when_present(path: &Path) -> String {
@@ -53,11 +56,18 @@ fn read_when_present(path: &Path) -> String {
 }
 
 fn procs_of(dir: &Path) -> Vec<i32> {
-    std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 fn devices_dir(cgroup: &str) -> PathBuf {
-    let h = harness::cgroup_hierarchies().into_iter().find(|h| h.label.split(',').any(|c| c == "devices")).expect("devices hierarchy");
+    let h = harness::cgroup_hierarchies()
+        .into_iter()
+        .find(|h| h.label.split(',').any(|c| c == "devices"))
+        .expect("devices hierarchy");
     h.mount.join(cgroup.trim_start_matches('/'))
 }
 
@@ -70,7 +80,11 @@ fn start_and_read_cgroup(b: &Bundle, id: &str) -> (i32, Vec<(String, String)>) {
     (pid, parse_cgroup(&text))
 }
 
-const SAVE_CGROUP: &[&str] = &["sh", "-c", "cat /proc/self/cgroup > /cg.tmp; mv /cg.tmp /cg; exec sleep 30"];
+const SAVE_CGROUP: &[&str] = &[
+    "sh",
+    "-c",
+    "cat /proc/self/cgroup > /cg.tmp; mv /cg.tmp /cg; exec sleep 30",
+];
 
 #[test]
 fn absolute_cgroups_path_used_in_every_hierarchy() {
@@ -81,19 +95,41 @@ fn absolute_cgroups_path_used_in_every_hierarchy() {
     let id = harness::unique("cg-abs");
     let (pid, inside) = start_and_read_cgroup(&b, &id);
     let hierarchies = harness::cgroup_hierarchies();
-    for want in ["memory", "pids", "devices", "cpu", "cpuacct", "cpuset", "freezer", "blkio"] {
+    for want in [
+        "memory", "pids", "devices", "cpu", "cpuacct", "cpuset", "freezer", "blkio",
+    ] {
         if hierarchies.iter().any(|h| h.label == want) {
-            assert_eq!(path_for(&inside, want), Some(cgroup.as_str()), "{want} in the container's /proc/self/cgroup: {inside:?}");
+            assert_eq!(
+                path_for(&inside, want),
+                Some(cgroup.as_str()),
+                "{want} in the container's /proc/self/cgroup: {inside:?}"
+            );
         }
     }
     for h in &hierarchies {
-        assert_eq!(path_for(&inside, &h.label), Some(cgroup.as_str()), "hierarchy {:?}: {inside:?}", h.label);
+        assert_eq!(
+            path_for(&inside, &h.label),
+            Some(cgroup.as_str()),
+            "hierarchy {:?}: {inside:?}",
+            h.label
+        );
         let dir = h.mount.join(cgroup.trim_start_matches('/'));
-        assert!(procs_of(&dir).contains(&pid), "{} lacks the container pid {pid}", dir.display());
+        assert!(
+            procs_of(&dir).contains(&pid),
+            "{} lacks the container pid {pid}",
+            dir.display()
+        );
     }
     let out = b.rt(&["delete", "--force", &id]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(harness::wait_for(5.0, || harness::cgroup_gone(&cgroup)), "cgroup {cgroup} left after delete --force: {:?}", harness::cgroup_dirs(&cgroup).iter().filter(|d| d.exists()).collect::<Vec<_>>());
+    assert!(
+        harness::wait_for(5.0, || harness::cgroup_gone(&cgroup)),
+        "cgroup {cgroup} left after delete --force: {:?}",
+        harness::cgroup_dirs(&cgroup)
+            .iter()
+            .filter(|d| d.exists())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -104,12 +140,21 @@ fn cgroup_kept_while_stopped_and_removed_on_delete() {
     let (_cg, b, cgroup) = harness::isolated_bundle(&["true"]);
     let id = harness::unique("cg-stopped");
     b.create_ok(&id);
-    assert!(harness::cgroup_dirs(&cgroup).iter().all(|d| d.is_dir()), "create makes the cgroup in every hierarchy");
+    assert!(
+        harness::cgroup_dirs(&cgroup).iter().all(|d| d.is_dir()),
+        "create makes the cgroup in every hierarchy"
+    );
     harness::stdout_ok(&b.rt(&["start", &id]));
     assert!(b.wait_status(&id, "stopped", 5));
-    assert!(harness::cgroup_dirs(&cgroup).iter().all(|d| d.is_dir()), "the cgroup stays until delete");
+    assert!(
+        harness::cgroup_dirs(&cgroup).iter().all(|d| d.is_dir()),
+        "the cgroup stays until delete"
+    );
     harness::stdout_ok(&b.rt(&["delete", &id]));
-    assert!(harness::cgroup_gone(&cgroup), "cgroup {cgroup} left after delete");
+    assert!(
+        harness::cgroup_gone(&cgroup),
+        "cgroup {cgroup} left after delete"
+    );
 }
 
 #[test]
@@ -121,7 +166,10 @@ fn cgroup_removed_when_run_returns() {
     let out = b.run_ok(&harness::unique("cg-run"));
     let inside = parse_cgroup(&out);
     assert_eq!(path_for(&inside, "memory"), Some(cgroup.as_str()), "{out}");
-    assert!(harness::cgroup_gone(&cgroup), "cgroup {cgroup} left after run");
+    assert!(
+        harness::cgroup_gone(&cgroup),
+        "cgroup {cgroup} left after run"
+    );
 }
 
 /// Directories `/PARENT` made by a test in every hierarchy, removed on drop.
@@ -145,9 +193,20 @@ impl ParentCgroup {
                     std::fs::write(dir.join(f), v.trim()).unwrap();
                 }
             }
-            procs.push(CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap());
+            procs.push(
+                CString::new(
+                    dir.join("cgroup.procs")
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+                .unwrap(),
+            );
         }
-        ParentCgroup { name, _guard: guard, procs }
+        ParentCgroup {
+            name,
+            _guard: guard,
+            procs,
+        }
     }
 
     /// Makes CMD join this cgroup in every hierarchy before it execs.
@@ -194,18 +253,32 @@ fn relative_cgroups_path_nests_under_runtime_cgroup() {
     let err_path = b.path().join("create.stderr");
     let mut cmd = b.cmd();
     cmd.args(["create", "--bundle"]).arg(b.path()).arg(&id);
-    cmd.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err_path).unwrap());
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap());
     parent.enter(&mut cmd);
     let status = cmd.status().unwrap();
-    assert!(status.success(), "create: {}", std::fs::read_to_string(&err_path).unwrap());
+    assert!(
+        status.success(),
+        "create: {}",
+        std::fs::read_to_string(&err_path).unwrap()
+    );
     let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap() as i32;
     harness::stdout_ok(&b.rt(&["start", &id]));
     let inside = parse_cgroup(&read_when_present(&b.rootfs().join("cg")));
     let want = format!("/{}/{}", parent.name, rel);
     for h in hierarchies.iter().filter(|h| !h.label.is_empty()) {
-        assert_eq!(path_for(&inside, &h.label), Some(want.as_str()), "hierarchy {}: {inside:?}", h.label);
+        assert_eq!(
+            path_for(&inside, &h.label),
+            Some(want.as_str()),
+            "hierarchy {}: {inside:?}",
+            h.label
+        );
         let dir = h.mount.join(&parent.name).join(&rel);
-        assert!(procs_of(&dir).contains(&pid), "{} lacks the container pid", dir.display());
+        assert!(
+            procs_of(&dir).contains(&pid),
+            "{} lacks the container pid",
+            dir.display()
+        );
     }
     harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
     for h in &hierarchies {
@@ -216,7 +289,11 @@ fn relative_cgroups_path_nests_under_runtime_cgroup() {
     // Only the runtime moved: the test process is where it was.
     let now = harness::cgroup_hierarchies();
     for (a, b) in hierarchies.iter().zip(now.iter()) {
-        assert_eq!(a.own, b.own, "the test process changed cgroup in {}", a.label);
+        assert_eq!(
+            a.own, b.own,
+            "the test process changed cgroup in {}",
+            a.label
+        );
     }
 }
 
@@ -232,9 +309,27 @@ fn default_devices_allowed_in_devices_list() {
     b.create_ok(&id);
     let list = std::fs::read_to_string(devices_dir(&cgroup).join("devices.list")).unwrap();
     let rules: Vec<&str> = list.lines().collect();
-    assert!(!rules.contains(&"a *:* rwm"), "the cgroup allows every device: {list}");
-    for want in ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"] {
-        assert!(rules.contains(&want), "devices.list lacks {want:?}:\n{list}");
+    assert!(
+        !rules.contains(&"a *:* rwm"),
+        "the cgroup allows every device: {list}"
+    );
+    for want in [
+        "c *:* m",
+        "b *:* m",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:2 rwm",
+        "c 136:* rwm",
+        "c 10:200 rwm",
+    ] {
+        assert!(
+            rules.contains(&want),
+            "devices.list lacks {want:?}:\n{list}"
+        );
     }
     assert!(!list.contains("42:"), "{list}");
 }
@@ -256,7 +351,10 @@ fn device_rules_reflected_in_devices_list() {
     let list = std::fs::read_to_string(devices_dir(&cgroup).join("devices.list")).unwrap();
     let rules: Vec<&str> = list.lines().collect();
     for want in ["c 42:0 r", "b 42:1 rw", "c 42:* m"] {
-        assert!(rules.contains(&want), "devices.list lacks {want:?}:\n{list}");
+        assert!(
+            rules.contains(&want),
+            "devices.list lacks {want:?}:\n{list}"
+        );
     }
     assert!(!rules.contains(&"a *:* rwm"), "{list}");
 }
@@ -282,9 +380,14 @@ fn device_node_without_allow_rule_cannot_be_opened() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.contains(&"null-ok"), "/dev/null unusable: {out}");
     // c 1:7 is on runc's default allow list, so a second node for it works.
-    assert!(lines.contains(&"\\0 full-read"), "/dev/test-full (c 1:7) unreadable: {out}");
     assert!(
-        lines.iter().any(|l| l.contains("/dev/test-nodrv") && l.ends_with("Operation not permitted")),
+        lines.contains(&"\\0 full-read"),
+        "/dev/test-full (c 1:7) unreadable: {out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/dev/test-nodrv") && l.ends_with("Operation not permitted")),
         "opening a device no rule allows must fail with EPERM: {out}"
     );
     assert!(lines.contains(&"nodrv-exit=1"), "{out}");
@@ -296,7 +399,8 @@ fn device_allowed_by_rule_can_be_opened() {
     if !harness::can_run() || !v1() {
         return;
     }
-    let (_cg, mut b, _) = harness::isolated_bundle(&["sh", "-c", "cat /dev/test-nodrv 2>&1; echo exit=$?"]);
+    let (_cg, mut b, _) =
+        harness::isolated_bundle(&["sh", "-c", "cat /dev/test-nodrv 2>&1; echo exit=$?"]);
     b.config["linux"]["devices"] = json!([
         {"path": "/dev/test-nodrv", "type": "c", "major": 42, "minor": 0, "fileMode": 438, "uid": 0, "gid": 0}
     ]);
@@ -306,7 +410,11 @@ fn device_allowed_by_rule_can_be_opened() {
     ]);
     let out = b.run_ok(&harness::unique("cg-devallow"));
     // Past the cgroup check the open reaches the (absent) driver: ENXIO.
-    assert!(out.lines().any(|l| l.ends_with("No such device or address")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.ends_with("No such device or address")),
+        "{out}"
+    );
     assert!(!out.contains("Operation not permitted"), "{out}");
 }
 
@@ -316,16 +424,29 @@ fn cgroup_namespace_shows_root_paths() {
         return;
     }
     let (_cg, mut b, cgroup) = harness::isolated_bundle(SAVE_CGROUP);
-    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
     let id = harness::unique("cg-ns");
     let (pid, inside) = start_and_read_cgroup(&b, &id);
     assert!(!inside.is_empty());
     for (label, path) in &inside {
-        assert_eq!(path, "/", "hierarchy {label:?} inside a cgroup namespace: {inside:?}");
+        assert_eq!(
+            path, "/",
+            "hierarchy {label:?} inside a cgroup namespace: {inside:?}"
+        );
     }
     let host_view = parse_cgroup(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap());
-    assert_eq!(path_for(&host_view, "memory"), Some(cgroup.as_str()), "seen from the host: {host_view:?}");
-    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap(), std::fs::read_link("/proc/self/ns/cgroup").unwrap());
+    assert_eq!(
+        path_for(&host_view, "memory"),
+        Some(cgroup.as_str()),
+        "seen from the host: {host_view:?}"
+    );
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap(),
+        std::fs::read_link("/proc/self/ns/cgroup").unwrap()
+    );
     harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
     assert!(harness::wait_for(5.0, || harness::cgroup_gone(&cgroup)));
 }
@@ -338,5 +459,8 @@ fn without_cgroup_namespace_container_shares_host_cgroup_ns() {
     let (_cg, b, _) = harness::isolated_bundle(&["sleep", "30"]);
     let id = harness::unique("cg-nons");
     let pid = b.create_ok(&id);
-    assert_eq!(std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap(), std::fs::read_link("/proc/self/ns/cgroup").unwrap());
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap(),
+        std::fs::read_link("/proc/self/ns/cgroup").unwrap()
+    );
 }

@@ -19,12 +19,26 @@ fn default_devices_are_char_devices_with_runc_numbers() {
         return;
     }
     let mut b = Bundle::new(&[]);
-    let out = sh(&mut b, "dev-default", &format!("{STAT} /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty"));
-    let want = [("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"), ("urandom", "1:9"), ("tty", "5:0")];
+    let out = sh(
+        &mut b,
+        "dev-default",
+        &format!("{STAT} /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty"),
+    );
+    let want = [
+        ("null", "1:3"),
+        ("zero", "1:5"),
+        ("full", "1:7"),
+        ("random", "1:8"),
+        ("urandom", "1:9"),
+        ("tty", "5:0"),
+    ];
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), want.len(), "{out}");
     for (line, (name, num)) in lines.iter().zip(want) {
-        assert_eq!(*line, format!("/dev/{name} character special file {num} 666 0:0"));
+        assert_eq!(
+            *line,
+            format!("/dev/{name} character special file {num} 666 0:0")
+        );
     }
 }
 
@@ -52,7 +66,13 @@ fn dev_holds_only_runc_defaults_without_terminal() {
     let out = b.run_ok(&harness::unique("dev-ls"));
     let mut got: Vec<&str> = out.split_whitespace().collect();
     got.sort();
-    assert_eq!(got, ["fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"]);
+    assert_eq!(
+        got,
+        [
+            "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+            "stdout", "tty", "urandom", "zero"
+        ]
+    );
 }
 
 #[test]
@@ -81,7 +101,11 @@ fn linux_devices_creates_nodes_with_type_numbers_mode_and_owner() {
         {"path": "/dev/sub/myblk", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600, "uid": 0, "gid": 0},
         {"path": "/dev/myfifo", "type": "p"}
     ]);
-    let out = sh(&mut b, "dev-linux", &format!("{STAT} /dev/mydev /dev/sub/myblk /dev/myfifo; stat -c '%F %a' /dev/sub"));
+    let out = sh(
+        &mut b,
+        "dev-linux",
+        &format!("{STAT} /dev/mydev /dev/sub/myblk /dev/myfifo; stat -c '%F %a' /dev/sub"),
+    );
     assert_eq!(
         out,
         "/dev/mydev character special file 1:7 660 1000:5\n\
@@ -98,7 +122,10 @@ fn linux_device_with_allow_rule_is_usable() {
     }
     let mut b = Bundle::new(&[]);
     b.config["linux"]["devices"] = json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 7, "fileMode": 438, "uid": 0, "gid": 0}]);
-    b.config["linux"]["resources"]["devices"].as_array_mut().unwrap().push(json!({"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}));
+    b.config["linux"]["resources"]["devices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}));
     // 1:7 is the "full" driver: reads zeros, writes fail with ENOSPC.
     let out = sh(&mut b, "dev-allow", &format!("{STAT} /dev/mydev; head -c 4 /dev/mydev | od -An -tx1; (echo x > /dev/mydev) 2>&1; true"));
     let lines: Vec<&str> = out.lines().collect();
@@ -116,9 +143,16 @@ fn linux_device_without_allow_rule_is_denied() {
     // A block device not in runc's default allow list: the device cgroup
     // refuses the open before any driver is reached.
     b.config["linux"]["devices"] = json!([{"path": "/dev/denied", "type": "b", "major": 7, "minor": 0, "fileMode": 438, "uid": 0, "gid": 0}]);
-    let out = sh(&mut b, "dev-deny", "stat -c %F /dev/denied; (true < /dev/denied) 2>&1 && echo OPENED; true");
+    let out = sh(
+        &mut b,
+        "dev-deny",
+        "stat -c %F /dev/denied; (true < /dev/denied) 2>&1 && echo OPENED; true",
+    );
     assert!(out.starts_with("block special file\n"), "{out}");
-    assert!(out.contains("Operation not permitted") && !out.contains("OPENED"), "{out}");
+    assert!(
+        out.contains("Operation not permitted") && !out.contains("OPENED"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -128,10 +162,15 @@ fn masked_file_reads_empty() {
     }
     let mut b = Bundle::new(&[]);
     std::fs::write(b.rootfs().join("etc/secret"), "top-secret\n").unwrap();
-    b.config["linux"]["maskedPaths"].as_array_mut().unwrap().push(json!("/etc/secret"));
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/etc/secret"));
     let mut script = String::from("echo secret=$(cat /etc/secret | wc -c); ");
     // /proc/timer_list is in the default maskedPaths and non-empty on the host.
-    let timer_list = std::fs::read_to_string("/proc/timer_list").map(|s| !s.is_empty()).unwrap_or(false);
+    let timer_list = std::fs::read_to_string("/proc/timer_list")
+        .map(|s| !s.is_empty())
+        .unwrap_or(false);
     if timer_list {
         script.push_str("echo timer_list=$(cat /proc/timer_list | wc -c); ");
     }
@@ -142,8 +181,14 @@ fn masked_file_reads_empty() {
         assert!(out.contains("timer_list=0\n"), "{out}");
     }
     // Masked with /dev/null bound over it.
-    assert!(out.ends_with("/etc/secret character special file 1:3 666 0:0\n"), "{out}");
-    assert_eq!(std::fs::read_to_string(b.rootfs().join("etc/secret")).unwrap(), "top-secret\n");
+    assert!(
+        out.ends_with("/etc/secret character special file 1:3 666 0:0\n"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("etc/secret")).unwrap(),
+        "top-secret\n"
+    );
 }
 
 #[test]
@@ -154,11 +199,19 @@ fn masked_directory_is_empty_readonly_tmpfs() {
     let mut b = Bundle::new(&[]);
     std::fs::create_dir(b.rootfs().join("secretdir")).unwrap();
     std::fs::write(b.rootfs().join("secretdir/f"), "x").unwrap();
-    b.config["linux"]["maskedPaths"].as_array_mut().unwrap().push(json!("/secretdir"));
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/secretdir"));
     // /sys/firmware is in the default maskedPaths; it has entries on the host.
-    let host_fw = std::fs::read_dir("/sys/firmware").map(|d| d.count()).unwrap_or(0);
+    let host_fw = std::fs::read_dir("/sys/firmware")
+        .map(|d| d.count())
+        .unwrap_or(0);
     let out = sh(&mut b, "dev-maskdir", "echo fw=$(ls -A /sys/firmware | wc -l) sd=$(ls -A /secretdir | wc -l); (touch /secretdir/new) 2>&1; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.starts_with("fw=0 sd=0\n"), "{out} (host /sys/firmware has {host_fw} entries)");
+    assert!(
+        out.starts_with("fw=0 sd=0\n"),
+        "{out} (host /sys/firmware has {host_fw} entries)"
+    );
     assert!(out.contains("Read-only file system"), "{out}");
     let mounts = harness::parse_mountinfo(out.split("==MI").nth(1).unwrap());
     for mp in ["/secretdir", "/sys/firmware"] {
@@ -175,9 +228,13 @@ fn readonly_paths_are_readonly() {
     }
     let mut b = Bundle::new(&[]);
     std::fs::create_dir(b.rootfs().join("rodir")).unwrap();
-    b.config["linux"]["readonlyPaths"].as_array_mut().unwrap().push(json!("/rodir"));
+    b.config["linux"]["readonlyPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/rodir"));
     let sysrq = std::path::Path::new("/proc/sysrq-trigger").exists();
-    let mut script = String::from("(echo x > /proc/sys/kernel/hostname) 2>&1; (touch /rodir/f) 2>&1; ");
+    let mut script =
+        String::from("(echo x > /proc/sys/kernel/hostname) 2>&1; (touch /rodir/f) 2>&1; ");
     if sysrq {
         // An empty write: read-only refuses it before the kernel's handler.
         script.push_str("(printf '' > /proc/sysrq-trigger) 2>&1; ");
@@ -207,7 +264,11 @@ fn sysctl_is_set_in_the_container_only() {
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want});
     let out = b.run_ok(&harness::unique("dev-sysctl"));
     assert_eq!(out.trim(), want);
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host, "host sysctl changed");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host,
+        "host sysctl changed"
+    );
 }
 
 #[test]
@@ -220,7 +281,10 @@ fn sysctl_kernel_domainname_in_uts_namespace() {
     b.config["linux"]["sysctl"] = json!({"kernel.domainname": "sysctl.example"});
     let out = b.run_ok(&harness::unique("dev-sysctl-dom"));
     assert_eq!(out, "sysctl.example\n");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(), host);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        host
+    );
 }
 
 #[test]

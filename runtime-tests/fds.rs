@@ -17,7 +17,11 @@ fn marker(b: &Bundle, name: &str, content: &str) -> (PathBuf, OwnedFd) {
     std::fs::write(&path, content).unwrap();
     let f = std::fs::File::open(&path).unwrap();
     let high = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
-    assert!(high >= 100, "F_DUPFD_CLOEXEC: {}", std::io::Error::last_os_error());
+    assert!(
+        high >= 100,
+        "F_DUPFD_CLOEXEC: {}",
+        std::io::Error::last_os_error()
+    );
     (path, unsafe { std::os::fd::FromRawFd::from_raw_fd(high) })
 }
 
@@ -38,7 +42,13 @@ fn pass_fds(cmd: &mut Command, fds: &[(&OwnedFd, RawFd)]) {
     }
 }
 
-fn run_with_fds(b: &mut Bundle, prefix: &str, extra: &[&str], script: &str, fds: &[(&OwnedFd, RawFd)]) -> String {
+fn run_with_fds(
+    b: &mut Bundle,
+    prefix: &str,
+    extra: &[&str],
+    script: &str,
+    fds: &[(&OwnedFd, RawFd)],
+) -> String {
     b.config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
     let mut cmd = b.run_cmd(&harness::unique(prefix), extra);
     pass_fds(&mut cmd, fds);
@@ -53,10 +63,19 @@ fn inherited_fds_above_2_are_closed() {
     let mut b = Bundle::new(&[]);
     let (path, fd) = marker(&b, "leak", "LEAKED-DATA\n");
     let script = "ls /proc/self/fd | tr '\\n' ' '; echo; for n in 3 4 7 42; do readlink /proc/self/fd/$n; cat /proc/self/fd/$n; done 2>/dev/null; true";
-    let out = run_with_fds(&mut b, "fds-leak", &[], script, &[(&fd, 3), (&fd, 4), (&fd, 7), (&fd, 42)]);
+    let out = run_with_fds(
+        &mut b,
+        "fds-leak",
+        &[],
+        script,
+        &[(&fd, 3), (&fd, 4), (&fd, 7), (&fd, 42)],
+    );
     // `ls` sees 0-2 and its own directory fd 3.
     assert_eq!(out.lines().next().unwrap().trim(), "0 1 2 3", "{out}");
-    assert!(!out.contains("LEAKED-DATA") && !out.contains(path.to_str().unwrap()), "inherited fd visible inside:\n{out}");
+    assert!(
+        !out.contains("LEAKED-DATA") && !out.contains(path.to_str().unwrap()),
+        "inherited fd visible inside:\n{out}"
+    );
 }
 
 #[test]
@@ -68,7 +87,13 @@ fn preserve_fds_1_keeps_fd_3_only() {
     let (path, fd3) = marker(&b, "m3", "MARKER-3\n");
     let (_, fd4) = marker(&b, "m4", "MARKER-4\n");
     let script = "cat <&3; readlink /proc/self/fd/3; cat <&4 2>/dev/null || echo no-fd-4; true";
-    let out = run_with_fds(&mut b, "fds-pres1", &["--preserve-fds", "1"], script, &[(&fd3, 3), (&fd4, 4)]);
+    let out = run_with_fds(
+        &mut b,
+        "fds-pres1",
+        &["--preserve-fds", "1"],
+        script,
+        &[(&fd3, 3), (&fd4, 4)],
+    );
     // The preserved fd is the very file the runtime got (host path).
     assert_eq!(out, format!("MARKER-3\n{}\nno-fd-4\n", path.display()));
 }
@@ -83,7 +108,13 @@ fn preserve_fds_2_keeps_fds_3_and_4() {
     let (_, fd4) = marker(&b, "m4", "MARKER-4\n");
     let (_, fd5) = marker(&b, "m5", "MARKER-5\n");
     let script = "cat <&3; cat <&4; cat <&5 2>/dev/null || echo no-fd-5; true";
-    let out = run_with_fds(&mut b, "fds-pres2", &["--preserve-fds", "2"], script, &[(&fd3, 3), (&fd4, 4), (&fd5, 5)]);
+    let out = run_with_fds(
+        &mut b,
+        "fds-pres2",
+        &["--preserve-fds", "2"],
+        script,
+        &[(&fd3, 3), (&fd4, 4), (&fd5, 5)],
+    );
     assert_eq!(out, "MARKER-3\nMARKER-4\nno-fd-5\n");
 }
 
@@ -97,7 +128,13 @@ fn preserved_fd_keeps_its_offset_and_is_shared() {
     // Move the shared offset before the runtime starts: the container
     // continues from it (same open file description, not a reopen).
     assert_eq!(unsafe { libc::lseek(fd.as_raw_fd(), 4, libc::SEEK_SET) }, 4);
-    let out = run_with_fds(&mut b, "fds-offset", &["--preserve-fds", "1"], "cat <&3", &[(&fd, 3)]);
+    let out = run_with_fds(
+        &mut b,
+        "fds-offset",
+        &["--preserve-fds", "1"],
+        "cat <&3",
+        &[(&fd, 3)],
+    );
     assert_eq!(out, "456789");
 }
 
@@ -107,7 +144,13 @@ fn stdin_pipe_is_the_container_stdin() {
         return;
     }
     let b = Bundle::new(&["cat"]);
-    let mut child = b.run_cmd(&harness::unique("fds-stdin"), &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = b
+        .run_cmd(&harness::unique("fds-stdin"), &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Enough data to need several pipe buffers, written while reading.
     let data: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     let mut stdin = child.stdin.take().unwrap();
@@ -138,7 +181,6 @@ fn stdout_and_stderr_are_separate() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("to-out"));
 }
 
-
 /// runc's foreground `run` (no terminal) does not hand its stdio to the
 /// container: it gives the process fresh pipes and copies between them and
 /// its own stdio. The container's fds 0-2 are pipes, not the test's.
@@ -149,7 +191,11 @@ fn detached_run_passes_stdio_through() {
     if !harness::can_run() {
         return;
     }
-    let b = Bundle::new(&["sh", "-c", "for n in 0 1 2; do readlink /proc/self/fd/$n; done"]);
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for n in 0 1 2; do readlink /proc/self/fd/$n; done",
+    ]);
     let out_path = b.path().join("detached.out");
     let id = harness::unique("fds-detach");
     let status = b
@@ -160,8 +206,15 @@ fn detached_run_passes_stdio_through() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(b.wait_status(&id, "stopped", 10), "container did not finish");
+    assert!(
+        b.wait_status(&id, "stopped", 10),
+        "container did not finish"
+    );
     let out = std::fs::read_to_string(&out_path).unwrap();
     let p = out_path.display().to_string();
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["/dev/null", p.as_str(), p.as_str()], "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["/dev/null", p.as_str(), p.as_str()],
+        "{out}"
+    );
 }

@@ -68,7 +68,11 @@ fn template_rootfs() -> &'static Path {
 /// A unique name for containers, cgroups and files of one test.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// One bundle (config.json + its own copy of the rootfs) and one state root,
@@ -86,13 +90,26 @@ impl Bundle {
     /// (the namespaces pid, mount, ipc, uts, network; proc, /dev tmpfs,
     /// devpts, shm, mqueue, sysfs; masked and read-only paths), terminal off.
     pub fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::Builder::new().prefix("vessel-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("vessel-test-")
+            .tempdir()
+            .unwrap();
         let rootfs = dir.path().join("rootfs");
-        let status = Command::new("cp").arg("-a").arg(template_rootfs()).arg(&rootfs).status().unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(template_rootfs())
+            .arg(&rootfs)
+            .status()
+            .unwrap();
         assert!(status.success());
         let root = dir.path().join("state");
         std::fs::create_dir(&root).unwrap();
-        Bundle { config: default_config(args), root, dir, ids: Default::default() }
+        Bundle {
+            config: default_config(args),
+            root,
+            dir,
+            ids: Default::default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -105,7 +122,11 @@ impl Bundle {
 
     /// Writes config.json (call after editing `self.config`; `run`/`create` call it).
     pub fn write_config(&self) {
-        std::fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
     }
 
     /// A runtime command with `--root` set to this bundle's state root.
@@ -129,7 +150,14 @@ impl Bundle {
     pub fn run(&self, id: &str) -> Output {
         self.write_config();
         self.remember(id);
-        let out = self.cmd().arg("run").arg("--bundle").arg(self.path()).arg(id).output().unwrap();
+        let out = self
+            .cmd()
+            .arg("run")
+            .arg("--bundle")
+            .arg(self.path())
+            .arg(id)
+            .output()
+            .unwrap();
         let _ = self.rt(&["delete", "--force", id]);
         out
     }
@@ -137,7 +165,13 @@ impl Bundle {
     /// `run`, asserting it exited 0; returns stdout as a string.
     pub fn run_ok(&self, id: &str) -> String {
         let out = self.run(id);
-        assert!(out.status.success(), "run {id} failed: {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "run {id} failed: {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -151,7 +185,8 @@ impl Bundle {
     }
 
     pub fn status(&self, id: &str) -> Option<String> {
-        self.state(id).map(|s| s["status"].as_str().unwrap().to_string())
+        self.state(id)
+            .map(|s| s["status"].as_str().unwrap().to_string())
     }
 
     /// Waits up to `secs` for `status` of ID to become `want`.
@@ -217,7 +252,13 @@ pub fn default_config(args: &[&str]) -> Value {
 /// Stdout of a finished command as a string, with stderr in the panic message
 /// when it failed.
 pub fn stdout_ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -248,7 +289,11 @@ impl Bundle {
             .stderr(std::fs::File::create(&err_path).unwrap())
             .status()
             .unwrap();
-        Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap(),
+            stderr: std::fs::read(&err_path).unwrap(),
+        }
     }
 
     /// `create` that returns as soon as the runtime does (see `launch`).
@@ -259,7 +304,12 @@ impl Bundle {
     /// `create_detached`, asserting success; returns the container's pid.
     pub fn create_ok(&self, id: &str) -> i32 {
         let out = self.create_detached(id);
-        assert!(out.status.success(), "create {id} failed: {:?}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "create {id} failed: {:?}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let st = self.state(id).expect("state after create");
         st["pid"].as_i64().expect("pid in state") as i32
     }
@@ -296,7 +346,13 @@ pub fn wait_for(secs: f64, mut f: impl FnMut() -> bool) -> bool {
 /// True while PID exists and is not a zombie.
 pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(s.rsplit(')').next().map(str::trim_start).and_then(|r| r.chars().next()), Some('Z') | Some('X')),
+        Ok(s) => !matches!(
+            s.rsplit(')')
+                .next()
+                .map(str::trim_start)
+                .and_then(|r| r.chars().next()),
+            Some('Z') | Some('X')
+        ),
         Err(_) => false,
     }
 }
@@ -316,18 +372,32 @@ pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut mounts = Vec::new(); // (fstype, superopts, root, mountpoint)
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if pre.len() < 5 || post.len() < 3 || !post[0].starts_with("cgroup") {
             continue;
         }
-        mounts.push((post[0].to_string(), post[2].to_string(), pre[3].to_string(), PathBuf::from(pre[4])));
+        mounts.push((
+            post[0].to_string(),
+            post[2].to_string(),
+            pre[3].to_string(),
+            PathBuf::from(pre[4]),
+        ));
     }
     let mut out = Vec::new();
-    for line in std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default().lines() {
+    for line in std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+    {
         let mut parts = line.splitn(3, ':');
-        let (_, label, own) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (_, label, own) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
         let found = mounts.iter().find(|(fstype, opts, root, _)| {
             root == "/"
                 && if label.is_empty() {
@@ -337,7 +407,11 @@ pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
                 }
         });
         if let Some((_, _, _, mount)) = found {
-            out.push(Hierarchy { label: label.to_string(), mount: mount.clone(), own: own.to_string() });
+            out.push(Hierarchy {
+                label: label.to_string(),
+                mount: mount.clone(),
+                own: own.to_string(),
+            });
         }
     }
     out
@@ -345,13 +419,18 @@ pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
 
 /// True on cgroup v1 (or hybrid) hosts, where the devices controller exists.
 pub fn cgroup_v1() -> bool {
-    cgroup_hierarchies().iter().any(|h| h.label.split(',').any(|c| c == "devices"))
+    cgroup_hierarchies()
+        .iter()
+        .any(|h| h.label.split(',').any(|c| c == "devices"))
 }
 
 /// The directories of cgroup PATH (absolute, from each hierarchy's root) in
 /// every mounted hierarchy.
 pub fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
-    cgroup_hierarchies().iter().map(|h| h.mount.join(path.trim_start_matches('/'))).collect()
+    cgroup_hierarchies()
+        .iter()
+        .map(|h| h.mount.join(path.trim_start_matches('/')))
+        .collect()
 }
 
 /// Removes, on drop, whatever empty directories of cgroup PATH remain in
@@ -368,7 +447,8 @@ impl CgroupGuard {
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
         for dir in &self.0 {
-            if !dir.starts_with("/sys/fs/cgroup") || !dir.to_string_lossy().contains("vessel-test-") {
+            if !dir.starts_with("/sys/fs/cgroup") || !dir.to_string_lossy().contains("vessel-test-")
+            {
                 continue;
             }
             let mut subdirs: Vec<PathBuf> = Vec::new();
@@ -400,7 +480,11 @@ impl Bundle {
         self.write_config();
         self.remember(id);
         let mut c = self.cmd();
-        c.arg("run").args(extra).arg("--bundle").arg(self.path()).arg(id);
+        c.arg("run")
+            .args(extra)
+            .arg("--bundle")
+            .arg(self.path())
+            .arg(id);
         c
     }
 
@@ -409,7 +493,11 @@ impl Bundle {
     pub fn start_detached(&self, id: &str) -> i32 {
         let pid = self.create_ok(id);
         let out = self.rt(&["start", id]);
-        assert!(out.status.success(), "start {id} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "start {id} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         pid
     }
 }
@@ -417,7 +505,10 @@ impl Bundle {
 /// The namespace link (e.g. `net:[4026531840]`) of this test process, which
 /// is the "host" the runtime under test starts from.
 pub fn host_ns(ns: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap().to_string_lossy().into_owned()
+    std::fs::read_link(format!("/proc/self/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// True when this test process is in a mount namespace of its own (not pid
@@ -440,7 +531,13 @@ pub fn private_mount_ns() -> bool {
 pub struct TestMounts(Vec<PathBuf>);
 
 impl TestMounts {
-    fn mount(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) {
+    fn mount(
+        src: Option<&Path>,
+        dst: &Path,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
         let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
@@ -449,8 +546,22 @@ impl TestMounts {
         let fstype = fstype.map(|s| CString::new(s).unwrap());
         let data = data.map(|s| CString::new(s).unwrap());
         let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-        let rc = unsafe { libc::mount(ptr(&src), dst_c.as_ptr(), ptr(&fstype), flags, ptr(&data) as *const libc::c_void) };
-        assert_eq!(rc, 0, "mount on {}: {}", dst.display(), std::io::Error::last_os_error());
+        let rc = unsafe {
+            libc::mount(
+                ptr(&src),
+                dst_c.as_ptr(),
+                ptr(&fstype),
+                flags,
+                ptr(&data) as *const libc::c_void,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "mount on {}: {}",
+            dst.display(),
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Bind-mounts SRC on DST (`MS_BIND`).
@@ -461,7 +572,13 @@ impl TestMounts {
 
     /// Mounts a fresh tmpfs on DST.
     pub fn tmpfs(&mut self, dst: &Path) {
-        Self::mount(Some(Path::new("tmpfs")), dst, Some("tmpfs"), 0, Some("size=1m"));
+        Self::mount(
+            Some(Path::new("tmpfs")),
+            dst,
+            Some("tmpfs"),
+            0,
+            Some("size=1m"),
+        );
         self.0.push(dst.to_path_buf());
     }
 
@@ -505,7 +622,9 @@ impl MountInfo {
     }
     /// The value of an optional field like `shared` or `master`.
     pub fn tag(&self, name: &str) -> Option<String> {
-        self.optional.iter().find_map(|f| f.strip_prefix(&format!("{name}:")).map(str::to_string))
+        self.optional
+            .iter()
+            .find_map(|f| f.strip_prefix(&format!("{name}:")).map(str::to_string))
     }
 }
 
@@ -515,7 +634,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
     let mut v = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = f.iter().position(|x| *x == "-") else { continue };
+        let Some(dash) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
         if dash < 6 || f.len() < dash + 4 || !f[2].contains(':') {
             continue;
         }
@@ -534,7 +655,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
 
 /// The last (topmost) mount at MOUNT_POINT, panicking with the table if none.
 pub fn mount_at(mounts: &[MountInfo], mount_point: &str) -> MountInfo {
-    mounts.iter().rev().find(|m| m.mount_point == mount_point).cloned().unwrap_or_else(|| panic!("no mount at {mount_point} in {mounts:#?}"))
+    mounts
+        .iter()
+        .rev()
+        .find(|m| m.mount_point == mount_point)
+        .cloned()
+        .unwrap_or_else(|| panic!("no mount at {mount_point} in {mounts:#?}"))
 }
 
 /// Stderr of a finished command, for assertion messages.

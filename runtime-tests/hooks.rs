@@ -64,12 +64,26 @@ impl HookBundle {
     /// A hook entry for KIND recording as NAME, with EXTRA args.
     fn rec(&self, kind: &str, name: &str, extra: &[&str]) -> Value {
         let mut args: Vec<String> = if kind == "startContainer" {
-            vec!["rec.sh".into(), "/hookout".into(), name.into(), "/started".into()]
+            vec![
+                "rec.sh".into(),
+                "/hookout".into(),
+                name.into(),
+                "/started".into(),
+            ]
         } else {
-            vec!["rec.sh".into(), self.out().display().to_string(), name.into(), self.marker().display().to_string()]
+            vec![
+                "rec.sh".into(),
+                self.out().display().to_string(),
+                name.into(),
+                self.marker().display().to_string(),
+            ]
         };
         args.extend(extra.iter().map(|s| s.to_string()));
-        let path = if kind == "startContainer" { "/rec.sh".to_string() } else { self.host_rec.display().to_string() };
+        let path = if kind == "startContainer" {
+            "/rec.sh".to_string()
+        } else {
+            self.host_rec.display().to_string()
+        };
         json!({"path": path, "args": args})
     }
 
@@ -103,12 +117,19 @@ impl HookBundle {
     }
 
     fn state_json(&self, name: &str) -> Value {
-        let text = self.got(name, "json").unwrap_or_else(|| panic!("hook {name} did not run"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("hook {name} got no JSON state on stdin ({e}): {text:?}"))
+        let text = self
+            .got(name, "json")
+            .unwrap_or_else(|| panic!("hook {name} did not run"));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("hook {name} got no JSON state on stdin ({e}): {text:?}"))
     }
 
     fn order(&self) -> Vec<String> {
-        std::fs::read_to_string(self.out().join("order")).unwrap_or_default().lines().map(str::to_string).collect()
+        std::fs::read_to_string(self.out().join("order"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -124,15 +145,28 @@ fn hook_bundle(args: &[&str]) -> (CgroupGuard, HookBundle) {
     write_exec(&host_rec, REC_SH);
     write_exec(&b.rootfs().join("rec.sh"), REC_SH);
     std::fs::create_dir(b.rootfs().join("hookout")).unwrap();
-    (cg, HookBundle { b, cgroup, host_rec })
+    (
+        cg,
+        HookBundle {
+            b,
+            cgroup,
+            host_rec,
+        },
+    )
 }
 
 fn own_ns(kind: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().display().to_string()
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 fn ns_of(pid: i32, kind: &str) -> String {
-    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap().display().to_string()
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -141,19 +175,40 @@ fn stderr_of(out: &std::process::Output) -> String {
 
 /// The checks common to every hook's state: ociVersion, id, bundle.
 fn assert_common_state(st: &Value, id: &str, b: &Bundle) {
-    assert!(st["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "ociVersion: {st}");
+    assert!(
+        st["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "ociVersion: {st}"
+    );
     assert_eq!(st["id"], id, "{st}");
-    let bundle = st["bundle"].as_str().unwrap_or_else(|| panic!("no bundle: {st}"));
+    let bundle = st["bundle"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no bundle: {st}"));
     assert!(Path::new(bundle).is_absolute(), "{st}");
-    assert_eq!(Path::new(bundle).canonicalize().unwrap(), b.path().canonicalize().unwrap(), "{st}");
+    assert_eq!(
+        Path::new(bundle).canonicalize().unwrap(),
+        b.path().canonicalize().unwrap(),
+        "{st}"
+    );
 }
 
 /// After a failed create: no container, nothing listed, no cgroup left.
 fn assert_nothing_left(h: &HookBundle, id: &str) {
-    assert!(h.b.state(id).is_none(), "state of {id} should fail after the failed create");
+    assert!(
+        h.b.state(id).is_none(),
+        "state of {id} should fail after the failed create"
+    );
     let list = harness::stdout_ok(&h.b.rt(&["list", "-q"]));
-    assert!(!list.lines().any(|l| l == id), "failed container still listed: {list}");
-    assert!(harness::wait_for(5.0, || harness::cgroup_gone(&h.cgroup)), "cgroup {} left behind", h.cgroup);
+    assert!(
+        !list.lines().any(|l| l == id),
+        "failed container still listed: {list}"
+    );
+    assert!(
+        harness::wait_for(5.0, || harness::cgroup_gone(&h.cgroup)),
+        "cgroup {} left behind",
+        h.cgroup
+    );
 }
 
 #[test]
@@ -168,9 +223,17 @@ fn prestart_hook_gets_creating_state_before_user_process() {
     let st = h.state_json("prestart");
     assert_common_state(&st, &id, &h.b);
     assert_eq!(st["status"], "creating", "{st}");
-    assert_eq!(st["pid"].as_i64(), Some(pid as i64), "prestart gets the container's host pid: {st}");
+    assert_eq!(
+        st["pid"].as_i64(),
+        Some(pid as i64),
+        "prestart gets the container's host pid: {st}"
+    );
     assert_eq!(h.got("prestart", "userstarted").as_deref(), Some("no\n"));
-    assert_eq!(h.got("prestart", "mntns").unwrap().trim(), own_ns("mnt"), "prestart runs in the runtime's mount namespace");
+    assert_eq!(
+        h.got("prestart", "mntns").unwrap().trim(),
+        own_ns("mnt"),
+        "prestart runs in the runtime's mount namespace"
+    );
     assert_eq!(h.got("prestart", "pidns").unwrap().trim(), own_ns("pid"));
 }
 
@@ -187,9 +250,18 @@ fn create_runtime_hook_gets_creating_state_in_runtime_namespace() {
     assert_common_state(&st, &id, &h.b);
     assert_eq!(st["status"], "creating", "{st}");
     assert_eq!(st["pid"].as_i64(), Some(pid as i64), "{st}");
-    assert_eq!(h.got("createRuntime", "userstarted").as_deref(), Some("no\n"));
-    assert_eq!(h.got("createRuntime", "mntns").unwrap().trim(), own_ns("mnt"));
-    assert_eq!(h.got("createRuntime", "pidns").unwrap().trim(), own_ns("pid"));
+    assert_eq!(
+        h.got("createRuntime", "userstarted").as_deref(),
+        Some("no\n")
+    );
+    assert_eq!(
+        h.got("createRuntime", "mntns").unwrap().trim(),
+        own_ns("mnt")
+    );
+    assert_eq!(
+        h.got("createRuntime", "pidns").unwrap().trim(),
+        own_ns("pid")
+    );
 }
 
 #[test]
@@ -206,9 +278,20 @@ fn create_container_hook_runs_in_container_namespaces() {
     assert_eq!(st["status"], "creating", "{st}");
     // runc builds this state inside the container's init: pid 1.
     assert_eq!(st["pid"].as_i64(), Some(1), "{st}");
-    assert_eq!(h.got("createContainer", "userstarted").as_deref(), Some("no\n"));
-    assert_eq!(h.got("createContainer", "mntns").unwrap().trim(), ns_of(pid, "mnt"), "createContainer runs in the container's mount namespace");
-    assert_eq!(h.got("createContainer", "pidns").unwrap().trim(), ns_of(pid, "pid"), "createContainer runs in the container's pid namespace");
+    assert_eq!(
+        h.got("createContainer", "userstarted").as_deref(),
+        Some("no\n")
+    );
+    assert_eq!(
+        h.got("createContainer", "mntns").unwrap().trim(),
+        ns_of(pid, "mnt"),
+        "createContainer runs in the container's mount namespace"
+    );
+    assert_eq!(
+        h.got("createContainer", "pidns").unwrap().trim(),
+        ns_of(pid, "pid"),
+        "createContainer runs in the container's pid namespace"
+    );
     assert_ne!(ns_of(pid, "mnt"), own_ns("mnt"));
 }
 
@@ -224,16 +307,30 @@ fn start_container_hook_runs_inside_container_on_start() {
     let json_path = h.in_out().join("startContainer.json");
     assert!(!json_path.exists(), "startContainer ran at create");
     harness::stdout_ok(&h.b.rt(&["start", &id]));
-    assert!(harness::wait_for(5.0, || std::fs::read_to_string(h.in_out().join("order")).is_ok_and(|s| s.contains("startContainer"))), "startContainer did not run at start");
-    let st: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).expect("state JSON on stdin");
+    assert!(
+        harness::wait_for(5.0, || std::fs::read_to_string(h.in_out().join("order"))
+            .is_ok_and(|s| s.contains("startContainer"))),
+        "startContainer did not run at start"
+    );
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
+        .expect("state JSON on stdin");
     assert_common_state(&st, &id, &h.b);
     assert_eq!(st["status"], "created", "{st}");
     assert_eq!(st["pid"].as_i64(), Some(1), "{st}");
-    let read = |ext: &str| std::fs::read_to_string(h.in_out().join(format!("startContainer.{ext}"))).unwrap();
-    assert_eq!(read("userstarted"), "no\n", "startContainer must run before the user process");
+    let read = |ext: &str| {
+        std::fs::read_to_string(h.in_out().join(format!("startContainer.{ext}"))).unwrap()
+    };
+    assert_eq!(
+        read("userstarted"),
+        "no\n",
+        "startContainer must run before the user process"
+    );
     assert_eq!(read("mntns").trim(), ns_of(pid, "mnt"));
     assert_eq!(read("pidns").trim(), ns_of(pid, "pid"));
-    assert!(harness::wait_for(5.0, || h.marker().exists()), "the user process did not run after startContainer");
+    assert!(
+        harness::wait_for(5.0, || h.marker().exists()),
+        "the user process did not run after startContainer"
+    );
 }
 
 #[test]
@@ -268,12 +365,18 @@ fn poststop_hook_runs_on_delete_with_stopped_state() {
     h.b.create_ok(&id);
     harness::stdout_ok(&h.b.rt(&["start", &id]));
     assert!(h.b.wait_status(&id, "stopped", 5));
-    assert!(h.got("poststop", "json").is_none(), "poststop ran before delete");
+    assert!(
+        h.got("poststop", "json").is_none(),
+        "poststop ran before delete"
+    );
     harness::stdout_ok(&h.b.rt(&["delete", &id]));
     let st = h.state_json("poststop");
     assert_common_state(&st, &id, &h.b);
     assert_eq!(st["status"], "stopped", "{st}");
-    assert!(st.get("pid").is_none() || st["pid"] == 0, "a stopped container has no pid: {st}");
+    assert!(
+        st.get("pid").is_none() || st["pid"] == 0,
+        "a stopped container has no pid: {st}"
+    );
     assert_eq!(h.got("poststop", "mntns").unwrap().trim(), own_ns("mnt"));
     assert!(h.b.state(&id).is_none());
 }
@@ -299,7 +402,13 @@ fn hooks_run_in_lifecycle_order() {
         return;
     }
     let (_cg, mut h) = hook_bundle(USER_ARGS);
-    for kind in ["poststop", "poststart", "createContainer", "createRuntime", "prestart"] {
+    for kind in [
+        "poststop",
+        "poststart",
+        "createContainer",
+        "createRuntime",
+        "prestart",
+    ] {
         h.add_rec(kind);
     }
     // Two hooks of one kind run in array order.
@@ -308,13 +417,36 @@ fn hooks_run_in_lifecycle_order() {
     let id = harness::unique("hk-order");
     h.b.create_ok(&id);
     let after_create = h.order();
-    assert_eq!(&after_create[..4], ["prestart", "prestart-2", "createRuntime", "createContainer"], "{after_create:?}");
+    assert_eq!(
+        &after_create[..4],
+        ["prestart", "prestart-2", "createRuntime", "createContainer"],
+        "{after_create:?}"
+    );
     harness::stdout_ok(&h.b.rt(&["start", &id]));
-    assert_eq!(h.order(), ["prestart", "prestart-2", "createRuntime", "createContainer", "poststart"]);
+    assert_eq!(
+        h.order(),
+        [
+            "prestart",
+            "prestart-2",
+            "createRuntime",
+            "createContainer",
+            "poststart"
+        ]
+    );
     harness::stdout_ok(&h.b.rt(&["kill", &id, "KILL"]));
     assert!(h.b.wait_status(&id, "stopped", 5));
     harness::stdout_ok(&h.b.rt(&["delete", &id]));
-    assert_eq!(h.order(), ["prestart", "prestart-2", "createRuntime", "createContainer", "poststart", "poststop"]);
+    assert_eq!(
+        h.order(),
+        [
+            "prestart",
+            "prestart-2",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
 }
 
 #[test]
@@ -330,24 +462,33 @@ fn hook_gets_its_args_and_exactly_its_env() {
     h.b.write_config();
     h.b.track(&id);
     let err = std::fs::File::create(h.b.path().join("argsenv.stderr")).unwrap();
-    let status = h
-        .b
-        .cmd()
-        .env("VESSEL_TEST_LEAK", "leaked")
-        .args(["create", "--bundle"])
-        .arg(h.b.path())
-        .arg(&id)
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .status()
-        .unwrap();
-    assert!(status.success(), "create: {}", std::fs::read_to_string(h.b.path().join("argsenv.stderr")).unwrap());
-    assert_eq!(h.got("prestart", "args").as_deref(), Some("one\ntwo words\n\n"));
+    let status =
+        h.b.cmd()
+            .env("VESSEL_TEST_LEAK", "leaked")
+            .args(["create", "--bundle"])
+            .arg(h.b.path())
+            .arg(&id)
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .status()
+            .unwrap();
+    assert!(
+        status.success(),
+        "create: {}",
+        std::fs::read_to_string(h.b.path().join("argsenv.stderr")).unwrap()
+    );
+    assert_eq!(
+        h.got("prestart", "args").as_deref(),
+        Some("one\ntwo words\n\n")
+    );
     let env = h.got("prestart", "env").unwrap();
     let vars: Vec<&str> = env.lines().collect();
     assert!(vars.contains(&"HOOK_A=1"), "{env}");
     assert!(vars.contains(&"HOOK_B=two words"), "{env}");
-    assert!(!env.contains("VESSEL_TEST_LEAK"), "the runtime's environment leaked into a hook with its own env: {env}");
+    assert!(
+        !env.contains("VESSEL_TEST_LEAK"),
+        "the runtime's environment leaked into a hook with its own env: {env}"
+    );
 }
 
 #[test]
@@ -361,22 +502,25 @@ fn host_hooks_run_with_bundle_as_cwd() {
     let id = harness::unique("hk-cwd");
     h.b.write_config();
     h.b.track(&id);
-    let status = h
-        .b
-        .cmd()
-        .current_dir("/")
-        .args(["create", "--bundle"])
-        .arg(h.b.path())
-        .arg(&id)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status =
+        h.b.cmd()
+            .current_dir("/")
+            .args(["create", "--bundle"])
+            .arg(h.b.path())
+            .arg(&id)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
     assert!(status.success());
     let bundle = h.b.path().canonicalize().unwrap();
     for name in ["prestart", "createRuntime"] {
         let cwd = h.got(name, "cwd").unwrap();
-        assert_eq!(Path::new(cwd.trim()).canonicalize().unwrap(), bundle, "{name} cwd");
+        assert_eq!(
+            Path::new(cwd.trim()).canonicalize().unwrap(),
+            bundle,
+            "{name} cwd"
+        );
     }
 }
 
@@ -391,7 +535,11 @@ fn hook_state_includes_annotations() {
     let id = harness::unique("hk-annot");
     h.b.create_ok(&id);
     let st = h.state_json("prestart");
-    assert_eq!(st["annotations"], json!({"org.vessel.test": "yes", "org.vessel.other": "two words"}), "{st}");
+    assert_eq!(
+        st["annotations"],
+        json!({"org.vessel.test": "yes", "org.vessel.other": "two words"}),
+        "{st}"
+    );
 }
 
 #[test]
@@ -402,7 +550,10 @@ fn docker_style_sh_c_prestart_hook_with_args() {
     let (_cg, mut h) = hook_bundle(&["sh", "-c", "echo user-ran"]);
     let out = h.out().display().to_string();
     let script = format!("cat > '{out}/docker.json'; echo \"$0|$1|$2\" > '{out}/docker.args'");
-    h.add("prestart", json!({"path": "/bin/sh", "args": ["sh", "-c", script, "zero", "one", "two"]}));
+    h.add(
+        "prestart",
+        json!({"path": "/bin/sh", "args": ["sh", "-c", script, "zero", "one", "two"]}),
+    );
     let id = harness::unique("hk-docker");
     assert_eq!(h.b.run_ok(&id), "user-ran\n");
     assert_eq!(h.got("docker", "args").as_deref(), Some("zero|one|two\n"));
@@ -417,7 +568,10 @@ fn docker_style_sh_c_prestart_hook_with_args() {
 fn failing_create_hook(kind: &str) {
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     let out = h.out().display().to_string();
-    let fail = h.script("fail.sh", &format!("#!/bin/sh\ncat > '{out}/failed.json'\nexit 3\n"));
+    let fail = h.script(
+        "fail.sh",
+        &format!("#!/bin/sh\ncat > '{out}/failed.json'\nexit 3\n"),
+    );
     h.add(kind, json!({"path": fail, "args": ["fail.sh"]}));
     for later in ["createRuntime", "createContainer", "poststart"] {
         if later != kind {
@@ -426,7 +580,12 @@ fn failing_create_hook(kind: &str) {
     }
     let id = harness::unique("hk-fail");
     let res = h.b.create_detached(&id);
-    assert_eq!(res.status.code(), Some(1), "create with a failing {kind} hook: {}", stderr_of(&res));
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "create with a failing {kind} hook: {}",
+        stderr_of(&res)
+    );
     assert_nothing_left(&h, &id);
     let st = h.state_json("failed");
     assert_eq!(st["id"], id.as_str());
@@ -437,10 +596,16 @@ fn failing_create_hook(kind: &str) {
         _ => &["poststart"],
     };
     for l in later {
-        assert!(!order.iter().any(|o| o == l), "{l} ran after a failing {kind}: {order:?}");
+        assert!(
+            !order.iter().any(|o| o == l),
+            "{l} ran after a failing {kind}: {order:?}"
+        );
     }
     if let Some(pid) = st["pid"].as_i64().filter(|p| *p > 1) {
-        assert!(harness::wait_for(5.0, || !harness::pid_alive(pid as i32)), "the container process outlived the failed create");
+        assert!(
+            harness::wait_for(5.0, || !harness::pid_alive(pid as i32)),
+            "the container process outlived the failed create"
+        );
     }
     assert!(!h.marker().exists(), "the user process ran");
 }
@@ -475,7 +640,10 @@ fn missing_hook_binary_fails_create() {
         return;
     }
     let (_cg, mut h) = hook_bundle(USER_ARGS);
-    h.add("prestart", json!({"path": "/nonexistent/vessel-hook", "args": ["x"]}));
+    h.add(
+        "prestart",
+        json!({"path": "/nonexistent/vessel-hook", "args": ["x"]}),
+    );
     let id = harness::unique("hk-missing");
     let res = h.b.create_detached(&id);
     assert_eq!(res.status.code(), Some(1), "{}", stderr_of(&res));
@@ -489,19 +657,28 @@ fn failing_start_container_hook_stops_container_before_user_process() {
     }
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     write_exec(&h.b.rootfs().join("fail.sh"), "#!/bin/sh\nexit 3\n");
-    h.add("startContainer", json!({"path": "/fail.sh", "args": ["fail.sh"]}));
+    h.add(
+        "startContainer",
+        json!({"path": "/fail.sh", "args": ["fail.sh"]}),
+    );
     let id = harness::unique("hk-failstart");
     let pid = h.b.create_ok(&id);
     // runc 1.1.5 exits 0 here: the hook fails in the container's init after
     // start has handed over; the container ends up stopped.
     let _ = h.b.rt(&["start", &id]);
     assert!(
-        harness::wait_for(5.0, || matches!(h.b.status(&id).as_deref(), None | Some("stopped"))),
+        harness::wait_for(5.0, || matches!(
+            h.b.status(&id).as_deref(),
+            None | Some("stopped")
+        )),
         "container still {:?} after its startContainer hook failed",
         h.b.status(&id)
     );
     assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)));
-    assert!(!h.marker().exists(), "the user process ran although startContainer failed");
+    assert!(
+        !h.marker().exists(),
+        "the user process ran although startContainer failed"
+    );
 }
 
 #[test]
@@ -517,8 +694,15 @@ fn failing_poststart_hook_fails_and_container_does_not_keep_running() {
     if created.status.success() {
         // The spec's (and runc >= 1.2's) place for poststart: in start.
         let started = h.b.rt(&["start", &id]);
-        assert_eq!(started.status.code(), Some(1), "start with a failing poststart hook");
-        assert!(harness::wait_for(5.0, || h.b.status(&id).as_deref() != Some("running")), "container kept running");
+        assert_eq!(
+            started.status.code(),
+            Some(1),
+            "start with a failing poststart hook"
+        );
+        assert!(
+            harness::wait_for(5.0, || h.b.status(&id).as_deref() != Some("running")),
+            "container kept running"
+        );
     } else {
         // runc 1.1.5: poststart runs inside create, which fails and cleans up.
         assert_eq!(created.status.code(), Some(1), "{}", stderr_of(&created));
@@ -534,14 +718,21 @@ fn failing_poststop_hook_does_not_fail_delete() {
     }
     let (_cg, mut h) = hook_bundle(&["true"]);
     let out = h.out().display().to_string();
-    let fail = h.script("fail.sh", &format!("#!/bin/sh\ncat > '{out}/failed.json'\nexit 3\n"));
+    let fail = h.script(
+        "fail.sh",
+        &format!("#!/bin/sh\ncat > '{out}/failed.json'\nexit 3\n"),
+    );
     h.add("poststop", json!({"path": fail, "args": ["fail.sh"]}));
     let id = harness::unique("hk-failpoststop");
     h.b.create_ok(&id);
     harness::stdout_ok(&h.b.rt(&["start", &id]));
     assert!(h.b.wait_status(&id, "stopped", 5));
     let res = h.b.rt(&["delete", &id]);
-    assert!(res.status.success(), "delete with a failing poststop hook: {}", stderr_of(&res));
+    assert!(
+        res.status.success(),
+        "delete with a failing poststop hook: {}",
+        stderr_of(&res)
+    );
     assert_eq!(h.state_json("failed")["status"], "stopped");
     assert_nothing_left(&h, &id);
 }
@@ -555,13 +746,24 @@ fn hook_past_its_timeout_fails_create() {
     // exec, so that killing the hook ends the sleep too (runc waits for the
     // hook's stdio to close).
     let slow = h.script("slow.sh", "#!/bin/sh\nexec sleep 5\n");
-    h.add("prestart", json!({"path": slow, "args": ["slow.sh"], "timeout": 1}));
+    h.add(
+        "prestart",
+        json!({"path": slow, "args": ["slow.sh"], "timeout": 1}),
+    );
     let id = harness::unique("hk-timeout");
     let t0 = Instant::now();
     let res = h.b.create_detached(&id);
     let took = t0.elapsed();
-    assert_eq!(res.status.code(), Some(1), "create with a hook past its timeout: {}", stderr_of(&res));
-    assert!(took < Duration::from_millis(4500), "create took {took:?}: the 1 s timeout was not enforced");
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "create with a hook past its timeout: {}",
+        stderr_of(&res)
+    );
+    assert!(
+        took < Duration::from_millis(4500),
+        "create took {took:?}: the 1 s timeout was not enforced"
+    );
     assert_nothing_left(&h, &id);
     assert!(!h.marker().exists());
 }

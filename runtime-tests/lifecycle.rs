@@ -21,7 +21,12 @@ fn stderr_of(out: &std::process::Output) -> String {
 
 fn cmdline(pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| b.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -35,7 +40,10 @@ fn start_trap_container(b: &Bundle, id: &str) {
     b.create_ok(id);
     harness::stdout_ok(&b.rt(&["start", id]));
     let ready = b.rootfs().join("tmp/ready");
-    assert!(harness::wait_for(5.0, || ready.exists()), "the trap script never became ready");
+    assert!(
+        harness::wait_for(5.0, || ready.exists()),
+        "the trap script never became ready"
+    );
 }
 
 fn read_when_present(path: &Path, secs: f64) -> Option<String> {
@@ -55,22 +63,41 @@ fn state_after_create_reports_created_pid_and_bundle() {
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-created");
     let pid_file = b.path().join("container.pid");
-    let out = b.launch(&["create"], &id, &["--pid-file", pid_file.to_str().unwrap()]);
+    let out = b.launch(
+        &["create"],
+        &id,
+        &["--pid-file", pid_file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "create failed: {}", stderr_of(&out));
 
     let st = b.state(&id).expect("state after create");
     assert_eq!(st["status"], "created", "{st}");
     assert_eq!(st["id"], id.as_str(), "{st}");
     let oci = st["ociVersion"].as_str().unwrap_or("");
-    assert!(oci.starts_with("1."), "state ociVersion should be a 1.x spec version: {st}");
+    assert!(
+        oci.starts_with("1."),
+        "state ociVersion should be a 1.x spec version: {st}"
+    );
     let pid = st["pid"].as_i64().expect("pid in state");
     assert!(pid > 0, "{st}");
     let from_file = std::fs::read_to_string(&pid_file).expect("pid file written");
-    assert_eq!(from_file.trim().parse::<i64>().expect("pid file holds a number"), pid);
-    assert!(harness::pid_alive(pid as i32), "the created container's process should exist");
+    assert_eq!(
+        from_file
+            .trim()
+            .parse::<i64>()
+            .expect("pid file holds a number"),
+        pid
+    );
+    assert!(
+        harness::pid_alive(pid as i32),
+        "the created container's process should exist"
+    );
     let bundle_field = st["bundle"].as_str().expect("bundle in state");
     assert!(Path::new(bundle_field).is_absolute(), "{st}");
-    assert_eq!(Path::new(bundle_field).canonicalize().unwrap(), b.path().canonicalize().unwrap());
+    assert_eq!(
+        Path::new(bundle_field).canonicalize().unwrap(),
+        b.path().canonicalize().unwrap()
+    );
 }
 
 #[test]
@@ -84,8 +111,16 @@ fn state_after_start_reports_running() {
     harness::stdout_ok(&b.rt(&["start", &id]));
     let st = b.state(&id).expect("state after start");
     assert_eq!(st["status"], "running", "{st}");
-    assert_eq!(st["pid"].as_i64(), Some(pid as i64), "start keeps the pid: {st}");
-    assert!(harness::wait_for(5.0, || cmdline(pid) == ["sleep", "30"]), "container process runs the user's args: {:?}", cmdline(pid));
+    assert_eq!(
+        st["pid"].as_i64(),
+        Some(pid as i64),
+        "start keeps the pid: {st}"
+    );
+    assert!(
+        harness::wait_for(5.0, || cmdline(pid) == ["sleep", "30"]),
+        "container process runs the user's args: {:?}",
+        cmdline(pid)
+    );
 }
 
 #[test]
@@ -101,13 +136,27 @@ fn created_container_waits_for_start() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!marker.exists(), "the user process ran before start");
     let args = cmdline(pid);
-    assert!(!args.is_empty(), "the created container's process should exist");
-    assert_ne!(args.first().map(String::as_str), Some("sh"), "the user process was exec'd before start: {args:?}");
+    assert!(
+        !args.is_empty(),
+        "the created container's process should exist"
+    );
+    assert_ne!(
+        args.first().map(String::as_str),
+        Some("sh"),
+        "the user process was exec'd before start: {args:?}"
+    );
     assert_eq!(b.status(&id).as_deref(), Some("created"));
 
     harness::stdout_ok(&b.rt(&["start", &id]));
-    assert!(harness::wait_for(5.0, || marker.exists()), "the user process did not run after start");
-    assert!(harness::wait_for(5.0, || cmdline(pid) == ["sleep", "30"]), "{:?}", cmdline(pid));
+    assert!(
+        harness::wait_for(5.0, || marker.exists()),
+        "the user process did not run after start"
+    );
+    assert!(
+        harness::wait_for(5.0, || cmdline(pid) == ["sleep", "30"]),
+        "{:?}",
+        cmdline(pid)
+    );
 }
 
 #[test]
@@ -120,8 +169,15 @@ fn kill_sigkill_stops_container() {
     let pid = b.create_ok(&id);
     harness::stdout_ok(&b.rt(&["start", &id]));
     harness::stdout_ok(&b.rt(&["kill", &id, "KILL"]));
-    assert!(b.wait_status(&id, "stopped", 5), "status after kill KILL: {:?}", b.status(&id));
-    assert!(!harness::pid_alive(pid), "the container process survived SIGKILL");
+    assert!(
+        b.wait_status(&id, "stopped", 5),
+        "status after kill KILL: {:?}",
+        b.status(&id)
+    );
+    assert!(
+        !harness::pid_alive(pid),
+        "the container process survived SIGKILL"
+    );
 }
 
 #[test]
@@ -135,8 +191,16 @@ fn kill_accepts_kill_sigkill_and_9() {
         let pid = b.create_ok(&id);
         harness::stdout_ok(&b.rt(&["start", &id]));
         let out = b.rt(&["kill", &id, sig]);
-        assert!(out.status.success(), "kill {sig} refused: {}", stderr_of(&out));
-        assert!(b.wait_status(&id, "stopped", 5), "kill {sig}: status {:?}", b.status(&id));
+        assert!(
+            out.status.success(),
+            "kill {sig} refused: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            b.wait_status(&id, "stopped", 5),
+            "kill {sig}: status {:?}",
+            b.status(&id)
+        );
         assert!(!harness::pid_alive(pid));
     }
 }
@@ -152,7 +216,11 @@ fn kill_default_signal_is_term() {
     harness::stdout_ok(&b.rt(&["kill", &id]));
     let got = read_when_present(&b.rootfs().join("tmp/sig"), 5.0);
     assert_eq!(got.as_deref().map(str::trim), Some("got-term"));
-    assert!(b.wait_status(&id, "stopped", 5), "the trap exits 0: {:?}", b.status(&id));
+    assert!(
+        b.wait_status(&id, "stopped", 5),
+        "the trap exits 0: {:?}",
+        b.status(&id)
+    );
 }
 
 #[test]
@@ -181,7 +249,11 @@ fn kill_signal_number_and_sig_prefix_accepted() {
         let out = b.rt(&["kill", &id, sig]);
         assert!(out.status.success(), "kill {sig}: {}", stderr_of(&out));
         let got = read_when_present(&b.rootfs().join("tmp/sig"), 5.0);
-        assert_eq!(got.as_deref().map(str::trim), Some("got-usr1"), "kill {sig}");
+        assert_eq!(
+            got.as_deref().map(str::trim),
+            Some("got-usr1"),
+            "kill {sig}"
+        );
     }
 }
 
@@ -196,7 +268,12 @@ fn kill_unknown_signal_fails_and_container_keeps_running() {
     harness::stdout_ok(&b.rt(&["start", &id]));
     for sig in ["BOGUS", "99"] {
         let out = b.rt(&["kill", &id, sig]);
-        assert_eq!(out.status.code(), Some(1), "kill {sig}: {}", stderr_of(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "kill {sig}: {}",
+            stderr_of(&out)
+        );
     }
     assert_eq!(b.status(&id).as_deref(), Some("running"));
     assert!(harness::pid_alive(pid));
@@ -213,8 +290,17 @@ fn kill_of_stopped_container_fails() {
     harness::stdout_ok(&b.rt(&["start", &id]));
     assert!(b.wait_status(&id, "stopped", 5));
     let out = b.rt(&["kill", &id, "KILL"]);
-    assert_eq!(out.status.code(), Some(1), "kill of a stopped container: {}", stderr_of(&out));
-    assert_eq!(b.status(&id).as_deref(), Some("stopped"), "the container's state survives the failed kill");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "kill of a stopped container: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        b.status(&id).as_deref(),
+        Some("stopped"),
+        "the container's state survives the failed kill"
+    );
 }
 
 #[test]
@@ -231,10 +317,16 @@ fn delete_removes_stopped_container() {
     assert_eq!(st["status"], "stopped");
     harness::stdout_ok(&b.rt(&["delete", &id]));
     let out = b.rt(&["state", &id]);
-    assert!(!out.status.success(), "state of a deleted container should fail");
+    assert!(
+        !out.status.success(),
+        "state of a deleted container should fail"
+    );
     assert_eq!(out.status.code(), Some(1));
     let list = harness::stdout_ok(&b.rt(&["list", "-q"]));
-    assert!(!list.lines().any(|l| l == id), "deleted container still listed: {list}");
+    assert!(
+        !list.lines().any(|l| l == id),
+        "deleted container still listed: {list}"
+    );
 }
 
 #[test]
@@ -248,8 +340,14 @@ fn delete_of_created_container_kills_and_removes_it() {
     let pid = b.create_ok(&id);
     harness::stdout_ok(&b.rt(&["delete", &id]));
     assert!(b.state(&id).is_none(), "state should fail after delete");
-    assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)), "the created process survived delete");
-    assert!(!b.rootfs().join("ran").exists(), "the user process ran although never started");
+    assert!(
+        harness::wait_for(5.0, || !harness::pid_alive(pid)),
+        "the created process survived delete"
+    );
+    assert!(
+        !b.rootfs().join("ran").exists(),
+        "the user process ran although never started"
+    );
 }
 
 #[test]
@@ -262,7 +360,12 @@ fn delete_running_without_force_fails_and_leaves_it_running() {
     let pid = b.create_ok(&id);
     harness::stdout_ok(&b.rt(&["start", &id]));
     let out = b.rt(&["delete", &id]);
-    assert_eq!(out.status.code(), Some(1), "delete of a running container: {}", stderr_of(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "delete of a running container: {}",
+        stderr_of(&out)
+    );
     assert_eq!(b.status(&id).as_deref(), Some("running"));
     assert!(harness::pid_alive(pid));
     assert_eq!(cmdline(pid), ["sleep", "30"]);
@@ -279,8 +382,14 @@ fn delete_force_removes_running_container() {
     harness::stdout_ok(&b.rt(&["start", &id]));
     let out = b.rt(&["delete", "--force", &id]);
     assert!(out.status.success(), "delete --force: {}", stderr_of(&out));
-    assert!(b.state(&id).is_none(), "state should fail after delete --force");
-    assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)), "the container process survived delete --force");
+    assert!(
+        b.state(&id).is_none(),
+        "state should fail after delete --force"
+    );
+    assert!(
+        harness::wait_for(5.0, || !harness::pid_alive(pid)),
+        "the container process survived delete --force"
+    );
     let list = harness::stdout_ok(&b.rt(&["list", "-q"]));
     assert!(!list.lines().any(|l| l == id));
 }
@@ -343,7 +452,11 @@ fn run_returns_137_when_container_killed_from_outside() {
     };
     assert!(running, "the container never ran");
     assert!(killed.status.success(), "kill: {}", stderr_of(&killed));
-    assert_eq!(status.and_then(|s| s.code()), Some(137), "run's exit status when its container is SIGKILLed");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(137),
+        "run's exit status when its container is SIGKILLed"
+    );
 }
 
 #[test]
@@ -356,7 +469,10 @@ fn run_detach_returns_while_container_runs() {
     let t0 = Instant::now();
     let out = b.launch(&["run", "--detach"], &id, &[]);
     assert!(out.status.success(), "run --detach: {}", stderr_of(&out));
-    assert!(t0.elapsed() < Duration::from_secs(10), "run --detach waited for the container");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "run --detach waited for the container"
+    );
     let st = b.state(&id).expect("state after run --detach");
     assert_eq!(st["status"], "running", "{st}");
     let pid = st["pid"].as_i64().unwrap() as i32;
@@ -373,7 +489,11 @@ fn run_stdio_inherited_without_terminal() {
     let out = b.run(&harness::unique("lc-stdio"));
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "to-stdout\n");
-    assert!(stderr_of(&out).lines().any(|l| l == "to-stderr"), "stderr: {}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).lines().any(|l| l == "to-stderr"),
+        "stderr: {}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -389,13 +509,22 @@ fn list_shows_container_in_table_json_and_quiet() {
     let mut lines = table.lines();
     let header = lines.next().unwrap_or("");
     for col in ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"] {
-        assert!(header.split_whitespace().any(|w| w == col), "list header lacks {col}: {table}");
+        assert!(
+            header.split_whitespace().any(|w| w == col),
+            "list header lacks {col}: {table}"
+        );
     }
-    let row: Vec<&str> = lines.find(|l| l.split_whitespace().next() == Some(id.as_str())).expect("row for the container").split_whitespace().collect();
+    let row: Vec<&str> = lines
+        .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+        .expect("row for the container")
+        .split_whitespace()
+        .collect();
     assert_eq!(row[1], pid.to_string(), "{table}");
     assert_eq!(row[2], "created", "{table}");
 
-    let json: Value = serde_json::from_str(&harness::stdout_ok(&b.rt(&["list", "--format", "json"]))).expect("list --format json prints JSON");
+    let json: Value =
+        serde_json::from_str(&harness::stdout_ok(&b.rt(&["list", "--format", "json"])))
+            .expect("list --format json prints JSON");
     let arr = json.as_array().expect("a JSON array");
     assert_eq!(arr.len(), 1, "{json}");
     assert_eq!(arr[0]["id"], id.as_str());
@@ -417,7 +546,10 @@ fn list_of_empty_root_prints_header_only() {
     assert!(table.starts_with("ID"), "{table}");
     assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), "");
     // runc 1.1.5 prints `null` (a nil Go slice), not `[]`.
-    assert_eq!(harness::stdout_ok(&b.rt(&["list", "--format", "json"])), "null\n");
+    assert_eq!(
+        harness::stdout_ok(&b.rt(&["list", "--format", "json"])),
+        "null\n"
+    );
 }
 
 #[test]
@@ -429,20 +561,42 @@ fn spec_writes_config_and_refuses_to_overwrite() {
     let dir = b.path().join("spec-out");
     std::fs::create_dir(&dir).unwrap();
     harness::stdout_ok(&b.rt(&["spec", "--bundle", dir.to_str().unwrap()]));
-    let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("spec wrote config.json")).expect("valid JSON");
-    assert!(cfg["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{cfg}");
+    let cfg: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("config.json")).expect("spec wrote config.json"),
+    )
+    .expect("valid JSON");
+    assert!(
+        cfg["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{cfg}"
+    );
     assert_eq!(cfg["root"]["path"], "rootfs");
     assert_eq!(cfg["process"]["args"], serde_json::json!(["sh"]));
     assert_eq!(cfg["process"]["terminal"], true);
-    let ns: Vec<&str> = cfg["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    let ns: Vec<&str> = cfg["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
     for want in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&want), "spec namespaces {ns:?} lack {want}");
     }
 
     std::fs::write(dir.join("config.json"), "{\"marker\": true}").unwrap();
     let out = b.rt(&["spec", "--bundle", dir.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "spec over an existing config.json: {}", stderr_of(&out));
-    assert_eq!(std::fs::read_to_string(dir.join("config.json")).unwrap(), "{\"marker\": true}", "spec overwrote config.json");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "spec over an existing config.json: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        "{\"marker\": true}",
+        "spec overwrote config.json"
+    );
 }
 
 #[test]
@@ -455,7 +609,10 @@ fn spec_without_bundle_writes_into_cwd() {
     std::fs::create_dir(&dir).unwrap();
     let out = b.cmd().arg("spec").current_dir(&dir).output().unwrap();
     harness::stdout_ok(&out);
-    let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config.json in cwd")).unwrap();
+    let cfg: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("config.json")).expect("config.json in cwd"),
+    )
+    .unwrap();
     assert_eq!(cfg["root"]["path"], "rootfs");
 }
 
@@ -465,11 +622,17 @@ fn version_flag_prints_version() {
         return;
     }
     for flag in ["--version", "-v"] {
-        let out = std::process::Command::new(harness::runtime_bin()).arg(flag).output().unwrap();
+        let out = std::process::Command::new(harness::runtime_bin())
+            .arg(flag)
+            .output()
+            .unwrap();
         let text = harness::stdout_ok(&out);
         let first = text.lines().next().unwrap_or("");
         assert!(first.contains(" version "), "{flag}: {text}");
-        assert!(text.lines().any(|l| l.starts_with("spec: 1.")), "{flag} should name the OCI spec version: {text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("spec: 1.")),
+            "{flag} should name the OCI spec version: {text}"
+        );
     }
 }
 
@@ -485,15 +648,28 @@ fn duplicate_id_create_fails_and_first_is_untouched() {
     // Same state root as the first bundle, so the ID collides.
     b2.root = b.root.clone();
     let out = b2.create_detached(&id);
-    assert_eq!(out.status.code(), Some(1), "second create with the same id: {}", stderr_of(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "second create with the same id: {}",
+        stderr_of(&out)
+    );
     let st = b.state(&id).expect("first container still there");
     assert_eq!(st["status"], "created");
     assert_eq!(st["pid"].as_i64(), Some(pid as i64));
-    assert_eq!(Path::new(st["bundle"].as_str().unwrap()).canonicalize().unwrap(), b.path().canonicalize().unwrap());
+    assert_eq!(
+        Path::new(st["bundle"].as_str().unwrap())
+            .canonicalize()
+            .unwrap(),
+        b.path().canonicalize().unwrap()
+    );
     harness::stdout_ok(&b.rt(&["start", &id]));
     let who = read_when_present(&b.rootfs().join("who"), 5.0);
     assert_eq!(who.as_deref(), Some("first\n"));
-    assert!(!b2.rootfs().join("who").exists(), "the second bundle's process ran");
+    assert!(
+        !b2.rootfs().join("who").exists(),
+        "the second bundle's process ran"
+    );
 }
 
 #[test]
@@ -506,7 +682,12 @@ fn start_of_running_container_fails() {
     let pid = b.create_ok(&id);
     harness::stdout_ok(&b.rt(&["start", &id]));
     let out = b.rt(&["start", &id]);
-    assert_eq!(out.status.code(), Some(1), "second start: {}", stderr_of(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "second start: {}",
+        stderr_of(&out)
+    );
     assert_eq!(b.status(&id).as_deref(), Some("running"));
     assert!(harness::pid_alive(pid));
 }
@@ -522,9 +703,18 @@ fn start_of_stopped_container_fails() {
     harness::stdout_ok(&b.rt(&["start", &id]));
     assert!(b.wait_status(&id, "stopped", 5));
     let out = b.rt(&["start", &id]);
-    assert_eq!(out.status.code(), Some(1), "start of a stopped container: {}", stderr_of(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "start of a stopped container: {}",
+        stderr_of(&out)
+    );
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(std::fs::read_to_string(b.rootfs().join("runs")).unwrap(), "x\n", "the process ran twice");
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("runs")).unwrap(),
+        "x\n",
+        "the process ran twice"
+    );
 }
 
 #[test]
@@ -549,11 +739,19 @@ fn pid_file_relative_path_resolves_against_cwd() {
         .stderr(err)
         .status()
         .unwrap();
-    assert!(status.success(), "create: {}", std::fs::read_to_string(b.path().join("pidrel.stderr")).unwrap());
+    assert!(
+        status.success(),
+        "create: {}",
+        std::fs::read_to_string(b.path().join("pidrel.stderr")).unwrap()
+    );
     let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
-    let written = std::fs::read_to_string(cwd.join("rel.pid")).expect("pid file relative to the cwd");
+    let written =
+        std::fs::read_to_string(cwd.join("rel.pid")).expect("pid file relative to the cwd");
     assert_eq!(written.trim().parse::<i64>().unwrap(), pid);
-    assert!(!b.path().join("rel.pid").exists(), "pid file resolved against the bundle");
+    assert!(
+        !b.path().join("rel.pid").exists(),
+        "pid file resolved against the bundle"
+    );
 }
 
 #[test]
@@ -582,5 +780,8 @@ fn create_with_relative_bundle_records_absolute_path() {
     let st = b.state(&id).unwrap();
     let bundle_field = st["bundle"].as_str().unwrap();
     assert!(Path::new(bundle_field).is_absolute(), "{st}");
-    assert_eq!(Path::new(bundle_field).canonicalize().unwrap(), b.path().canonicalize().unwrap());
+    assert_eq!(
+        Path::new(bundle_field).canonicalize().unwrap(),
+        b.path().canonicalize().unwrap()
+    );
 }

@@ -13,7 +13,10 @@ const NS: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "uts"];
 /// of `NS`, then run the shell snippet `extra`; runs it and returns the
 /// links and the rest of stdout.
 fn run_ns(b: &mut Bundle, prefix: &str, extra: &str) -> (HashMap<String, String>, String) {
-    let script = format!("for n in {}; do echo \"ns $n $(readlink /proc/self/ns/$n)\"; done; {extra}", NS.join(" "));
+    let script = format!(
+        "for n in {}; do echo \"ns $n $(readlink /proc/self/ns/$n)\"; done; {extra}",
+        NS.join(" ")
+    );
     b.config["process"]["args"] = json!(["sh", "-c", script]);
     let out = b.run_ok(&harness::unique(prefix));
     let mut links = HashMap::new();
@@ -28,7 +31,12 @@ fn run_ns(b: &mut Bundle, prefix: &str, extra: &str) -> (HashMap<String, String>
         }
     }
     for n in NS {
-        assert!(links.get(*n).is_some_and(|l| l.starts_with(&format!("{n}:["))), "no {n} link in output:\n{out}");
+        assert!(
+            links
+                .get(*n)
+                .is_some_and(|l| l.starts_with(&format!("{n}:["))),
+            "no {n} link in output:\n{out}"
+        );
     }
     (links, rest)
 }
@@ -39,7 +47,10 @@ fn remove_ns(b: &mut Bundle, ty: &str) {
 }
 
 fn add_ns(b: &mut Bundle, ns: Value) {
-    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(ns);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(ns);
 }
 
 /// A SysV shared memory segment created by the test, removed on drop.
@@ -61,7 +72,10 @@ impl Drop for Shm {
 
 /// The shmid column of /proc/sysvipc/shm text.
 fn shm_ids(text: &str) -> Vec<i32> {
-    text.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect()
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
 }
 
 #[test]
@@ -71,8 +85,15 @@ fn pid_namespace_is_new_and_process_is_pid_1() {
     }
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-pid", "echo pid=$$");
-    assert_ne!(links["pid"], harness::host_ns("pid"), "pid namespace shared with the host");
-    assert!(rest.lines().any(|l| l == "pid=1"), "container shell is not pid 1:\n{rest}");
+    assert_ne!(
+        links["pid"],
+        harness::host_ns("pid"),
+        "pid namespace shared with the host"
+    );
+    assert!(
+        rest.lines().any(|l| l == "pid=1"),
+        "container shell is not pid 1:\n{rest}"
+    );
 }
 
 #[test]
@@ -82,8 +103,17 @@ fn network_namespace_is_new_with_only_loopback() {
     }
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-net", "cat /proc/net/dev");
-    assert_ne!(links["net"], harness::host_ns("net"), "network namespace shared with the host");
-    let ifaces: Vec<&str> = rest.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    assert_ne!(
+        links["net"],
+        harness::host_ns("net"),
+        "network namespace shared with the host"
+    );
+    let ifaces: Vec<&str> = rest
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
     assert_eq!(ifaces, ["lo"], "/proc/net/dev inside:\n{rest}");
 }
 
@@ -106,9 +136,20 @@ fn ipc_namespace_is_new_and_hides_host_segments() {
     let shm = Shm::new();
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-ipc", "cat /proc/sysvipc/shm");
-    assert_ne!(links["ipc"], harness::host_ns("ipc"), "ipc namespace shared with the host");
-    assert!(rest.contains("shmid"), "no /proc/sysvipc/shm header:\n{rest}");
-    assert!(!shm_ids(&rest).contains(&shm.0), "host shm segment {} visible inside:\n{rest}", shm.0);
+    assert_ne!(
+        links["ipc"],
+        harness::host_ns("ipc"),
+        "ipc namespace shared with the host"
+    );
+    assert!(
+        rest.contains("shmid"),
+        "no /proc/sysvipc/shm header:\n{rest}"
+    );
+    assert!(
+        !shm_ids(&rest).contains(&shm.0),
+        "host shm segment {} visible inside:\n{rest}",
+        shm.0
+    );
 }
 
 #[test]
@@ -120,9 +161,17 @@ fn uts_namespace_is_new_with_config_hostname() {
     let mut b = Bundle::new(&[]);
     b.config["hostname"] = json!("uts-test-host");
     let (links, rest) = run_ns(&mut b, "ns-uts", "hostname");
-    assert_ne!(links["uts"], harness::host_ns("uts"), "uts namespace shared with the host");
+    assert_ne!(
+        links["uts"],
+        harness::host_ns("uts"),
+        "uts namespace shared with the host"
+    );
     assert_eq!(rest.trim(), "uts-test-host");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_name, "host hostname changed");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name,
+        "host hostname changed"
+    );
 }
 
 #[test]
@@ -132,10 +181,17 @@ fn mount_namespace_is_new() {
     }
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-mnt", "cat /proc/self/mountinfo");
-    assert_ne!(links["mnt"], harness::host_ns("mnt"), "mount namespace shared with the runtime's");
+    assert_ne!(
+        links["mnt"],
+        harness::host_ns("mnt"),
+        "mount namespace shared with the runtime's"
+    );
     let mounts = harness::parse_mountinfo(&rest);
     let root = harness::mount_at(&mounts, "/");
-    assert!(root.root.ends_with("/rootfs"), "container / is not the bundle rootfs: {root:?}");
+    assert!(
+        root.root.ends_with("/rootfs"),
+        "container / is not the bundle rootfs: {root:?}"
+    );
 }
 
 #[test]
@@ -146,11 +202,18 @@ fn cgroup_namespace_is_new_and_roots_cgroup_paths() {
     let mut b = Bundle::new(&[]);
     add_ns(&mut b, json!({"type": "cgroup"}));
     let (links, rest) = run_ns(&mut b, "ns-cg", "cat /proc/self/cgroup");
-    assert_ne!(links["cgroup"], harness::host_ns("cgroup"), "cgroup namespace shared with the host");
+    assert_ne!(
+        links["cgroup"],
+        harness::host_ns("cgroup"),
+        "cgroup namespace shared with the host"
+    );
     let lines: Vec<&str> = rest.lines().filter(|l| !l.is_empty()).collect();
     assert!(!lines.is_empty());
     for l in lines {
-        assert!(l.ends_with(":/"), "cgroup path not the namespace root: {l}\n{rest}");
+        assert!(
+            l.ends_with(":/"),
+            "cgroup path not the namespace root: {l}\n{rest}"
+        );
     }
 }
 
@@ -160,13 +223,22 @@ fn omitted_network_namespace_is_shared_with_host() {
         return;
     }
     let host_dev = std::fs::read_to_string("/proc/net/dev").unwrap();
-    let host_ifaces: Vec<String> = host_dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(|s| s.trim().to_string()).collect();
+    let host_ifaces: Vec<String> = host_dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|s| s.trim().to_string())
+        .collect();
     let mut b = Bundle::new(&[]);
     remove_ns(&mut b, "network");
     let (links, rest) = run_ns(&mut b, "ns-nonet", "cat /proc/net/dev");
     assert_eq!(links["net"], harness::host_ns("net"));
     for i in &host_ifaces {
-        assert!(rest.lines().any(|l| l.split(':').next().map(str::trim) == Some(i)), "host interface {i} not seen inside:\n{rest}");
+        assert!(
+            rest.lines()
+                .any(|l| l.split(':').next().map(str::trim) == Some(i)),
+            "host interface {i} not seen inside:\n{rest}"
+        );
     }
 }
 
@@ -180,7 +252,11 @@ fn omitted_ipc_namespace_is_shared_with_host() {
     remove_ns(&mut b, "ipc");
     let (links, rest) = run_ns(&mut b, "ns-noipc", "cat /proc/sysvipc/shm");
     assert_eq!(links["ipc"], harness::host_ns("ipc"));
-    assert!(shm_ids(&rest).contains(&shm.0), "host shm segment {} not visible inside:\n{rest}", shm.0);
+    assert!(
+        shm_ids(&rest).contains(&shm.0),
+        "host shm segment {} not visible inside:\n{rest}",
+        shm.0
+    );
 }
 
 #[test]
@@ -194,7 +270,12 @@ fn omitted_uts_namespace_is_shared_with_host() {
     b.config.as_object_mut().unwrap().remove("hostname");
     let (links, rest) = run_ns(&mut b, "ns-nouts", "hostname");
     assert_eq!(links["uts"], harness::host_ns("uts"));
-    assert_eq!(rest.trim(), std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim());
+    assert_eq!(
+        rest.trim(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
 }
 
 #[test]
@@ -207,8 +288,15 @@ fn hostname_without_uts_namespace_is_rejected() {
     remove_ns(&mut b, "uts");
     b.config["hostname"] = json!("must-not-be-set");
     let out = b.run(&harness::unique("ns-nouts-host"));
-    assert!(!out.status.success(), "hostname without a uts namespace accepted");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_name, "host hostname changed");
+    assert!(
+        !out.status.success(),
+        "hostname without a uts namespace accepted"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name,
+        "host hostname changed"
+    );
 }
 
 #[test]
@@ -244,7 +332,12 @@ fn namespaces_joined_by_path_are_shared_with_that_container() {
     a.config["hostname"] = json!("ns-join-a");
     let a_id = harness::unique("ns-join-a");
     let pid = a.start_detached(&a_id);
-    let a_link = |n: &str| std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned();
+    let a_link = |n: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
 
     let mut b = Bundle::new(&[]);
     b.config.as_object_mut().unwrap().remove("hostname");
@@ -252,7 +345,10 @@ fn namespaces_joined_by_path_are_shared_with_that_container() {
     remove_ns(&mut b, "uts");
     remove_ns(&mut b, "ipc");
     for (ty, n) in [("network", "net"), ("uts", "uts"), ("ipc", "ipc")] {
-        add_ns(&mut b, json!({"type": ty, "path": format!("/proc/{pid}/ns/{n}")}));
+        add_ns(
+            &mut b,
+            json!({"type": ty, "path": format!("/proc/{pid}/ns/{n}")}),
+        );
     }
     let (links, rest) = run_ns(&mut b, "ns-join-b", "hostname");
     for n in ["net", "uts", "ipc"] {
@@ -261,10 +357,18 @@ fn namespaces_joined_by_path_are_shared_with_that_container() {
     }
     // Not joined: still new, and not A's.
     for n in ["pid", "mnt"] {
-        assert_ne!(links[n], a_link(n), "{n} namespace of A joined although not asked");
+        assert_ne!(
+            links[n],
+            a_link(n),
+            "{n} namespace of A joined although not asked"
+        );
         assert_ne!(links[n], harness::host_ns(n));
     }
-    assert_eq!(rest.trim(), "ns-join-a", "hostname of the joined uts namespace");
+    assert_eq!(
+        rest.trim(),
+        "ns-join-a",
+        "hostname of the joined uts namespace"
+    );
 }
 
 /// runc 1.1.5 does not know the time namespace ("namespace {"time" ""} does
@@ -278,7 +382,11 @@ fn time_namespace_is_new_with_offsets() {
         eprintln!("SKIPPED: kernel without time namespaces");
         return;
     }
-    let mut b = Bundle::new(&["sh", "-c", "readlink /proc/self/ns/time; cat /proc/self/timens_offsets"]);
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
+    ]);
     add_ns(&mut b, json!({"type": "time"}));
     b.config["linux"]["timeOffsets"] = json!({
         "monotonic": {"secs": 86400, "nanosecs": 0},
@@ -288,7 +396,11 @@ fn time_namespace_is_new_with_offsets() {
     let mut lines = out.lines();
     let link = lines.next().unwrap();
     assert!(link.starts_with("time:["), "{out}");
-    assert_ne!(link, harness::host_ns("time"), "time namespace shared with the host");
+    assert_ne!(
+        link,
+        harness::host_ns("time"),
+        "time namespace shared with the host"
+    );
     let offsets: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert!(offsets.contains(&vec!["monotonic", "86400", "0"]), "{out}");
     assert!(offsets.contains(&vec!["boottime", "172800", "0"]), "{out}");

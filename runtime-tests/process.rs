@@ -14,7 +14,10 @@ fn sh(b: &mut Bundle, prefix: &str, script: &str) -> String {
 
 /// `Key:\tvalue` lines of /proc/self/status text.
 fn status_fields(text: &str) -> HashMap<String, String> {
-    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// /proc/self/status of the container's process itself (`cat` is exec'd as
@@ -40,7 +43,16 @@ fn args_are_passed_verbatim() {
     if !harness::can_run() {
         return;
     }
-    let b = Bundle::new(&["sh", "-c", "printf '%s|' \"$0\" \"$@\"", "zero", "a b", "", "c'd", "$HOME"]);
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "printf '%s|' \"$0\" \"$@\"",
+        "zero",
+        "a b",
+        "",
+        "c'd",
+        "$HOME",
+    ]);
     let out = b.run_ok(&harness::unique("proc-args"));
     assert_eq!(out, "zero|a b||c'd|$HOME|");
 }
@@ -53,8 +65,16 @@ fn args_zero_is_resolved_in_path() {
     // A bare name is looked up in the process's PATH (env), as execvp does.
     let mut b = Bundle::new(&["mytool"]);
     std::fs::create_dir_all(b.rootfs().join("opt/tools")).unwrap();
-    std::fs::write(b.rootfs().join("opt/tools/mytool"), "#!/bin/sh\necho tool-ran \"$0\"\n").unwrap();
-    std::fs::set_permissions(b.rootfs().join("opt/tools/mytool"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        b.rootfs().join("opt/tools/mytool"),
+        "#!/bin/sh\necho tool-ran \"$0\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        b.rootfs().join("opt/tools/mytool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     b.config["process"]["env"] = json!(["PATH=/opt/tools:/bin"]);
     let out = b.run_ok(&harness::unique("proc-path"));
     assert_eq!(out, "tool-ran /opt/tools/mytool\n");
@@ -68,9 +88,19 @@ fn env_is_exactly_the_config_env_plus_home() {
     let mut b = Bundle::new(&["env"]);
     // A later duplicate wins (at the first one's position); HOME, when
     // absent, is added from the user's /etc/passwd entry (root: /root).
-    b.config["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=bar baz", "EMPTY=", "DUP=1", "EQ=a=b", "DUP=2"]);
+    b.config["process"]["env"] = json!([
+        "PATH=/bin:/usr/bin",
+        "FOO=bar baz",
+        "EMPTY=",
+        "DUP=1",
+        "EQ=a=b",
+        "DUP=2"
+    ]);
     let out = b.run_ok(&harness::unique("proc-env"));
-    assert_eq!(out, "PATH=/bin:/usr/bin\nFOO=bar baz\nEMPTY=\nDUP=2\nEQ=a=b\nHOME=/root\n");
+    assert_eq!(
+        out,
+        "PATH=/bin:/usr/bin\nFOO=bar baz\nEMPTY=\nDUP=2\nEQ=a=b\nHOME=/root\n"
+    );
 }
 
 #[test]
@@ -131,12 +161,22 @@ fn user_uid_and_gid() {
     }
     let mut b = Bundle::new(&[]);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1001});
-    let out = sh(&mut b, "proc-user", "id -u; id -g; grep -E '^(Uid|Gid):' /proc/self/status");
+    let out = sh(
+        &mut b,
+        "proc-user",
+        "id -u; id -g; grep -E '^(Uid|Gid):' /proc/self/status",
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..2], ["1000", "1001"]);
     let st = status_fields(&out);
-    assert_eq!(st["Uid"].split_whitespace().collect::<Vec<_>>(), ["1000"; 4]);
-    assert_eq!(st["Gid"].split_whitespace().collect::<Vec<_>>(), ["1001"; 4]);
+    assert_eq!(
+        st["Uid"].split_whitespace().collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    assert_eq!(
+        st["Gid"].split_whitespace().collect::<Vec<_>>(),
+        ["1001"; 4]
+    );
 }
 
 #[test]
@@ -180,13 +220,20 @@ fn umask_defaults_to_0022() {
         return;
     }
     let mut b = Bundle::new(&[]);
-    let out = sh(&mut b, "proc-umask-def", "umask; touch /tmp/f; stat -c %a /tmp/f");
+    let out = sh(
+        &mut b,
+        "proc-umask-def",
+        "umask; touch /tmp/f; stat -c %a /tmp/f",
+    );
     assert_eq!(out, "0022\n644\n");
 }
 
 /// /proc/self/limits row for a resource: (soft, hard).
 fn limit(text: &str, name: &str) -> (String, String) {
-    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
     let f: Vec<&str> = line[name.len()..].split_whitespace().collect();
     (f[0].to_string(), f[1].to_string())
 }
@@ -196,7 +243,11 @@ fn rlimits_are_set() {
     if !harness::can_run() {
         return;
     }
-    let mut b = Bundle::new(&["sh", "-c", "cat /proc/self/limits; echo nofile=$(ulimit -n)"]);
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/limits; echo nofile=$(ulimit -n)",
+    ]);
     b.config["process"]["rlimits"] = json!([
         {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 2048},
         {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
@@ -230,7 +281,10 @@ fn capabilities_all_five_sets_for_non_root_user() {
         "ambient": ["CAP_KILL"]
     });
     let st = own_status(&mut b, "proc-caps-user");
-    assert_eq!(st["CapBnd"], caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN]));
+    assert_eq!(
+        st["CapBnd"],
+        caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN])
+    );
     assert_eq!(st["CapInh"], caps_hex(&[CAP_KILL, CAP_SYS_ADMIN]));
     assert_eq!(st["CapAmb"], caps_hex(&[CAP_KILL]));
     // Across execve of a plain file by a non-root user, P' = E' = ambient.
@@ -253,7 +307,10 @@ fn capabilities_for_root_with_no_new_privileges() {
         "ambient": ["CAP_KILL"]
     });
     let st = own_status(&mut b, "proc-caps-root-nnp");
-    assert_eq!(st["CapBnd"], caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN]));
+    assert_eq!(
+        st["CapBnd"],
+        caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN])
+    );
     assert_eq!(st["CapInh"], caps_hex(&[CAP_KILL]));
     assert_eq!(st["CapAmb"], caps_hex(&[CAP_KILL]));
     // Root's execve would grant bounding|inheritable, but no_new_privs caps
@@ -278,12 +335,21 @@ fn capabilities_for_root_without_no_new_privileges() {
         "ambient": ["CAP_KILL"]
     });
     let st = own_status(&mut b, "proc-caps-root");
-    assert_eq!(st["CapBnd"], caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN]));
+    assert_eq!(
+        st["CapBnd"],
+        caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN])
+    );
     assert_eq!(st["CapInh"], caps_hex(&[CAP_KILL]));
     assert_eq!(st["CapAmb"], caps_hex(&[CAP_KILL]));
     // Root's execve: P' = bounding | inheritable, E' = P'.
-    assert_eq!(st["CapPrm"], caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN]));
-    assert_eq!(st["CapEff"], caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN]));
+    assert_eq!(
+        st["CapPrm"],
+        caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN])
+    );
+    assert_eq!(
+        st["CapEff"],
+        caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN])
+    );
     assert_eq!(st["NoNewPrivs"], "0");
 }
 
@@ -311,8 +377,13 @@ fn capability_effect_chown_needs_cap_chown() {
     }
     let run = |caps: &[&str], prefix: &str| {
         let mut b = Bundle::new(&[]);
-        b.config["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
-        sh(&mut b, prefix, "touch /tmp/f; (chown 1234 /tmp/f) 2>&1 && stat -c %u /tmp/f; true")
+        b.config["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+        sh(
+            &mut b,
+            prefix,
+            "touch /tmp/f; (chown 1234 /tmp/f) 2>&1 && stat -c %u /tmp/f; true",
+        )
     };
     assert_eq!(run(&["CAP_CHOWN"], "proc-chown-yes"), "1234\n");
     let out = run(&["CAP_KILL"], "proc-chown-no");

@@ -27,7 +27,10 @@ fn host_dir(b: &Bundle, name: &str) -> PathBuf {
 }
 
 fn mountinfo_after(out: &str, marker: &str) -> Vec<MountInfo> {
-    let text = out.split(marker).nth(1).unwrap_or_else(|| panic!("no {marker} in output:\n{out}"));
+    let text = out
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {marker} in output:\n{out}"));
     harness::parse_mountinfo(text)
 }
 
@@ -38,8 +41,15 @@ fn readonly_root_rejects_writes_and_is_ro_in_mountinfo() {
     }
     let mut b = Bundle::new(&[]);
     b.config["root"]["readonly"] = json!(true);
-    let out = sh(&mut b, "rootfs-ro", "touch /x 2>&1 && echo WROTE; echo ==MI; cat /proc/self/mountinfo");
-    assert!(!out.contains("WROTE"), "write to a read-only root succeeded:\n{out}");
+    let out = sh(
+        &mut b,
+        "rootfs-ro",
+        "touch /x 2>&1 && echo WROTE; echo ==MI; cat /proc/self/mountinfo",
+    );
+    assert!(
+        !out.contains("WROTE"),
+        "write to a read-only root succeeded:\n{out}"
+    );
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(!b.rootfs().join("x").exists());
     let mounts = mountinfo_after(&out, "==MI");
@@ -55,9 +65,16 @@ fn writable_root_accepts_writes() {
         return;
     }
     let mut b = Bundle::new(&[]);
-    let out = sh(&mut b, "rootfs-rw", "echo inside > /x && cat /x; echo ==MI; cat /proc/self/mountinfo");
+    let out = sh(
+        &mut b,
+        "rootfs-rw",
+        "echo inside > /x && cat /x; echo ==MI; cat /proc/self/mountinfo",
+    );
     assert!(out.starts_with("inside\n"), "{out}");
-    assert_eq!(std::fs::read_to_string(b.rootfs().join("x")).unwrap(), "inside\n");
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("x")).unwrap(),
+        "inside\n"
+    );
     assert!(harness::mount_at(&mountinfo_after(&out, "==MI"), "/").has_opt("rw"));
 }
 
@@ -96,25 +113,33 @@ fn root_propagation(prop: Option<&str>) -> Option<(Vec<String>, String)> {
 #[test]
 fn rootfs_propagation_default_is_slave_of_host() {
     // runc's default (no rootfsPropagation) is rslave.
-    let Some((opt, peer)) = root_propagation(None) else { return };
+    let Some((opt, peer)) = root_propagation(None) else {
+        return;
+    };
     assert_eq!(opt, [format!("master:{peer}")]);
 }
 
 #[test]
 fn rootfs_propagation_rslave_is_slave_of_host() {
-    let Some((opt, peer)) = root_propagation(Some("rslave")) else { return };
+    let Some((opt, peer)) = root_propagation(Some("rslave")) else {
+        return;
+    };
     assert_eq!(opt, [format!("master:{peer}")]);
 }
 
 #[test]
 fn rootfs_propagation_rprivate_is_private() {
-    let Some((opt, _)) = root_propagation(Some("rprivate")) else { return };
+    let Some((opt, _)) = root_propagation(Some("rprivate")) else {
+        return;
+    };
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
 }
 
 #[test]
 fn rootfs_propagation_private_is_private() {
-    let Some((opt, _)) = root_propagation(Some("private")) else { return };
+    let Some((opt, _)) = root_propagation(Some("private")) else {
+        return;
+    };
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
 }
 
@@ -123,7 +148,9 @@ fn rootfs_propagation_private_is_private() {
 /// private.
 #[test]
 fn rootfs_propagation_slave_leaves_root_private_like_runc() {
-    let Some((opt, _)) = root_propagation(Some("slave")) else { return };
+    let Some((opt, _)) = root_propagation(Some("slave")) else {
+        return;
+    };
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
 }
 
@@ -132,7 +159,9 @@ fn rootfs_propagation_slave_leaves_root_private_like_runc() {
 /// (and "rshared") the container's "/" is private.
 #[test]
 fn rootfs_propagation_shared_leaves_root_private_like_runc() {
-    let Some((opt, _)) = root_propagation(Some("shared")) else { return };
+    let Some((opt, _)) = root_propagation(Some("shared")) else {
+        return;
+    };
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
 }
 
@@ -143,14 +172,24 @@ fn host_mount_seen_inside(prop: Option<&str>) -> Option<bool> {
     if !harness::can_run() || !harness::private_mount_ns() {
         return None;
     }
-    let mut b = Bundle::new(&["sh", "-c", "echo ready; read x; grep -c ' /mnt/late ' /proc/self/mountinfo; true"]);
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo ready; read x; grep -c ' /mnt/late ' /proc/self/mountinfo; true",
+    ]);
     let mut m = TestMounts::default();
     shared_rootfs(&b, &mut m);
     std::fs::create_dir_all(b.rootfs().join("mnt/late")).unwrap();
     if let Some(p) = prop {
         b.config["linux"]["rootfsPropagation"] = json!(p);
     }
-    let mut child = b.run_cmd(&harness::unique("rootfs-late"), &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = b
+        .run_cmd(&harness::unique("rootfs-late"), &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -166,14 +205,24 @@ fn host_mount_seen_inside(prop: Option<&str>) -> Option<bool> {
 
 #[test]
 fn rootfs_propagation_default_receives_host_mounts() {
-    let Some(seen) = host_mount_seen_inside(None) else { return };
-    assert!(seen, "host mount under the rootfs did not propagate into the container");
+    let Some(seen) = host_mount_seen_inside(None) else {
+        return;
+    };
+    assert!(
+        seen,
+        "host mount under the rootfs did not propagate into the container"
+    );
 }
 
 #[test]
 fn rootfs_propagation_rprivate_isolates_from_host_mounts() {
-    let Some(seen) = host_mount_seen_inside(Some("rprivate")) else { return };
-    assert!(!seen, "host mount under the rootfs propagated into a private container");
+    let Some(seen) = host_mount_seen_inside(Some("rprivate")) else {
+        return;
+    };
+    assert!(
+        !seen,
+        "host mount under the rootfs propagated into a private container"
+    );
 }
 
 /// Mount points of the container, which must all be the container's own:
@@ -183,12 +232,22 @@ fn assert_only_container_mounts(out: &str) {
     assert!(!mounts.is_empty(), "{out}");
     for m in &mounts {
         let mp = m.mount_point.as_str();
-        let ok = mp == "/" || ["/proc", "/dev", "/sys"].iter().any(|p| mp == *p || mp.starts_with(&format!("{p}/")));
+        let ok = mp == "/"
+            || ["/proc", "/dev", "/sys"]
+                .iter()
+                .any(|p| mp == *p || mp.starts_with(&format!("{p}/")));
         assert!(ok, "foreign mount {mp} visible inside:\n{out}");
     }
     let root = harness::mount_at(&mounts, "/");
-    assert!(root.root.ends_with("/rootfs"), "/ is not the rootfs: {root:?}");
-    assert_eq!(mounts.iter().filter(|m| m.mount_point == "/").count(), 1, "several mounts on /:\n{out}");
+    assert!(
+        root.root.ends_with("/rootfs"),
+        "/ is not the rootfs: {root:?}"
+    );
+    assert_eq!(
+        mounts.iter().filter(|m| m.mount_point == "/").count(),
+        1,
+        "several mounts on /:\n{out}"
+    );
 }
 
 #[test]
@@ -199,7 +258,11 @@ fn pivot_root_leaves_no_host_mounts_visible() {
     let mut b = Bundle::new(&[]);
     // The bundle's own host path must not be reachable from inside.
     let host_path = b.path().display().to_string();
-    let out = sh(&mut b, "rootfs-pivot", &format!("cat /proc/self/mountinfo; ls -d {host_path} 2>/dev/null || echo NOHOST"));
+    let out = sh(
+        &mut b,
+        "rootfs-pivot",
+        &format!("cat /proc/self/mountinfo; ls -d {host_path} 2>/dev/null || echo NOHOST"),
+    );
     assert_only_container_mounts(&out);
     assert!(out.ends_with("NOHOST\n"), "{out}");
 }
@@ -212,7 +275,10 @@ fn no_pivot_run_works_and_isolates() {
     let mut b = Bundle::new(&[]);
     let host_path = b.path().display().to_string();
     b.config["process"]["args"] = json!(["sh", "-c", format!("echo pid=$$; hostname; cat /proc/self/mountinfo; ls -d {host_path} 2>/dev/null || echo NOHOST")]);
-    let out = b.run_cmd(&harness::unique("rootfs-nopivot"), &["--no-pivot"]).output().unwrap();
+    let out = b
+        .run_cmd(&harness::unique("rootfs-nopivot"), &["--no-pivot"])
+        .output()
+        .unwrap();
     let out = harness::stdout_ok(&out);
     assert!(out.starts_with("pid=1\nvessel-test\n"), "{out}");
     assert_only_container_mounts(&out);
@@ -227,10 +293,20 @@ fn bind_mount_shares_files_with_host() {
     let mut b = Bundle::new(&[]);
     let src = host_dir(&b, "hostsrc");
     std::fs::write(src.join("from-host"), "host-data\n").unwrap();
-    add_mount(&mut b, json!({"destination": "/data", "type": "bind", "source": src, "options": ["bind"]}));
-    let out = sh(&mut b, "rootfs-bind", "cat /data/from-host; echo ctr-data > /data/from-ctr; echo ==MI; cat /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/data", "type": "bind", "source": src, "options": ["bind"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-bind",
+        "cat /data/from-host; echo ctr-data > /data/from-ctr; echo ==MI; cat /proc/self/mountinfo",
+    );
     assert!(out.starts_with("host-data\n"), "{out}");
-    assert_eq!(std::fs::read_to_string(src.join("from-ctr")).unwrap(), "ctr-data\n");
+    assert_eq!(
+        std::fs::read_to_string(src.join("from-ctr")).unwrap(),
+        "ctr-data\n"
+    );
     let m = harness::mount_at(&mountinfo_after(&out, "==MI"), "/data");
     assert!(m.root.ends_with("/hostsrc") && m.has_opt("rw"), "{m:?}");
 }
@@ -253,10 +329,20 @@ fn rbind_mount_includes_submounts() {
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
-    add_mount(&mut b, json!({"destination": "/r", "type": "bind", "source": src, "options": ["rbind"]}));
-    let out = sh(&mut b, "rootfs-rbind", "cat /r/top /r/sub/f; echo ==MI; cat /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/r", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-rbind",
+        "cat /r/top /r/sub/f; echo ==MI; cat /proc/self/mountinfo",
+    );
     assert!(out.starts_with("top\nsub\n"), "{out}");
-    assert_eq!(harness::mount_at(&mountinfo_after(&out, "==MI"), "/r/sub").fstype, "tmpfs");
+    assert_eq!(
+        harness::mount_at(&mountinfo_after(&out, "==MI"), "/r/sub").fstype,
+        "tmpfs"
+    );
 }
 
 #[test]
@@ -267,10 +353,25 @@ fn bind_mount_excludes_submounts() {
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
-    add_mount(&mut b, json!({"destination": "/nb", "type": "bind", "source": src, "options": ["bind"]}));
-    let out = sh(&mut b, "rootfs-nbind", "cat /nb/top; ls -A /nb/sub; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.starts_with("top\n==MI"), "submount content visible through a plain bind:\n{out}");
-    assert!(!mountinfo_after(&out, "==MI").iter().any(|m| m.mount_point == "/nb/sub"), "{out}");
+    add_mount(
+        &mut b,
+        json!({"destination": "/nb", "type": "bind", "source": src, "options": ["bind"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-nbind",
+        "cat /nb/top; ls -A /nb/sub; echo ==MI; cat /proc/self/mountinfo",
+    );
+    assert!(
+        out.starts_with("top\n==MI"),
+        "submount content visible through a plain bind:\n{out}"
+    );
+    assert!(
+        !mountinfo_after(&out, "==MI")
+            .iter()
+            .any(|m| m.mount_point == "/nb/sub"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -281,9 +382,19 @@ fn ro_bind_mount_rejects_writes() {
     let mut b = Bundle::new(&[]);
     let src = host_dir(&b, "rosrc");
     std::fs::write(src.join("f"), "ro-data\n").unwrap();
-    add_mount(&mut b, json!({"destination": "/ro", "type": "bind", "source": src, "options": ["bind", "ro"]}));
-    let out = sh(&mut b, "rootfs-robind", "cat /ro/f; touch /ro/new 2>&1; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.starts_with("ro-data\n") && out.contains("Read-only file system"), "{out}");
+    add_mount(
+        &mut b,
+        json!({"destination": "/ro", "type": "bind", "source": src, "options": ["bind", "ro"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-robind",
+        "cat /ro/f; touch /ro/new 2>&1; echo ==MI; cat /proc/self/mountinfo",
+    );
+    assert!(
+        out.starts_with("ro-data\n") && out.contains("Read-only file system"),
+        "{out}"
+    );
     assert!(!src.join("new").exists());
     let m = harness::mount_at(&mountinfo_after(&out, "==MI"), "/ro");
     assert!(m.has_opt("ro"), "{m:?}");
@@ -299,9 +410,19 @@ fn rbind_ro_makes_only_the_top_mount_readonly() {
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
-    add_mount(&mut b, json!({"destination": "/rro", "type": "bind", "source": src, "options": ["rbind", "ro"]}));
-    let out = sh(&mut b, "rootfs-rbindro", "touch /rro/x 2>&1; touch /rro/sub/y && echo SUBRW; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.contains("Read-only file system") && out.contains("SUBRW"), "{out}");
+    add_mount(
+        &mut b,
+        json!({"destination": "/rro", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-rbindro",
+        "touch /rro/x 2>&1; touch /rro/sub/y && echo SUBRW; echo ==MI; cat /proc/self/mountinfo",
+    );
+    assert!(
+        out.contains("Read-only file system") && out.contains("SUBRW"),
+        "{out}"
+    );
     let mounts = mountinfo_after(&out, "==MI");
     assert!(harness::mount_at(&mounts, "/rro").has_opt("ro"));
     assert!(harness::mount_at(&mounts, "/rro/sub").has_opt("rw"));
@@ -315,8 +436,15 @@ fn rro_makes_submounts_readonly() {
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
-    add_mount(&mut b, json!({"destination": "/rro", "type": "bind", "source": src, "options": ["rbind", "rro"]}));
-    let out = sh(&mut b, "rootfs-rro", "touch /rro/sub/y 2>&1; echo ==MI; cat /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/rro", "type": "bind", "source": src, "options": ["rbind", "rro"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-rro",
+        "touch /rro/sub/y 2>&1; echo ==MI; cat /proc/self/mountinfo",
+    );
     assert!(out.contains("Read-only file system"), "{out}");
     let mounts = mountinfo_after(&out, "==MI");
     assert!(harness::mount_at(&mounts, "/rro").has_opt("ro"));
@@ -330,9 +458,19 @@ fn bind_mount_flags_nosuid_nodev_noexec() {
     }
     let mut b = Bundle::new(&[]);
     let bin = b.rootfs().join("bin");
-    add_mount(&mut b, json!({"destination": "/nx", "type": "bind", "source": bin, "options": ["bind", "nosuid", "nodev", "noexec"]}));
-    let out = sh(&mut b, "rootfs-flags", "/nx/busybox true 2>&1; echo rc=$?; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.contains("Permission denied") && out.contains("rc=126"), "exec on a noexec mount:\n{out}");
+    add_mount(
+        &mut b,
+        json!({"destination": "/nx", "type": "bind", "source": bin, "options": ["bind", "nosuid", "nodev", "noexec"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-flags",
+        "/nx/busybox true 2>&1; echo rc=$?; echo ==MI; cat /proc/self/mountinfo",
+    );
+    assert!(
+        out.contains("Permission denied") && out.contains("rc=126"),
+        "exec on a noexec mount:\n{out}"
+    );
     let m = harness::mount_at(&mountinfo_after(&out, "==MI"), "/nx");
     for o in ["rw", "nosuid", "nodev", "noexec"] {
         assert!(m.has_opt(o), "{o} missing: {m:?}");
@@ -345,15 +483,25 @@ fn tmpfs_mount_size_and_mode() {
         return;
     }
     let mut b = Bundle::new(&[]);
-    add_mount(&mut b, json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=710", "nosuid"]}));
-    let out = sh(&mut b, "rootfs-tmpfs", "stat -c %a /t; df -k /t | tail -1; echo ==MI; cat /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=710", "nosuid"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-tmpfs",
+        "stat -c %a /t; df -k /t | tail -1; echo ==MI; cat /proc/self/mountinfo",
+    );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("710"), "{out}");
     let df: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(df[1], "1024", "tmpfs size in KiB: {out}");
     let m = harness::mount_at(&mountinfo_after(&out, "==MI"), "/t");
     assert_eq!(m.fstype, "tmpfs");
-    assert!(m.has_super_opt("size=1024k") && m.has_super_opt("mode=710") && m.has_opt("nosuid"), "{m:?}");
+    assert!(
+        m.has_super_opt("size=1024k") && m.has_super_opt("mode=710") && m.has_opt("nosuid"),
+        "{m:?}"
+    );
 }
 
 /// proc, the /dev tmpfs, devpts, shm, mqueue and sysfs of the default
@@ -380,11 +528,36 @@ fn default_mounts_have_types_and_options() {
     };
     check("/proc", "proc", &["rw", "relatime"], &[]);
     // strictatime: no relatime; no noexec/nodev since the config has none.
-    check("/dev", "tmpfs", &["rw", "nosuid"], &["size=65536k", "mode=755"]);
-    check("/dev/pts", "devpts", &["rw", "nosuid", "noexec", "relatime"], &["gid=5", "mode=620", "ptmxmode=666"]);
-    check("/dev/shm", "tmpfs", &["rw", "nosuid", "nodev", "noexec", "relatime"], &["size=65536k"]);
-    check("/dev/mqueue", "mqueue", &["rw", "nosuid", "nodev", "noexec", "relatime"], &[]);
-    check("/sys", "sysfs", &["ro", "nosuid", "nodev", "noexec", "relatime"], &[]);
+    check(
+        "/dev",
+        "tmpfs",
+        &["rw", "nosuid"],
+        &["size=65536k", "mode=755"],
+    );
+    check(
+        "/dev/pts",
+        "devpts",
+        &["rw", "nosuid", "noexec", "relatime"],
+        &["gid=5", "mode=620", "ptmxmode=666"],
+    );
+    check(
+        "/dev/shm",
+        "tmpfs",
+        &["rw", "nosuid", "nodev", "noexec", "relatime"],
+        &["size=65536k"],
+    );
+    check(
+        "/dev/mqueue",
+        "mqueue",
+        &["rw", "nosuid", "nodev", "noexec", "relatime"],
+        &[],
+    );
+    check(
+        "/sys",
+        "sysfs",
+        &["ro", "nosuid", "nodev", "noexec", "relatime"],
+        &[],
+    );
     assert_eq!(harness::mount_at(&mounts, "/dev/shm").source, "shm");
 }
 
@@ -394,14 +567,30 @@ fn extra_proc_and_mqueue_mounts() {
         return;
     }
     let mut b = Bundle::new(&[]);
-    add_mount(&mut b, json!({"destination": "/proc2", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}));
-    add_mount(&mut b, json!({"destination": "/mq2", "type": "mqueue", "source": "mqueue"}));
-    let out = sh(&mut b, "rootfs-proc2", "cat /proc2/1/comm; cat /proc/self/mountinfo");
-    assert!(out.starts_with("sh\n"), "pid 1 of the second proc is not the container's sh:\n{out}");
+    add_mount(
+        &mut b,
+        json!({"destination": "/proc2", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/mq2", "type": "mqueue", "source": "mqueue"}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-proc2",
+        "cat /proc2/1/comm; cat /proc/self/mountinfo",
+    );
+    assert!(
+        out.starts_with("sh\n"),
+        "pid 1 of the second proc is not the container's sh:\n{out}"
+    );
     let mounts = harness::parse_mountinfo(&out);
     let p = harness::mount_at(&mounts, "/proc2");
     assert_eq!(p.fstype, "proc");
-    assert!(p.has_opt("nosuid") && p.has_opt("noexec") && p.has_opt("nodev"), "{p:?}");
+    assert!(
+        p.has_opt("nosuid") && p.has_opt("noexec") && p.has_opt("nodev"),
+        "{p:?}"
+    );
     assert_eq!(harness::mount_at(&mounts, "/mq2").fstype, "mqueue");
 }
 
@@ -409,10 +598,21 @@ fn extra_proc_and_mqueue_mounts() {
 /// "memory", "systemd"), or None on a cgroup2-only host.
 fn host_v1_controllers() -> Option<Vec<String>> {
     let mi = harness::parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
-    if mi.iter().any(|m| m.mount_point == "/sys/fs/cgroup" && m.fstype == "cgroup2") {
+    if mi
+        .iter()
+        .any(|m| m.mount_point == "/sys/fs/cgroup" && m.fstype == "cgroup2")
+    {
         return None;
     }
-    let mut v: Vec<String> = mi.iter().filter(|m| m.fstype == "cgroup").filter_map(|m| m.mount_point.strip_prefix("/sys/fs/cgroup/").map(str::to_string)).collect();
+    let mut v: Vec<String> = mi
+        .iter()
+        .filter(|m| m.fstype == "cgroup")
+        .filter_map(|m| {
+            m.mount_point
+                .strip_prefix("/sys/fs/cgroup/")
+                .map(str::to_string)
+        })
+        .collect();
     v.sort();
     v.dedup();
     Some(v)
@@ -424,7 +624,10 @@ fn cgroup_mount_shows_the_container_cgroups() {
         return;
     }
     let mut b = Bundle::new(&["cat", "/proc/self/mountinfo"]);
-    add_mount(&mut b, json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+    add_mount(
+        &mut b,
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    );
     let id = harness::unique("rootfs-cg");
     let out = b.run_ok(&id);
     let mounts = harness::parse_mountinfo(&out);
@@ -439,12 +642,28 @@ fn cgroup_mount_shows_the_container_cgroups() {
             // hierarchy, each rooted at the container's own cgroup.
             assert_eq!(harness::mount_at(&mounts, "/sys/fs/cgroup").fstype, "tmpfs");
             let cg: Vec<&MountInfo> = mounts.iter().filter(|m| m.fstype == "cgroup").collect();
-            let mut got: Vec<String> = cg.iter().filter_map(|m| m.mount_point.strip_prefix("/sys/fs/cgroup/").map(str::to_string)).collect();
+            let mut got: Vec<String> = cg
+                .iter()
+                .filter_map(|m| {
+                    m.mount_point
+                        .strip_prefix("/sys/fs/cgroup/")
+                        .map(str::to_string)
+                })
+                .collect();
             got.sort();
             assert_eq!(got, want, "cgroup mounts inside:\n{out}");
             for m in cg {
-                assert!(m.has_opt("ro") && m.has_opt("nosuid") && m.has_opt("nodev") && m.has_opt("noexec"), "{m:?}");
-                assert!(m.root.ends_with(&format!("/{id}")), "cgroup mount not rooted at the container cgroup: {m:?}");
+                assert!(
+                    m.has_opt("ro")
+                        && m.has_opt("nosuid")
+                        && m.has_opt("nodev")
+                        && m.has_opt("noexec"),
+                    "{m:?}"
+                );
+                assert!(
+                    m.root.ends_with(&format!("/{id}")),
+                    "cgroup mount not rooted at the container cgroup: {m:?}"
+                );
             }
         }
     }
@@ -459,14 +678,25 @@ fn bind_mount_of_a_single_file() {
     let src = b.path().join("hostfile");
     std::fs::write(&src, "single-file\n").unwrap();
     // Over an existing file of the image, and onto a path that doesn't exist.
-    add_mount(&mut b, json!({"destination": "/etc/hostname", "type": "bind", "source": src, "options": ["bind", "ro"]}));
-    add_mount(&mut b, json!({"destination": "/etc/newfile", "type": "bind", "source": src, "options": ["bind"]}));
+    add_mount(
+        &mut b,
+        json!({"destination": "/etc/hostname", "type": "bind", "source": src, "options": ["bind", "ro"]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/etc/newfile", "type": "bind", "source": src, "options": ["bind"]}),
+    );
     let out = sh(&mut b, "rootfs-file", "cat /etc/hostname /etc/newfile; stat -c %F /etc/newfile; (echo x >> /etc/hostname) 2>&1; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.starts_with("single-file\nsingle-file\nregular file\n"), "{out}");
+    assert!(
+        out.starts_with("single-file\nsingle-file\nregular file\n"),
+        "{out}"
+    );
     assert!(out.contains("Read-only file system"), "{out}");
     assert_eq!(std::fs::read_to_string(&src).unwrap(), "single-file\n");
     let mounts = mountinfo_after(&out, "==MI");
-    assert!(harness::mount_at(&mounts, "/etc/hostname").root.ends_with("/hostfile"));
+    assert!(harness::mount_at(&mounts, "/etc/hostname")
+        .root
+        .ends_with("/hostfile"));
     // The destination is created in the rootfs as an (empty) regular file.
     let created = std::fs::metadata(b.rootfs().join("etc/newfile")).unwrap();
     assert!(created.is_file() && created.len() == 0);
@@ -479,10 +709,20 @@ fn missing_mount_destination_is_created() {
     }
     let mut b = Bundle::new(&[]);
     assert!(!b.rootfs().join("newdir").exists());
-    add_mount(&mut b, json!({"destination": "/newdir", "type": "tmpfs", "source": "tmpfs"}));
-    let out = sh(&mut b, "rootfs-mkdir", "stat -c %F /newdir; grep -c ' /newdir ' /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/newdir", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-mkdir",
+        "stat -c %F /newdir; grep -c ' /newdir ' /proc/self/mountinfo",
+    );
     assert_eq!(out, "directory\n1\n");
-    assert!(b.rootfs().join("newdir").is_dir(), "destination not created in the rootfs");
+    assert!(
+        b.rootfs().join("newdir").is_dir(),
+        "destination not created in the rootfs"
+    );
 }
 
 #[test]
@@ -491,10 +731,19 @@ fn nested_mount_destination_is_created() {
         return;
     }
     let mut b = Bundle::new(&[]);
-    add_mount(&mut b, json!({"destination": "/a/b/c", "type": "tmpfs", "source": "tmpfs"}));
+    add_mount(
+        &mut b,
+        json!({"destination": "/a/b/c", "type": "tmpfs", "source": "tmpfs"}),
+    );
     let out = sh(&mut b, "rootfs-nested", "stat -c '%n %F %a' /a /a/b; touch /a/b/c/f && echo OK; echo ==MI; cat /proc/self/mountinfo");
-    assert!(out.starts_with("/a directory 755\n/a/b directory 755\nOK\n"), "{out}");
-    assert_eq!(harness::mount_at(&mountinfo_after(&out, "==MI"), "/a/b/c").fstype, "tmpfs");
+    assert!(
+        out.starts_with("/a directory 755\n/a/b directory 755\nOK\n"),
+        "{out}"
+    );
+    assert_eq!(
+        harness::mount_at(&mountinfo_after(&out, "==MI"), "/a/b/c").fstype,
+        "tmpfs"
+    );
     assert!(b.rootfs().join("a/b/c").is_dir());
 }
 
@@ -508,18 +757,41 @@ fn mounts_are_applied_in_config_order() {
     std::fs::write(src.join("f"), "bound\n").unwrap();
     // A tmpfs, a bind inside it (needs the tmpfs first), then a second
     // tmpfs over the first mount point that hides both.
-    add_mount(&mut b, json!({"destination": "/o", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
-    add_mount(&mut b, json!({"destination": "/o/in", "type": "bind", "source": src, "options": ["bind"]}));
-    add_mount(&mut b, json!({"destination": "/p", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
-    add_mount(&mut b, json!({"destination": "/p", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]}));
-    let out = sh(&mut b, "rootfs-order", "cat /o/in/f; df -k /p | tail -1; cat /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/o", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/o/in", "type": "bind", "source": src, "options": ["bind"]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/p", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/p", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-order",
+        "cat /o/in/f; df -k /p | tail -1; cat /proc/self/mountinfo",
+    );
     assert!(out.starts_with("bound\n"), "{out}");
     let df: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(df[1], "2048", "the later mount on /p is not on top:\n{out}");
     let mounts = harness::parse_mountinfo(&out);
-    let order: Vec<&str> = mounts.iter().map(|m| m.mount_point.as_str()).filter(|p| ["/o", "/o/in", "/p"].contains(p)).collect();
+    let order: Vec<&str> = mounts
+        .iter()
+        .map(|m| m.mount_point.as_str())
+        .filter(|p| ["/o", "/o/in", "/p"].contains(p))
+        .collect();
     assert_eq!(order, ["/o", "/o/in", "/p", "/p"]);
-    assert!(!b.rootfs().join("o/in").exists(), "/o/in created in the image, not in the tmpfs");
+    assert!(
+        !b.rootfs().join("o/in").exists(),
+        "/o/in created in the image, not in the tmpfs"
+    );
 }
 
 /// The propagation fields of bind mounts (of a source that is a shared
@@ -535,11 +807,24 @@ fn bind_mount_propagation_options() {
     m.bind(&src, &src);
     m.make_shared(&src);
     let mi = harness::parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
-    let peer = harness::mount_at(&mi, src.to_str().unwrap()).tag("shared").unwrap();
-    for (dst, opt) in [("/p/none", None), ("/p/private", Some("private")), ("/p/rprivate", Some("rprivate")), ("/p/slave", Some("slave")), ("/p/rslave", Some("rslave")), ("/p/shared", Some("shared")), ("/p/unbindable", Some("unbindable"))] {
+    let peer = harness::mount_at(&mi, src.to_str().unwrap())
+        .tag("shared")
+        .unwrap();
+    for (dst, opt) in [
+        ("/p/none", None),
+        ("/p/private", Some("private")),
+        ("/p/rprivate", Some("rprivate")),
+        ("/p/slave", Some("slave")),
+        ("/p/rslave", Some("rslave")),
+        ("/p/shared", Some("shared")),
+        ("/p/unbindable", Some("unbindable")),
+    ] {
         let mut opts = vec!["rbind"];
         opts.extend(opt);
-        add_mount(&mut b, json!({"destination": dst, "type": "bind", "source": src, "options": opts}));
+        add_mount(
+            &mut b,
+            json!({"destination": dst, "type": "bind", "source": src, "options": opts}),
+        );
     }
     let out = sh(&mut b, "rootfs-bprop", "cat /proc/self/mountinfo");
     let mounts = harness::parse_mountinfo(&out);
@@ -547,15 +832,18 @@ fn bind_mount_propagation_options() {
     let master = format!("master:{peer}");
     // The container's copy of the source is a slave (rootfs default rslave),
     // so a plain bind of it is a slave of the host peer group too.
-    assert_eq!(opt("/p/none"), [master.clone()]);
-    assert_eq!(opt("/p/slave"), [master.clone()]);
-    assert_eq!(opt("/p/rslave"), [master.clone()]);
+    assert_eq!(opt("/p/none"), std::slice::from_ref(&master));
+    assert_eq!(opt("/p/slave"), std::slice::from_ref(&master));
+    assert_eq!(opt("/p/rslave"), std::slice::from_ref(&master));
     assert!(opt("/p/private").is_empty(), "{out}");
     assert!(opt("/p/rprivate").is_empty(), "{out}");
     assert_eq!(opt("/p/unbindable"), ["unbindable"]);
     let shared = opt("/p/shared");
     assert_eq!(shared.len(), 2, "{shared:?}");
-    assert!(shared[0].starts_with("shared:") && shared[0] != format!("shared:{peer}"), "{shared:?}");
+    assert!(
+        shared[0].starts_with("shared:") && shared[0] != format!("shared:{peer}"),
+        "{shared:?}"
+    );
     assert_eq!(shared[1], master);
 }
 
@@ -580,19 +868,45 @@ fn symlink_destination_stays_inside_rootfs() {
     }
     let _cleanup = Cleanup(host.clone());
     std::os::unix::fs::symlink(&host, b.rootfs().join("evil")).unwrap();
-    std::os::unix::fs::symlink(format!("../../../../../../tmp/{name}-rel"), b.rootfs().join("evil2")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../../../../tmp/{name}-rel"),
+        b.rootfs().join("evil2"),
+    )
+    .unwrap();
     let src = host_dir(&b, "evilsrc");
     std::fs::write(src.join("f"), "bound\n").unwrap();
-    add_mount(&mut b, json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"}));
-    add_mount(&mut b, json!({"destination": "/evil2", "type": "bind", "source": src, "options": ["bind"]}));
-    let out = sh(&mut b, "rootfs-evil", "touch /evil/inside; cat /evil2/f; cat /proc/self/mountinfo");
+    add_mount(
+        &mut b,
+        json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/evil2", "type": "bind", "source": src, "options": ["bind"]}),
+    );
+    let out = sh(
+        &mut b,
+        "rootfs-evil",
+        "touch /evil/inside; cat /evil2/f; cat /proc/self/mountinfo",
+    );
     assert!(out.starts_with("bound\n"), "{out}");
     let mounts = harness::parse_mountinfo(&out);
-    assert_eq!(harness::mount_at(&mounts, &format!("/tmp/{name}")).fstype, "tmpfs");
-    assert!(harness::mount_at(&mounts, &format!("/tmp/{name}-rel")).root.ends_with("/evilsrc"));
+    assert_eq!(
+        harness::mount_at(&mounts, &format!("/tmp/{name}")).fstype,
+        "tmpfs"
+    );
+    assert!(harness::mount_at(&mounts, &format!("/tmp/{name}-rel"))
+        .root
+        .ends_with("/evilsrc"));
     // The host paths are untouched...
-    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0, "mount landed on the host directory");
-    assert!(!Path::new(&format!("/tmp/{name}-rel")).exists(), "relative symlink escaped to the host");
+    assert_eq!(
+        std::fs::read_dir(&host).unwrap().count(),
+        0,
+        "mount landed on the host directory"
+    );
+    assert!(
+        !Path::new(&format!("/tmp/{name}-rel")).exists(),
+        "relative symlink escaped to the host"
+    );
     // ...and the mount points were created inside the rootfs.
     assert!(b.rootfs().join("tmp").join(&name).is_dir());
     assert!(b.rootfs().join("tmp").join(format!("{name}-rel")).is_dir());

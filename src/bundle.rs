@@ -12,6 +12,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub spec: Spec,
     pub rootfs: PathBuf,
+    /// The config.json text as read.
+    pub config: String,
 }
 
 /// The OCI runtime-spec major version vessel implements.
@@ -29,14 +31,27 @@ impl Bundle {
                 Error::io("reading", &path, e)
             }
         })?;
-        let spec = parse_spec(&text).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+        let spec =
+            parse_spec(&text).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
         let rootfs = check_spec(&spec, &dir)?;
-        Ok(Bundle { dir, spec, rootfs })
+        let config = String::from_utf8(text)
+            .map_err(|_| Error::invalid(format!("{}: not UTF-8", path.display())))?;
+        Ok(Bundle {
+            dir,
+            spec,
+            rootfs,
+            config,
+        })
     }
 }
 
 /// Parses config.json text; the error names the JSON path of the bad field.
 pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
+    // The plain parser on the fast path; the path-tracking one (a second
+    // copy of every deserializer) only to explain a failure.
+    if let Ok(spec) = serde_json::from_slice(text) {
+        return Ok(spec);
+    }
     let de = &mut serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -52,35 +67,69 @@ pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
 /// Checks what the spec requires and returns the absolute rootfs path.
 pub fn check_spec(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     check_version(spec.version())?;
-    let root = spec.root().as_ref().ok_or_else(|| Error::invalid("config.json: field root is missing"))?;
-    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("config.json: field root is missing"))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
     match std::fs::metadata(&rootfs) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(Error::invalid(format!("root.path {}: not a directory", rootfs.display()))),
-        Err(e) => return Err(Error::invalid(format!("root.path {}: {e}", rootfs.display()))),
+        Ok(_) => {
+            return Err(Error::invalid(format!(
+                "root.path {}: not a directory",
+                rootfs.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "root.path {}: {e}",
+                rootfs.display()
+            )))
+        }
     }
-    let process = spec.process().as_ref().ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
     if process.args().as_ref().map_or(true, |a| a.is_empty()) {
-        return Err(Error::invalid("config.json: process.args must name the program to run"));
+        return Err(Error::invalid(
+            "config.json: process.args must name the program to run",
+        ));
     }
     if !process.cwd().is_absolute() {
-        return Err(Error::invalid(format!("process.cwd {:?}: must be an absolute path", process.cwd())));
+        return Err(Error::invalid(format!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd()
+        )));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
-            return Err(Error::invalid(format!("mounts[{i}].destination {:?}: must be an absolute path", m.destination())));
+            return Err(Error::invalid(format!(
+                "mounts[{i}].destination {:?}: must be an absolute path",
+                m.destination()
+            )));
         }
     }
     if let Some(linux) = spec.linux() {
         let mut seen = std::collections::HashSet::new();
         for ns in linux.namespaces().iter().flatten() {
             if !seen.insert(ns.typ()) {
-                return Err(Error::invalid(format!("linux.namespaces: {:?} namespace listed twice", ns.typ())));
+                return Err(Error::invalid(format!(
+                    "linux.namespaces: {:?} namespace listed twice",
+                    ns.typ()
+                )));
             }
         }
         for (i, d) in linux.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
-                return Err(Error::invalid(format!("linux.devices[{i}].path {:?}: must be an absolute path", d.path())));
+                return Err(Error::invalid(format!(
+                    "linux.devices[{i}].path {:?}: must be an absolute path",
+                    d.path()
+                )));
             }
         }
     }
@@ -101,7 +150,9 @@ pub fn check_version(version: &str) -> Result<()> {
 
 /// Container ids: what runc accepts (letters, digits, `_+-.`), never `.`/`..`.
 pub fn check_id(id: &str) -> Result<()> {
-    let ok_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    let ok_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if id.is_empty() || !ok_chars || id == "." || id == ".." || id.len() > 1024 {
         return Err(Error::invalid(format!(
             "invalid container id {id:?}: use letters, digits and _ + - . (not \".\" or \"..\")"
@@ -133,7 +184,10 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_field() {
-        let e = parse_spec(br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":"x","gid":0}}}"#).unwrap_err();
+        let e = parse_spec(
+            br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":"x","gid":0}}}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("process.user.uid"), "{e}");
         let e = parse_spec(b"{not json").unwrap_err();
         assert!(e.contains("invalid JSON"), "{e}");

@@ -36,14 +36,17 @@ pub struct Hierarchies {
 impl Hierarchies {
     /// Reads the cgroup mounts of this process's mount namespace.
     pub fn detect() -> Result<Hierarchies> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").ctx("reading", "/proc/self/mountinfo")?;
+        let text = std::fs::read_to_string("/proc/self/mountinfo")
+            .ctx("reading", "/proc/self/mountinfo")?;
         Ok(Hierarchies::parse_mountinfo(&text))
     }
 
     pub fn parse_mountinfo(text: &str) -> Hierarchies {
         let mut all: Vec<Hierarchy> = Vec::new();
         for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let l: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
             if l.len() < 5 || r.len() < 3 {
@@ -51,7 +54,12 @@ impl Hierarchies {
             }
             let (root, mountpoint) = (unescape(l[3]), unescape(l[4]));
             let hierarchy = match r[0] {
-                "cgroup2" => Hierarchy { mountpoint, root, controllers: vec![], unified: true },
+                "cgroup2" => Hierarchy {
+                    mountpoint,
+                    root,
+                    controllers: vec![],
+                    unified: true,
+                },
                 "cgroup" => {
                     let controllers: Vec<String> = r[2]
                         .split(',')
@@ -61,12 +69,20 @@ impl Hierarchies {
                     if controllers.is_empty() {
                         continue;
                     }
-                    Hierarchy { mountpoint, root, controllers, unified: false }
+                    Hierarchy {
+                        mountpoint,
+                        root,
+                        controllers,
+                        unified: false,
+                    }
                 }
                 _ => continue,
             };
             // A hierarchy mounted twice: keep the first mount.
-            if !all.iter().any(|h| h.controllers == hierarchy.controllers && h.unified == hierarchy.unified) {
+            if !all
+                .iter()
+                .any(|h| h.controllers == hierarchy.controllers && h.unified == hierarchy.unified)
+            {
                 all.push(hierarchy);
             }
         }
@@ -84,7 +100,9 @@ impl Hierarchies {
     }
 
     pub fn find(&self, controller: &str) -> Option<&Hierarchy> {
-        self.all.iter().find(|h| h.controllers.iter().any(|c| c == controller))
+        self.all
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
     }
 
     pub fn unified(&self) -> Option<&Hierarchy> {
@@ -93,8 +111,17 @@ impl Hierarchies {
 }
 
 fn is_controller(opt: &str) -> bool {
-    !matches!(opt, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec" | "xattr" | "clone_children")
-        && !opt.starts_with("release_agent=")
+    !matches!(
+        opt,
+        "rw" | "ro"
+            | "relatime"
+            | "noatime"
+            | "nosuid"
+            | "nodev"
+            | "noexec"
+            | "xattr"
+            | "clone_children"
+    ) && !opt.starts_with("release_agent=")
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).
@@ -103,7 +130,10 @@ fn unescape(s: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -111,7 +141,9 @@ fn unescape(s: &str) -> PathBuf {
             i += 1;
         }
     }
-    PathBuf::from(std::ffi::OsString::from(String::from_utf8_lossy(&out).into_owned()))
+    PathBuf::from(std::ffi::OsString::from(
+        String::from_utf8_lossy(&out).into_owned(),
+    ))
 }
 
 /// The cgroup path (inside every hierarchy) for a container: absolute
@@ -128,7 +160,11 @@ pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> PathBuf {
 fn own_cgroup(h: &Hierarchy, proc_self_cgroup: &str) -> PathBuf {
     for line in proc_self_cgroup.lines() {
         let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let (_, ctrls, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("/"),
+        );
         let matches = if h.unified {
             ctrls.is_empty()
         } else {
@@ -144,7 +180,11 @@ fn own_cgroup(h: &Hierarchy, proc_self_cgroup: &str) -> PathBuf {
 
 /// The container's directory in one hierarchy.
 pub fn dir_in(h: &Hierarchy, path: &Path, proc_self_cgroup: &str) -> PathBuf {
-    let full = if path.is_absolute() { path.to_path_buf() } else { own_cgroup(h, proc_self_cgroup).join(path) };
+    let full = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        own_cgroup(h, proc_self_cgroup).join(path)
+    };
     let inside = full.strip_prefix(&h.root).unwrap_or(&full);
     let rel = inside.strip_prefix("/").unwrap_or(inside);
     h.mountpoint.join(rel)
@@ -197,18 +237,24 @@ impl Cgroup {
 
     /// Writes v1 device rules (the spec's, then runc's defaults) in order.
     pub fn apply_v1_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-        let Some(dir) = &self.devices_dir else { return Ok(()) };
+        let Some(dir) = &self.devices_dir else {
+            return Ok(());
+        };
         for rule in rules.iter().chain(default_device_rules().iter()) {
             let (file, line) = v1_device_line(rule)?;
             let path = dir.join(file);
-            std::fs::write(&path, &line).map_err(|e| Error::invalid(format!("device rule {line:?} in {}: {e}", path.display())))?;
+            std::fs::write(&path, &line).map_err(|e| {
+                Error::invalid(format!("device rule {line:?} in {}: {e}", path.display()))
+            })?;
         }
         Ok(())
     }
 
     /// Host pids in the cgroup (from the first hierarchy).
     pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
-        let Some(dir) = dirs.first() else { return vec![] };
+        let Some(dir) = dirs.first() else {
+            return vec![];
+        };
         std::fs::read_to_string(dir.join("cgroup.procs"))
             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
@@ -256,7 +302,9 @@ fn mkdir_all_recording(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
 /// A new v1 cpuset cgroup starts with no cpus and mems, and refuses tasks
 /// until they are set: copy the parent's, as runc does.
 fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else { return Ok(()) };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);
         if !own.exists() {
@@ -265,10 +313,12 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
         let current = std::fs::read_to_string(&own).unwrap_or_default();
         if current.trim().is_empty() {
             // The parent may be another container's fresh parent, not filled in yet.
-            let mut value = std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
+            let mut value =
+                std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
             if value.trim().is_empty() {
                 inherit_cpuset(parent)?;
-                value = std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
+                value =
+                    std::fs::read_to_string(parent.join(file)).ctx("reading", parent.join(file))?;
             }
             std::fs::write(&own, value.trim()).ctx("writing", &own)?;
         }
@@ -310,20 +360,34 @@ pub fn v1_device_line(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String)
         Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
         Some(LinuxDeviceType::B) => 'b',
         Some(LinuxDeviceType::P) => {
-            return Err(Error::invalid("linux.resources.devices: type \"p\" (fifo) cannot be a device cgroup rule"))
+            return Err(Error::invalid(
+                "linux.resources.devices: type \"p\" (fifo) cannot be a device cgroup rule",
+            ))
         }
     };
-    let num = |n: Option<i64>| n.filter(|&n| n >= 0).map_or("*".to_string(), |n| n.to_string());
+    let num = |n: Option<i64>| {
+        n.filter(|&n| n >= 0)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
     let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
     if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-        return Err(Error::invalid(format!("linux.resources.devices: access {access:?} must be made of r, w and m")));
+        return Err(Error::invalid(format!(
+            "linux.resources.devices: access {access:?} must be made of r, w and m"
+        )));
     }
     let line = if typ == 'a' {
         format!("a *:* {access}")
     } else {
         format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()))
     };
-    Ok((if rule.allow() { "devices.allow" } else { "devices.deny" }, line))
+    Ok((
+        if rule.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        },
+        line,
+    ))
 }
 
 #[cfg(test)]
@@ -343,13 +407,18 @@ mod tests {
         let hs = Hierarchies::parse_mountinfo(HYBRID);
         assert_eq!(hs.layout(), Layout::Hybrid);
         assert_eq!(hs.all.len(), 5);
-        assert_eq!(hs.find("name=systemd").unwrap().mountpoint, Path::new("/sys/fs/cgroup/systemd"));
+        assert_eq!(
+            hs.find("name=systemd").unwrap().mountpoint,
+            Path::new("/sys/fs/cgroup/systemd")
+        );
         assert!(hs.unified().is_some());
     }
 
     #[test]
     fn unified_layout_is_detected() {
-        let hs = Hierarchies::parse_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+        let hs = Hierarchies::parse_mountinfo(
+            "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+        );
         assert_eq!(hs.layout(), Layout::Unified);
     }
 
@@ -358,21 +427,39 @@ mod tests {
         let hs = Hierarchies::parse_mountinfo(HYBRID);
         let mem = hs.find("memory").unwrap();
         let own = "4:memory:/machine/abc\n1:cpu:/\n0::/user\n";
-        assert_eq!(dir_in(mem, Path::new("/a/b"), own), Path::new("/sys/fs/cgroup/memory/a/b"));
-        assert_eq!(dir_in(mem, Path::new("rel"), own), Path::new("/sys/fs/cgroup/memory/machine/abc/rel"));
-        assert_eq!(dir_in(hs.unified().unwrap(), Path::new("rel"), own), Path::new("/sys/fs/cgroup/unified/user/rel"));
+        assert_eq!(
+            dir_in(mem, Path::new("/a/b"), own),
+            Path::new("/sys/fs/cgroup/memory/a/b")
+        );
+        assert_eq!(
+            dir_in(mem, Path::new("rel"), own),
+            Path::new("/sys/fs/cgroup/memory/machine/abc/rel")
+        );
+        assert_eq!(
+            dir_in(hs.unified().unwrap(), Path::new("rel"), own),
+            Path::new("/sys/fs/cgroup/unified/user/rel")
+        );
         assert_eq!(container_path(None, "c1"), Path::new("/vessel/c1"));
     }
 
     #[test]
     fn device_rules_render_like_the_kernel_wants() {
         let rules = default_device_rules();
-        assert_eq!(v1_device_line(&rules[0]).unwrap(), ("devices.allow", "c *:* m".to_string()));
-        assert_eq!(v1_device_line(&rules[2]).unwrap(), ("devices.allow", "c 1:3 rwm".to_string()));
+        assert_eq!(
+            v1_device_line(&rules[0]).unwrap(),
+            ("devices.allow", "c *:* m".to_string())
+        );
+        assert_eq!(
+            v1_device_line(&rules[2]).unwrap(),
+            ("devices.allow", "c 1:3 rwm".to_string())
+        );
         let mut deny_all = LinuxDeviceCgroup::default();
         deny_all.set_allow(false);
         deny_all.set_access(Some("rwm".into()));
-        assert_eq!(v1_device_line(&deny_all).unwrap(), ("devices.deny", "a *:* rwm".to_string()));
+        assert_eq!(
+            v1_device_line(&deny_all).unwrap(),
+            ("devices.deny", "a *:* rwm".to_string())
+        );
         deny_all.set_access(Some("rwx".into()));
         assert!(v1_device_line(&deny_all).is_err());
     }
@@ -381,7 +468,12 @@ mod tests {
     fn create_and_remove_in_a_temporary_tree() {
         let tmp = tempfile::tempdir().unwrap();
         let hs = Hierarchies {
-            all: vec![Hierarchy { mountpoint: tmp.path().join("pids"), root: "/".into(), controllers: vec!["pids".into()], unified: false }],
+            all: vec![Hierarchy {
+                mountpoint: tmp.path().join("pids"),
+                root: "/".into(),
+                controllers: vec!["pids".into()],
+                unified: false,
+            }],
         };
         std::fs::create_dir(tmp.path().join("pids")).unwrap();
         let cg = Cgroup::create(&hs, Path::new("/x/y")).unwrap();

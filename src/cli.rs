@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "vessel", about = "An OCI container runtime (runc-compatible) with native NVIDIA GPU support", disable_version_flag = true)]
+#[command(
+    name = "vessel",
+    about = "An OCI container runtime (runc-compatible) with native NVIDIA GPU support",
+    disable_version_flag = true
+)]
 pub struct Cli {
     /// Directory for container state
     #[arg(long, global = true, default_value = "/run/vessel")]
@@ -131,8 +135,19 @@ mod tests {
     #[test]
     fn containerd_shim_command_lines_parse() {
         let c = Cli::try_parse_from([
-            "vessel", "--root", "/r", "--log", "/b/log.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file",
-            "/b/init.pid", "id1",
+            "vessel",
+            "--root",
+            "/r",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "id1",
         ])
         .unwrap();
         assert_eq!(c.log_format, LogFormat::Json);
@@ -144,10 +159,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let c = Cli::try_parse_from(["vessel", "kill", "--all", "id", "9"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Kill { all: true, ref signal, .. }) if signal.as_deref() == Some("9")));
+        assert!(
+            matches!(c.command, Some(Command::Kill { all: true, ref signal, .. }) if signal.as_deref() == Some("9"))
+        );
         let c = Cli::try_parse_from(["vessel", "delete", "--force", "id"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Delete { force: true, .. })));
-        let c = Cli::try_parse_from(["vessel", "run", "-d", "-b", "x", "--preserve-fds", "2", "id"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Run { detach: true, ref create, .. }) if create.preserve_fds == 2));
+        assert!(matches!(
+            c.command,
+            Some(Command::Delete { force: true, .. })
+        ));
+        let c = Cli::try_parse_from([
+            "vessel",
+            "run",
+            "-d",
+            "-b",
+            "x",
+            "--preserve-fds",
+            "2",
+            "id",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Run { detach: true, ref create, .. }) if create.preserve_fds == 2)
+        );
     }
 }

@@ -37,7 +37,10 @@ pub struct CreateOptions {
 
 impl CreateOptions {
     pub fn new(bundle: impl Into<PathBuf>) -> CreateOptions {
-        CreateOptions { bundle: bundle.into(), ..Default::default() }
+        CreateOptions {
+            bundle: bundle.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -54,34 +57,50 @@ pub struct Runtime {
     pub root: StateRoot,
 }
 
-fn trace(what: &str, since: std::time::Instant) {
+/// With VESSEL_TRACE set, prints the time since the process started
+/// creating a container, per phase.
+fn trace(what: &str) {
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t0 = T0.get_or_init(std::time::Instant::now);
     if std::env::var_os("VESSEL_TRACE").is_some() {
-        eprintln!("vessel: trace: {what}: {:?}", since.elapsed());
+        eprintln!("vessel: trace: {what}: {:?}", t0.elapsed());
     }
 }
 
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
-        Runtime { root: StateRoot::new(root) }
+        Runtime {
+            root: StateRoot::new(root),
+        }
     }
 
     /// Creates the container: namespaces, cgroup, rootfs, and an init
     /// process waiting for `start`. On error nothing is left behind.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
-        let t0 = std::time::Instant::now();
+        trace("start");
         check_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
-        if bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
+        if bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+        {
             return Err(Error::invalid(
                 "process.terminal is true: terminals are not supported by this vessel version yet (set it to false)",
             ));
         }
         let plan = spawn::plan_namespaces(&bundle.spec)?;
-        trace("load bundle", t0);
+        trace("load bundle");
         let dir = self.root.claim(id)?;
         let lock = self.root.lock(id)?;
-        let mut cleanup = Cleanup { dir: Some(dir.clone()), cgroup: None, pid: None };
-        let result = self.create_claimed(id, opts, bundle, &plan, &mut cleanup, lock.as_raw_fd(), t0);
+        let mut cleanup = Cleanup {
+            dir: Some(dir.clone()),
+            cgroup: None,
+            pid: None,
+        };
+        let result = self.create_claimed(id, opts, bundle, &plan, &mut cleanup, lock.as_raw_fd());
         if result.is_ok() {
             cleanup.disarm();
         }
@@ -96,13 +115,16 @@ impl Runtime {
         plan: &spawn::NamespacePlan,
         cleanup: &mut Cleanup,
         lock_fd: std::os::fd::RawFd,
-        t0: std::time::Instant,
     ) -> Result<Created> {
         let fifo_path = self.root.fifo_path(id);
         nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e))?;
         // mkfifo honours the umask; every container user must be able to write it.
-        std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx("chmod", &fifo_path)?;
+        std::fs::set_permissions(
+            &fifo_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .ctx("chmod", &fifo_path)?;
         let fifo = open_path(&fifo_path)?;
 
         let hierarchies = Hierarchies::detect()?;
@@ -110,7 +132,7 @@ impl Runtime {
         let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
         let cg = Cgroup::create(&hierarchies, &cg_path)?;
         cleanup.cgroup = Some(cg.clone());
-        trace("cgroup", t0);
+        trace("cgroup");
 
         let cfg = InitConfig {
             id: id.to_string(),
@@ -124,13 +146,20 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             fifo: Some(fifo),
             close_in_child: vec![lock_fd],
+            own_exe: own_exe()?,
         };
         let (pid, chan) = spawn::clone_init(plan, &cfg)?;
         cleanup.pid = Some(pid);
-        trace("clone", t0);
+        trace("clone");
         cg.add(pid)?;
         if hierarchies.layout() != Layout::Unified {
-            let rules = cfg.bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.devices().clone());
+            let rules = cfg
+                .bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.devices().clone());
             cg.apply_v1_devices(rules.as_deref().unwrap_or(&[]))?;
         }
         let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
@@ -142,21 +171,31 @@ impl Runtime {
             bundle: cfg.bundle.dir.clone(),
             rootfs: cfg.bundle.rootfs.clone(),
             created: rfc3339_now(),
-            annotations: cfg.bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            annotations: cfg
+                .bundle
+                .spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             cgroup_dirs: cg.dirs.clone(),
             cgroup_created: cg.created.clone(),
             own_pid_ns: plan.own_pid,
-            spec: cfg.bundle.spec.clone(),
+            config: cfg.bundle.config.clone(),
         };
         let hook_state = serde_json::to_vec(&state.oci(Status::Creating)).unwrap_or_default();
         spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state, &cfg.bundle.dir)?;
-        trace("init ready", t0);
+        trace("init ready");
         self.root.save(&state)?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
         }
-        trace("create done", t0);
-        Ok(Created { id: id.to_string(), pid })
+        trace("create done");
+        Ok(Created {
+            id: id.to_string(),
+            pid,
+        })
     }
 
     /// Loads a container and its live status.
@@ -184,13 +223,26 @@ impl Runtime {
         let (state, status) = self.state(id)?;
         match status {
             Status::Created => {}
-            Status::Stopped => return Err(wrong_state(id, status, "cannot start a container that has stopped")),
-            _ => return Err(wrong_state(id, status, "cannot start a container that is not created")),
+            Status::Stopped => {
+                return Err(wrong_state(
+                    id,
+                    status,
+                    "cannot start a container that has stopped",
+                ))
+            }
+            _ => {
+                return Err(wrong_state(
+                    id,
+                    status,
+                    "cannot start a container that is not created",
+                ))
+            }
         }
         let fifo = self.root.fifo_path(id);
         release_fifo(&fifo, &state)?;
         let _ = std::fs::remove_file(&fifo);
-        if let Some(h) = state.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+        let spec = state.spec()?;
+        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
             let json = serde_json::to_vec(&state.oci(Status::Running)).unwrap_or_default();
             // Like runc (not the spec's "warn and go on"): a failed poststart
             // hook ends the container and fails start.
@@ -219,7 +271,10 @@ impl Runtime {
         // SAFETY: kill(2) on the container's init pid, checked alive above.
         if unsafe { libc::kill(state.pid, signal) } != 0 {
             let e = std::io::Error::last_os_error();
-            return Err(Error::invalid(format!("sending signal {signal} to container {id} (pid {}): {e}", state.pid)));
+            return Err(Error::invalid(format!(
+                "sending signal {signal} to container {id} (pid {}): {e}",
+                state.pid
+            )));
         }
         Ok(())
     }
@@ -239,12 +294,20 @@ impl Runtime {
             Err(Error::NotFound(_)) => {
                 // A create that died before writing its state: nothing runs.
                 std::fs::remove_dir_all(&dir).ctx("removing", &dir)?;
-                return if force { Ok(()) } else { Err(Error::NotFound(id.to_string())) };
+                return if force {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound(id.to_string()))
+                };
             }
             Err(e) => return Err(e),
         };
         if status == Status::Running && !force {
-            return Err(wrong_state(id, status, "cannot delete a container that is not stopped (use --force)"));
+            return Err(wrong_state(
+                id,
+                status,
+                "cannot delete a container that is not stopped (use --force)",
+            ));
         }
         if status != Status::Stopped {
             kill_and_wait(&state);
@@ -259,7 +322,13 @@ impl Runtime {
         cgroup::remove_dirs(&state.cgroup_created);
         std::fs::remove_dir_all(&dir).ctx("removing", &dir)?;
         drop(lock);
-        if let Some(h) = state.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+        if let Some(h) = state
+            .spec()
+            .ok()
+            .as_ref()
+            .and_then(|s| s.hooks().as_ref())
+            .and_then(|h| h.poststop().as_ref())
+        {
             let json = serde_json::to_vec(&state.oci(Status::Stopped)).unwrap_or_default();
             if let Err(e) = hooks::run_all(Kind::Poststop, h, &json, &state.bundle) {
                 crate::log::warn(&format!("{e}"));
@@ -284,7 +353,11 @@ impl Runtime {
 }
 
 fn wrong_state(id: &str, status: Status, what: &str) -> Error {
-    Error::WrongState { id: id.to_string(), status: status.to_string(), what: what.to_string() }
+    Error::WrongState {
+        id: id.to_string(),
+        status: status.to_string(),
+        what: what.to_string(),
+    }
 }
 
 /// Undoes a failed create: kills the child, removes the cgroup and state.
@@ -318,9 +391,19 @@ impl Drop for Cleanup {
     }
 }
 
+fn own_exe() -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/self/exe").ctx("stat", "/proc/self/exe")?;
+    Ok((m.dev(), m.ino()))
+}
+
 fn open_path(path: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys(format!("opening {}", path.display()), e))?;
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("opening {}", path.display()), e))?;
     // SAFETY: open returned a new fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -334,7 +417,11 @@ fn release_fifo(fifo: &Path, state: &State) -> Result<()> {
         .open(fifo)
         .ctx("opening", fifo)?;
     loop {
-        let mut pfd = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, 100) };
         if n > 0 {
@@ -345,11 +432,17 @@ fn release_fifo(fifo: &Path, state: &State) -> Result<()> {
                 return Ok(());
             }
             if r == 0 || pfd.revents & libc::POLLHUP != 0 {
-                return Err(Error::Init(format!("container {} exited before it could start", state.id)));
+                return Err(Error::Init(format!(
+                    "container {} exited before it could start",
+                    state.id
+                )));
             }
         }
         if !crate::state::process_alive(state.pid, state.pid_start_time) {
-            return Err(Error::Init(format!("container {} exited before it could start", state.id)));
+            return Err(Error::Init(format!(
+                "container {} exited before it could start",
+                state.id
+            )));
         }
     }
 }
@@ -364,7 +457,11 @@ fn kill_and_wait(state: &State) {
     if raw >= 0 {
         // SAFETY: a fresh fd.
         let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 10_000) };
     } else {
@@ -380,7 +477,10 @@ fn kill_and_wait(state: &State) {
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx("resolving", path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+    ));
     std::fs::write(&tmp, pid.to_string()).ctx("writing pid file", &tmp)?;
     std::fs::rename(&tmp, &path).ctx("writing pid file", &path)?;
     Ok(())

@@ -16,16 +16,29 @@ pub enum Error {
     Exists(String),
 
     #[error("container \"{id}\" is {status}: {what}")]
-    WrongState { id: String, status: String, what: String },
+    WrongState {
+        id: String,
+        status: String,
+        what: String,
+    },
 
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("{what}: {source}")]
     Sys { what: String, source: nix::Error },
 
     #[error("hook {kind}[{index}] ({path}): {why}")]
-    Hook { kind: &'static str, index: usize, path: String, why: String },
+    Hook {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        why: String,
+    },
 
     /// An error the container's init process reported before exec.
     #[error("{0}")]
@@ -40,11 +53,18 @@ impl Error {
     }
 
     pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { what, path: path.into(), source }
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn sys(what: impl Into<String>, source: nix::Error) -> Error {
-        Error::Sys { what: what.into(), source }
+        Error::Sys {
+            what: what.into(),
+            source,
+        }
     }
 }
 

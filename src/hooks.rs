@@ -4,9 +4,9 @@
 use crate::error::{Error, Result};
 use oci_spec::runtime::Hook;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,13 +64,18 @@ fn run_one(hook: &Hook, state_json: &[u8], bundle: &Path) -> std::result::Result
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     // A hook that exits without reading its stdin must not fail us (EPIPE).
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(state_json);
     }
-    let timeout = hook.timeout().filter(|&t| t > 0).map(|t| Duration::from_secs(t as u64));
+    let timeout = hook
+        .timeout()
+        .filter(|&t| t > 0)
+        .map(|t| Duration::from_secs(t as u64));
     if let Some(timeout) = timeout {
         if !wait_exit(child.id() as i32, timeout) {
             let _ = child.kill();
@@ -91,7 +96,11 @@ fn run_one(hook: &Hook, state_json: &[u8], bundle: &Path) -> std::result::Result
         return Ok(());
     }
     let output = format!("{}{}", out.trim(), err.trim());
-    Err(if output.is_empty() { format!("failed: {status}") } else { format!("failed: {status}: {output}") })
+    Err(if output.is_empty() {
+        format!("failed: {status}")
+    } else {
+        format!("failed: {status}: {output}")
+    })
 }
 
 /// Waits for a child to exit (without reaping it) up to `timeout`.
@@ -109,7 +118,11 @@ fn wait_exit(pid: i32, timeout: Duration) -> bool {
         if left.is_zero() {
             return false;
         }
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if n > 0 {
@@ -145,11 +158,15 @@ mod tests {
     #[test]
     fn failing_and_slow_hooks_are_errors_naming_the_hook() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo nope >&2; exit 3"]}"#);
-        let e = run_all(Kind::CreateRuntime, &[h], b"{}", Path::new("/")).unwrap_err().to_string();
+        let e = run_all(Kind::CreateRuntime, &[h], b"{}", Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("createRuntime[0]") && e.contains("nope"), "{e}");
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
         let start = Instant::now();
-        let e = run_all(Kind::Prestart, &[h], b"{}", Path::new("/")).unwrap_err().to_string();
+        let e = run_all(Kind::Prestart, &[h], b"{}", Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timed out"), "{e}");
         assert!(start.elapsed() < Duration::from_secs(4));
     }

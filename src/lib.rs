@@ -9,7 +9,6 @@ pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod error;
-pub mod exe_protect;
 pub mod hooks;
 pub mod init;
 pub mod log;

@@ -21,7 +21,11 @@ struct Target {
 static TARGET: OnceLock<Target> = OnceLock::new();
 
 pub fn init(path: Option<PathBuf>, format: Format, debug: bool) {
-    let _ = TARGET.set(Target { path, format, debug });
+    let _ = TARGET.set(Target {
+        path,
+        format,
+        debug,
+    });
 }
 
 pub fn error(msg: &str) {
@@ -46,13 +50,19 @@ fn emit(level: &str, msg: &str) {
     if to_file.is_none() || level == "error" {
         eprintln!("vessel: {level}: {msg}");
     }
-    let (Some(path), Some(t)) = (to_file, target) else { return };
+    let (Some(path), Some(t)) = (to_file, target) else {
+        return;
+    };
     let time = crate::state::rfc3339_now();
     let line = match t.format {
         Format::Json => serde_json::json!({"level": level, "msg": msg, "time": time}).to_string(),
         Format::Text => format!("time={time:?} level={level} msg={msg:?}"),
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }

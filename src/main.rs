@@ -16,7 +16,11 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let format = if cli.log_format == LogFormat::Json { vessel::log::Format::Json } else { vessel::log::Format::Text };
+    let format = if cli.log_format == LogFormat::Json {
+        vessel::log::Format::Json
+    } else {
+        vessel::log::Format::Text
+    };
     vessel::log::init(cli.log.clone(), format, cli.debug);
     let code = match dispatch(cli) {
         Ok(code) => code,
@@ -40,13 +44,6 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
     }
 }
 
-/// Commands that make container processes run from a sealed copy of the binary.
-fn protect_exe() {
-    if let Err(why) = vessel::exe_protect::ensure_sealed() {
-        vessel::log::warn(&format!("running without the CVE-2019-5736 protection: {why}"));
-    }
-}
-
 fn dispatch(cli: Cli) -> Result<i32> {
     if cli.version {
         println!("vessel version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
@@ -61,7 +58,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let rt = Runtime::new(&cli.root);
     match command {
         Command::Create(a) => {
-            protect_exe();
             rt.create(&a.id, &create_options(&a))?;
             Ok(0)
         }
@@ -69,10 +65,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             rt.start(&id)?;
             Ok(0)
         }
-        Command::Run { create, detach, .. } => {
-            protect_exe();
-            run(&rt, &create, detach)
-        }
+        Command::Run { create, detach, .. } => run(&rt, &create, detach),
         Command::State { id } => {
             let (state, status) = rt.state(&id)?;
             print_json(&state.oci(status))?;
@@ -91,9 +84,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
             if path.exists() {
-                return Err(Error::invalid(format!("{}: file exists; remove it first", path.display())));
+                return Err(Error::invalid(format!(
+                    "{}: file exists; remove it first",
+                    path.display()
+                )));
             }
-            let text = serde_json::to_string_pretty(&vessel::specgen::default_spec(rootless)).unwrap_or_default();
+            let text = serde_json::to_string_pretty(&vessel::specgen::default_spec(rootless))
+                .unwrap_or_default();
             std::fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
             Ok(0)
         }
@@ -124,7 +121,8 @@ fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(format!("serialising: {e}")))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::invalid(format!("serialising: {e}")))?;
     println!("{text}");
     Ok(())
 }
@@ -151,7 +149,14 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<i32> {
                 .iter()
                 .map(|(s, st)| {
                     let pid = if *st == Status::Stopped { 0 } else { s.pid };
-                    [s.id.clone(), pid.to_string(), st.to_string(), s.bundle.display().to_string(), s.created.clone(), "root".into()]
+                    [
+                        s.id.clone(),
+                        pid.to_string(),
+                        st.to_string(),
+                        s.bundle.display().to_string(),
+                        s.created.clone(),
+                        "root".into(),
+                    ]
                 })
                 .collect();
             let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
@@ -162,7 +167,11 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<i32> {
                 }
             }
             for r in std::iter::once(&header).chain(rows.iter()) {
-                let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
                 println!("{}", line.join("   ").trim_end());
             }
         }

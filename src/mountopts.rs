@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn tmpfs_options_split_into_flags_and_data() {
-        let o = MountOptions::parse(Some("tmpfs"), &["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        let o = MountOptions::parse(
+            Some("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        );
         assert_eq!(o.flags, F::MS_NOSUID | F::MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert!(!o.bind);
@@ -196,7 +199,17 @@ mod tests {
 
     #[test]
     fn devpts_data_kept_in_order() {
-        let o = MountOptions::parse(Some("devpts"), &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
+        let o = MountOptions::parse(
+            Some("devpts"),
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        );
         assert_eq!(o.data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
         assert_eq!(o.flags, F::MS_NOSUID | F::MS_NOEXEC);
     }

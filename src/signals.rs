@@ -13,14 +13,26 @@ pub fn parse(s: &str) -> Result<i32> {
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse().map_err(|_| Error::invalid(format!("invalid signal {s:?}")))? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+')
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid signal {s:?}")))?
+        };
         let n = libc::SIGRTMIN() + off;
         if n <= libc::SIGRTMAX() {
             return Ok(n);
         }
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('-').parse().map_err(|_| Error::invalid(format!("invalid signal {s:?}")))? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('-')
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid signal {s:?}")))?
+        };
         let n = libc::SIGRTMAX() - off;
         if n >= libc::SIGRTMIN() {
             return Ok(n);

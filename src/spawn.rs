@@ -31,10 +31,18 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         has_mount: false,
         own_pid: false,
     };
-    for ns in spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+    for ns in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let typ = ns.typ();
         if typ == LinuxNamespaceType::User {
-            return Err(Error::invalid("linux.namespaces: user namespaces are not supported by this vessel version yet"));
+            return Err(Error::invalid(
+                "linux.namespaces: user namespaces are not supported by this vessel version yet",
+            ));
         }
         match typ {
             LinuxNamespaceType::Mount => plan.has_mount = true,
@@ -59,11 +67,19 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         }
     }
     if !plan.has_mount {
-        return Err(Error::invalid("linux.namespaces: a mount namespace is required (vessel never mounts in the host's)"));
+        return Err(Error::invalid(
+            "linux.namespaces: a mount namespace is required (vessel never mounts in the host's)",
+        ));
     }
-    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()).is_some_and(|o| !o.is_empty());
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+        .is_some_and(|o| !o.is_empty());
     if offsets && !plan.new_time {
-        return Err(Error::invalid("linux.timeOffsets need a new time namespace in linux.namespaces"));
+        return Err(Error::invalid(
+            "linux.timeOffsets need a new time namespace in linux.namespaces",
+        ));
     }
     Ok(plan)
 }
@@ -82,9 +98,12 @@ impl Drop for ForChildren {
 }
 
 fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> {
-    let mut guard = ForChildren { restore: Vec::new() };
+    let mut guard = ForChildren {
+        restore: Vec::new(),
+    };
     let save = |name: &str, flag: CloneFlags, guard: &mut ForChildren| -> Result<()> {
-        let own = std::fs::File::open(format!("/proc/self/ns/{name}")).map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
+        let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
+            .map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
         guard.restore.push((own.into(), flag));
         Ok(())
     };
@@ -94,16 +113,30 @@ fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> 
             _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
         };
         save(name, flag, &mut guard)?;
-        let f = std::fs::File::open(path).map_err(|e| Error::invalid(format!("linux.namespaces {typ:?} path {}: {e}", path.display())))?;
-        nix::sched::setns(f.as_fd(), flag).sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
+        let f = std::fs::File::open(path).map_err(|e| {
+            Error::invalid(format!(
+                "linux.namespaces {typ:?} path {}: {e}",
+                path.display()
+            ))
+        })?;
+        nix::sched::setns(f.as_fd(), flag)
+            .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
     }
     if plan.new_time {
         let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
         save("time", flag, &mut guard)?;
         nix::sched::unshare(flag).sys(|| "creating the time namespace".into())?;
-        let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()).unwrap_or_default();
+        let offsets = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().clone())
+            .unwrap_or_default();
         for (clock, off) in offsets {
-            let line = format!("{clock} {} {}", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0));
+            let line = format!(
+                "{clock} {} {}",
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0)
+            );
             std::fs::write("/proc/self/timens_offsets", &line)
                 .map_err(|e| Error::invalid(format!("linux.timeOffsets {clock}: {e}")))?;
         }
@@ -121,7 +154,11 @@ pub fn clone_init(plan: &NamespacePlan, cfg: &InitConfig) -> Result<(i32, Channe
     // runs only init code before execve or _exit.
     let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     if pid < 0 {
-        return Err(Error::invalid(format!("clone with namespaces {:?}: {}", plan.clone_flags, std::io::Error::last_os_error())));
+        return Err(Error::invalid(format!(
+            "clone with namespaces {:?}: {}",
+            plan.clone_flags,
+            std::io::Error::last_os_error()
+        )));
     }
     if pid == 0 {
         std::mem::forget(guard);
@@ -135,7 +172,12 @@ pub fn clone_init(plan: &NamespacePlan, cfg: &InitConfig) -> Result<(i32, Channe
 
 /// Waits for the child to report that its mounts are done, runs the
 /// parent-side hooks, and waits for Ready.
-pub fn drive_child(chan: &Channel, spec: &Spec, state_json: &[u8], bundle: &std::path::Path) -> Result<()> {
+pub fn drive_child(
+    chan: &Channel,
+    spec: &Spec,
+    state_json: &[u8],
+    bundle: &std::path::Path,
+) -> Result<()> {
     chan.send(&Msg::Go)?;
     chan.expect(&Msg::MountsDone, "container init")?;
     if let Some(hooks) = spec.hooks() {
@@ -156,22 +198,34 @@ mod tests {
     use super::*;
 
     fn spec(ns: &str) -> Spec {
-        crate::bundle::parse_spec(format!(r#"{{"ociVersion":"1.0.0","linux":{{"namespaces":{ns}}}}}"#).as_bytes()).unwrap()
+        crate::bundle::parse_spec(
+            format!(r#"{{"ociVersion":"1.0.0","linux":{{"namespaces":{ns}}}}}"#).as_bytes(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn namespaces_split_between_clone_child_and_parent() {
         let p = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"pid"},{"type":"cgroup"},{"type":"network","path":"/proc/1/ns/net"}]"#)).unwrap();
-        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID);
+        assert_eq!(
+            p.clone_flags,
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID
+        );
         assert!(p.new_cgroup && p.own_pid && p.join_for_children.is_empty());
-        let p = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]"#)).unwrap();
+        let p = plan_namespaces(&spec(
+            r#"[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]"#,
+        ))
+        .unwrap();
         assert_eq!(p.join_for_children.len(), 1);
         assert!(!p.own_pid);
     }
 
     #[test]
     fn missing_mount_namespace_and_user_namespace_are_refused() {
-        assert!(plan_namespaces(&spec(r#"[{"type":"pid"}]"#)).unwrap_err().to_string().contains("mount namespace"));
+        assert!(plan_namespaces(&spec(r#"[{"type":"pid"}]"#))
+            .unwrap_err()
+            .to_string()
+            .contains("mount namespace"));
         assert!(plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"user"}]"#)).is_err());
     }
 }

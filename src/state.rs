@@ -54,9 +54,10 @@ pub struct State {
     /// die with the init process).
     #[serde(default)]
     pub own_pid_ns: bool,
-    /// The spec the container was created from (hooks for start/delete,
-    /// process for exec).
-    pub spec: oci_spec::runtime::Spec,
+    /// The config.json text the container was created from (hooks for
+    /// start/delete, process for exec), kept as text: parsing it again
+    /// costs less than serialising a `Spec`.
+    pub config: String,
 }
 
 /// The OCI state as `state` prints it (runc's field set and order).
@@ -76,8 +77,18 @@ pub struct OciState<'a> {
 }
 
 impl State {
+    /// The spec the container was created from.
+    pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
+        crate::bundle::parse_spec(self.config.as_bytes())
+            .map_err(|e| Error::invalid(format!("container {}: stored config: {e}", self.id)))
+    }
+
     pub fn oci(&self, status: Status) -> OciState<'_> {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         OciState {
             oci_version: &self.oci_version,
             id: &self.id,
@@ -113,7 +124,9 @@ impl StateRoot {
         let dir = self.container_dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::Exists(id.to_string()))
+            }
             Err(e) => Err(Error::io("creating state directory", dir, e)),
         }
     }
@@ -123,16 +136,20 @@ impl StateRoot {
         let path = self.container_dir(id).join("state.json");
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
             Err(e) => return Err(Error::io("reading", path, e)),
         };
-        serde_json::from_slice(&text).map_err(|e| Error::invalid(format!("{}: corrupt state: {e}", path.display())))
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::invalid(format!("{}: corrupt state: {e}", path.display())))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
         let dir = self.container_dir(&state.id);
         let tmp = dir.join("state.json.tmp");
-        let data = serde_json::to_vec(state).map_err(|e| Error::invalid(format!("serialising state: {e}")))?;
+        let data = serde_json::to_vec(state)
+            .map_err(|e| Error::invalid(format!("serialising state: {e}")))?;
         std::fs::write(&tmp, data).ctx("writing", &tmp)?;
         std::fs::rename(&tmp, dir.join("state.json")).ctx("renaming", &tmp)?;
         Ok(())
@@ -212,7 +229,9 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
 
 /// RFC 3339 UTC time with nanoseconds, as runc writes `created`.
 pub fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(now.as_secs() as i64, now.subsec_nanos())
 }
 

@@ -52,8 +52,13 @@ pub struct Channel {
 
 /// Creates the (parent, child) ends; both close on exec.
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Error::sys("creating the sync socketpair", e))?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("creating the sync socketpair", e))?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -67,7 +72,8 @@ impl Channel {
             Msg::Error(s) => buf.extend_from_slice(&s.as_bytes()[..s.len().min(MAX - 1)]),
             _ => {}
         }
-        send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL).map_err(|e| Error::sys("sync socket: sending", e))?;
+        send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)
+            .map_err(|e| Error::sys("sync socket: sending", e))?;
         Ok(())
     }
 
@@ -99,8 +105,15 @@ impl Channel {
         match self.recv()? {
             Some(Msg::Error(e)) => Err(Error::Init(e)),
             Some(m) if m.tag() == want.tag() => Ok(m),
-            Some(m) => Err(Error::Init(format!("sync: expected {} from {peer}, got {}", want.name(), m.name()))),
-            None => Err(Error::Init(format!("{peer} exited before sending {}", want.name()))),
+            Some(m) => Err(Error::Init(format!(
+                "sync: expected {} from {peer}, got {}",
+                want.name(),
+                m.name()
+            ))),
+            None => Err(Error::Init(format!(
+                "{peer} exited before sending {}",
+                want.name()
+            ))),
         }
     }
 }
@@ -113,13 +126,23 @@ mod tests {
     fn messages_round_trip_and_errors_surface() {
         let (a, b) = pair().unwrap();
         a.send(&Msg::HooksDone(b"{\"x\":1}".to_vec())).unwrap();
-        assert_eq!(b.expect(&Msg::HooksDone(vec![]), "parent").unwrap(), Msg::HooksDone(b"{\"x\":1}".to_vec()));
+        assert_eq!(
+            b.expect(&Msg::HooksDone(vec![]), "parent").unwrap(),
+            Msg::HooksDone(b"{\"x\":1}".to_vec())
+        );
         a.send(&Msg::Ready).unwrap();
         let e = b.expect(&Msg::Go, "parent").unwrap_err().to_string();
         assert!(e.contains("expected go") && e.contains("got ready"), "{e}");
         a.send(&Msg::Error("boom".into())).unwrap();
-        assert_eq!(b.expect(&Msg::Ready, "child").unwrap_err().to_string(), "boom");
+        assert_eq!(
+            b.expect(&Msg::Ready, "child").unwrap_err().to_string(),
+            "boom"
+        );
         drop(a);
-        assert!(b.expect(&Msg::Ready, "child").unwrap_err().to_string().contains("exited"));
+        assert!(b
+            .expect(&Msg::Ready, "child")
+            .unwrap_err()
+            .to_string()
+            .contains("exited"));
     }
 }

@@ -9,19 +9,30 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 pub fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("/invalid-path-with-nul").unwrap())
+    CString::new(p.as_os_str().as_bytes())
+        .unwrap_or_else(|_| CString::new("/invalid-path-with-nul").unwrap())
 }
 
 /// openat2 with RESOLVE_IN_ROOT relative to `root`.
 pub fn open_in_root(root: RawFd, rel: &Path, flags: i32) -> std::io::Result<OwnedFd> {
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     let c = cstr(rel);
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: valid path pointer and open_how struct of the size we pass.
     let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
     };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
@@ -37,7 +48,9 @@ pub fn fd_path(fd: &OwnedFd) -> PathBuf {
 
 /// The path relative to the rootfs (drops the leading `/`).
 pub fn relative(dest: &Path) -> PathBuf {
-    dest.components().filter(|c| !matches!(c, Component::RootDir | Component::CurDir)).collect()
+    dest.components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,7 +67,10 @@ pub fn ensure_in_root(root: RawFd, dest: &Path, leaf: Leaf) -> Result<OwnedFd> {
 
 fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<OwnedFd> {
     if depth > 40 {
-        return Err(Error::invalid(format!("{}: too many levels of symbolic links", dest.display())));
+        return Err(Error::invalid(format!(
+            "{}: too many levels of symbolic links",
+            dest.display()
+        )));
     }
     let rel = relative(dest);
     let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
@@ -73,13 +89,24 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<Owne
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(Error::invalid(format!("{}: {e}", dest.display()))),
         }
-        let dir = open_in_root(root, &parent, libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(|e| Error::invalid(format!("{}: parent {}: {e}", dest.display(), parent.display())))?;
-        let name = CString::new(comp.as_bytes()).map_err(|_| Error::invalid(format!("{}: NUL in path", dest.display())))?;
+        let dir = open_in_root(root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| {
+            Error::invalid(format!(
+                "{}: parent {}: {e}",
+                dest.display(),
+                parent.display()
+            ))
+        })?;
+        let name = CString::new(comp.as_bytes())
+            .map_err(|_| Error::invalid(format!("{}: NUL in path", dest.display())))?;
         // SAFETY: dir is a directory fd, name a valid C string.
         let rc = unsafe {
             if last && leaf == Leaf::File {
-                let fd = libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o644);
+                let fd = libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0o644,
+                );
                 if fd >= 0 {
                     libc::close(fd);
                 }
@@ -91,17 +118,29 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<Owne
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(Error::invalid(format!("creating {} in the rootfs: {e}", dest.display())));
+                return Err(Error::invalid(format!(
+                    "creating {} in the rootfs: {e}",
+                    dest.display()
+                )));
             }
             // A dangling symlink: create its target, resolved inside the rootfs.
             if let Ok(target) = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_c_str()) {
                 let target = Path::new("/").join(&parent).join(PathBuf::from(target));
-                ensure_depth(root, &target, if last { leaf } else { Leaf::Dir }, depth + 1)?;
+                ensure_depth(
+                    root,
+                    &target,
+                    if last { leaf } else { Leaf::Dir },
+                    depth + 1,
+                )?;
             }
         }
         if last {
-            return open_in_root(root, &cur, libc::O_PATH)
-                .map_err(|e| Error::invalid(format!("{}: {e} (a dangling symlink in the image?)", dest.display())));
+            return open_in_root(root, &cur, libc::O_PATH).map_err(|e| {
+                Error::invalid(format!(
+                    "{}: {e} (a dangling symlink in the image?)",
+                    dest.display()
+                ))
+            });
         }
     }
     open_in_root(root, Path::new("."), libc::O_PATH)
@@ -125,7 +164,10 @@ mod tests {
         drop(fd);
         // The absolute symlink was followed inside the root: root/<outside path>/sub.
         assert!(!outside.join("sub").exists());
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("sub").is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("sub")
+            .is_dir());
     }
 
     #[test]
@@ -136,7 +178,12 @@ mod tests {
         ensure_in_root(rootfd.as_raw_fd(), Path::new("/a/f"), Leaf::File).unwrap();
         assert!(tmp.path().join("a/b/c").is_dir());
         assert!(tmp.path().join("a/f").is_file());
-        ensure_in_root(rootfd.as_raw_fd(), Path::new("/../../a/b/c/../d"), Leaf::Dir).unwrap();
+        ensure_in_root(
+            rootfd.as_raw_fd(),
+            Path::new("/../../a/b/c/../d"),
+            Leaf::Dir,
+        )
+        .unwrap();
         assert!(tmp.path().join("a/b/d").is_dir());
     }
 }

@@ -37,10 +37,15 @@ pub struct InitConfig {
     /// Parent fds the child must close at once (the state lock: a copy in
     /// the child would hold it until exec).
     pub close_in_child: Vec<RawFd>,
+    /// Device and inode of vessel's executable (see `refuse_own_binary`).
+    pub own_exe: (u64, u64),
 }
 
 /// The child's entry point after clone: never returns.
 pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
+    // Until execve, nothing in the container may open /proc/1/exe (vessel).
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     for fd in &cfg.close_in_child {
         // SAFETY: closing an fd that the parent owns and the child must not hold.
         unsafe { libc::close(*fd) };
@@ -58,14 +63,18 @@ enum Never {}
 
 fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     let spec = &cfg.bundle.spec;
-    let process = spec.process().as_ref().ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
     chan.expect(&Msg::Go, "parent")?;
     join_namespaces(spec)?;
     if new_network_namespace(spec) {
         loopback_up()?;
     }
     if cfg.cgroup_ns {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).sys(|| "creating the cgroup namespace".into())?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .sys(|| "creating the cgroup namespace".into())?;
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -82,11 +91,20 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         Msg::HooksDone(s) => s,
         _ => unreachable!("expect checks the tag"),
     };
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref())
+    {
         // Hooks in the container see the pid as the container does (runc).
         let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
         state["pid"] = nix::unistd::getpid().as_raw().into();
-        hooks::run_all(Kind::CreateContainer, h, state.to_string().as_bytes(), &cfg.bundle.dir)?;
+        hooks::run_all(
+            Kind::CreateContainer,
+            h,
+            state.to_string().as_bytes(),
+            &cfg.bundle.dir,
+        )?;
     }
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
     drop(rootfd);
@@ -97,12 +115,14 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     process::drop_bounding(process.capabilities().as_ref())?;
     process::set_user_and_caps(process)?;
     let cwd = process.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| Error::invalid(format!("process.cwd {}: {e}", cwd.display())))?;
+    nix::unistd::chdir(cwd)
+        .map_err(|e| Error::invalid(format!("process.cwd {}: {e}", cwd.display())))?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
     let args = process.args().clone().unwrap_or_default();
     let env = process::exec_env(process);
     let program = process::find_program(&args[0], &env)?;
+    process::refuse_own_binary(&program, cfg.own_exe)?;
     let argv = process::to_cstrings(&args)?;
     let envp = process::to_cstrings(&env)?;
     let program_c = fsutil::cstr(&program);
@@ -112,11 +132,20 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     if let Some(fifo) = &cfg.fifo {
         wait_for_start(fifo)?;
     }
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
         let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
         state["status"] = "created".into();
         state["pid"] = nix::unistd::getpid().as_raw().into();
-        hooks::run_all(Kind::StartContainer, h, state.to_string().as_bytes(), &cfg.bundle.dir)?;
+        hooks::run_all(
+            Kind::StartContainer,
+            h,
+            state.to_string().as_bytes(),
+            &cfg.bundle.dir,
+        )?;
     }
     let e = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
     // The parent of `create` is gone by now: this reaches the container's stderr.
@@ -126,14 +155,25 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
 /// setns into every namespace given by `path`, except pid and time (the
 /// parent joins those before clone, as they only apply to children).
 fn join_namespaces(spec: &Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else { return Ok(()) };
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
     let mut fds: Vec<(OwnedFd, LinuxNamespaceType, PathBuf)> = Vec::new();
     for ns in linux.namespaces().iter().flatten() {
         let Some(path) = ns.path() else { continue };
-        if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::User) {
+        if matches!(
+            ns.typ(),
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::User
+        ) {
             continue;
         }
-        let f = std::fs::File::open(path).map_err(|e| Error::invalid(format!("linux.namespaces {:?} path {}: {e}", ns.typ(), path.display())))?;
+        let f = std::fs::File::open(path).map_err(|e| {
+            Error::invalid(format!(
+                "linux.namespaces {:?} path {}: {e}",
+                ns.typ(),
+                path.display()
+            ))
+        })?;
         fds.push((f.into(), ns.typ(), path.clone()));
     }
     // Mount last: the other paths are looked up in the runtime's mount namespace.
@@ -147,7 +187,10 @@ fn join_namespaces(spec: &Spec) -> Result<()> {
 
 fn new_network_namespace(spec: &Spec) -> bool {
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
-    namespaces.is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none()))
+    namespaces.is_some_and(|n| {
+        n.iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
+    })
 }
 
 /// A new network namespace starts with `lo` down; runc brings it up.
@@ -155,7 +198,10 @@ fn loopback_up() -> Result<()> {
     // SAFETY: a datagram socket used only for interface ioctls, closed below.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if sock < 0 {
-        return Err(Error::invalid(format!("bringing up lo: socket: {}", std::io::Error::last_os_error())));
+        return Err(Error::invalid(format!(
+            "bringing up lo: socket: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // SAFETY: ifreq is plain data; the name fits.
     let rc = unsafe {
@@ -170,19 +216,28 @@ fn loopback_up() -> Result<()> {
         }
         let e = std::io::Error::last_os_error();
         libc::close(sock);
-        if rc == 0 { Ok(()) } else { Err(e) }
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(e)
+        }
     };
     rc.map_err(|e| Error::invalid(format!("bringing up lo: {e}")))
 }
 
 fn set_sysctls(spec: &Spec) -> Result<()> {
-    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(()) };
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
     for (key, value) in sysctl {
         if key.contains("..") || key.contains('/') && key.contains('.') {
-            return Err(Error::invalid(format!("linux.sysctl {key:?}: not a sysctl name")));
+            return Err(Error::invalid(format!(
+                "linux.sysctl {key:?}: not a sysctl name"
+            )));
         }
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(|e| Error::invalid(format!("linux.sysctl {key}={value}: {e}")))?;
+        std::fs::write(&path, value)
+            .map_err(|e| Error::invalid(format!("linux.sysctl {key}={value}: {e}")))?;
     }
     Ok(())
 }
@@ -196,7 +251,9 @@ fn set_names(spec: &Spec) -> Result<()> {
     let hostname = spec.hostname().as_deref().filter(|h| !h.is_empty());
     let domainname = spec.domainname().as_deref().filter(|h| !h.is_empty());
     if (hostname.is_some() || domainname.is_some()) && !own_uts {
-        return Err(Error::invalid("hostname/domainname need a uts namespace in linux.namespaces"));
+        return Err(Error::invalid(
+            "hostname/domainname need a uts namespace in linux.namespaces",
+        ));
     }
     if let Some(h) = hostname {
         nix::unistd::sethostname(h).sys(|| format!("hostname {h:?}"))?;
@@ -204,7 +261,10 @@ fn set_names(spec: &Spec) -> Result<()> {
     if let Some(d) = domainname {
         // SAFETY: a valid buffer and its length.
         if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(Error::invalid(format!("domainname {d:?}: {}", std::io::Error::last_os_error())));
+            return Err(Error::invalid(format!(
+                "domainname {d:?}: {}",
+                std::io::Error::last_os_error()
+            )));
         }
     }
     Ok(())
@@ -216,7 +276,13 @@ fn join_session_keyring(id: &str) {
     let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a valid name. Failure (no
     // keyring support) is not fatal, as in runc.
-    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            name.as_ptr(),
+        )
+    };
 }
 
 /// Default dispositions and an empty mask: the container must not inherit
@@ -239,13 +305,27 @@ fn reset_signals() {
 /// ones stay open, vessel's own stay usable until exec.
 fn close_fds_on_exec(first: i32) -> Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if rc == 0 {
         return Ok(());
     }
     // Older kernels: mark each open fd.
-    for entry in std::fs::read_dir("/proc/self/fd").map_err(|e| Error::io("listing", "/proc/self/fd", e))?.flatten() {
-        if let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) {
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Error::io("listing", "/proc/self/fd", e))?
+        .flatten()
+    {
+        if let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        {
             if fd >= first {
                 // SAFETY: setting FD_CLOEXEC on a possibly-closed fd is harmless.
                 unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -258,10 +338,16 @@ fn close_fds_on_exec(first: i32) -> Result<()> {
 /// Blocks until `start` opens exec.fifo for reading.
 fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| {
-        Error::invalid(format!("opening exec.fifo through {path}: {e} (the container needs /proc mounted)"))
-    })?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            Error::invalid(format!(
+                "opening exec.fifo through {path}: {e} (the container needs /proc mounted)"
+            ))
+        })?;
     use std::io::Write;
-    (&f).write_all(b"0").map_err(|e| Error::invalid(format!("writing exec.fifo: {e}")))?;
+    (&f).write_all(b"0")
+        .map_err(|e| Error::invalid(format!("writing exec.fifo: {e}")))?;
     Ok(())
 }

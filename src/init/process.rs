@@ -10,9 +10,16 @@ use std::str::FromStr;
 
 pub fn set_rlimits(process: &Process) -> Result<()> {
     for r in process.rlimits().iter().flatten() {
-        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let resource = rlimit_resource(&name).ok_or_else(|| Error::invalid(format!("process.rlimits: unknown rlimit {name:?}")))?;
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let resource = rlimit_resource(&name)
+            .ok_or_else(|| Error::invalid(format!("process.rlimits: unknown rlimit {name:?}")))?;
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: a valid rlimit struct.
         if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
             let e = std::io::Error::last_os_error();
@@ -56,7 +63,10 @@ fn rlimit_resource(name: &str) -> Option<i32> {
 fn cap_set(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
     let mut out = CapsHashSet::new();
     for c in list.iter().flatten() {
-        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         match Capability::from_str(&name) {
             Ok(cap) => {
                 out.insert(cap);
@@ -74,7 +84,9 @@ pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
     let supported = caps::runtime::thread_all_supported();
     for cap in supported {
         if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::invalid(format!("dropping {cap} from the bounding set: {e}")))?;
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                Error::invalid(format!("dropping {cap} from the bounding set: {e}"))
+            })?;
         }
     }
     Ok(())
@@ -85,7 +97,12 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
     let user = process.user();
     // SAFETY: plain prctl calls.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    let groups: Vec<nix::unistd::Gid> = user.additional_gids().iter().flatten().map(|&g| g.into()).collect();
+    let groups: Vec<nix::unistd::Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|&g| g.into())
+        .collect();
     nix::unistd::setgroups(&groups).sys(|| format!("setgroups {:?}", user.additional_gids()))?;
     let gid = nix::unistd::Gid::from_raw(user.gid());
     nix::unistd::setresgid(gid, gid, gid).sys(|| format!("setgid {}", user.gid()))?;
@@ -98,9 +115,12 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
     let inheritable = cap_set(&caps.and_then(|c| c.inheritable().clone()))?;
     let ambient = cap_set(&caps.and_then(|c| c.ambient().clone()))?;
     // Effective first (still within the old permitted set), permitted last.
-    caps::set(None, CapSet::Effective, &effective).map_err(|e| Error::invalid(format!("process.capabilities.effective: {e}")))?;
-    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| Error::invalid(format!("process.capabilities.inheritable: {e}")))?;
-    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| Error::invalid(format!("process.capabilities.permitted: {e}")))?;
+    caps::set(None, CapSet::Effective, &effective)
+        .map_err(|e| Error::invalid(format!("process.capabilities.effective: {e}")))?;
+    caps::set(None, CapSet::Inheritable, &inheritable)
+        .map_err(|e| Error::invalid(format!("process.capabilities.inheritable: {e}")))?;
+    caps::set(None, CapSet::Permitted, &permitted)
+        .map_err(|e| Error::invalid(format!("process.capabilities.permitted: {e}")))?;
     for cap in ambient {
         // Ambient needs the cap in permitted and inheritable; runc ignores failures.
         let _ = caps::raise(None, CapSet::Ambient, cap);
@@ -108,7 +128,10 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
     if process.no_new_privileges().unwrap_or(false) {
         // SAFETY: plain prctl.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(Error::invalid(format!("no_new_privs: {}", std::io::Error::last_os_error())));
+            return Err(Error::invalid(format!(
+                "no_new_privs: {}",
+                std::io::Error::last_os_error()
+            )));
         }
     }
     Ok(())
@@ -116,7 +139,8 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
 
 /// Finds `args[0]` the way execvp would, in the container, with its PATH.
 pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let is_exec = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    let is_exec =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
         return match std::fs::metadata(&p) {
@@ -135,7 +159,48 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    Err(Error::invalid(format!("exec: {arg0:?}: executable file not found in $PATH")))
+    Err(Error::invalid(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
+}
+
+/// CVE-2019-5736: the init process is vessel's own image until execve, so
+/// an image whose program (or a `#!` interpreter, as the kernel follows
+/// them) resolves to `/proc/self/exe` would run vessel inside the
+/// container, where it could be reopened for writing. Refuse any program
+/// that is vessel's own executable (`exe` = its device and inode). Other
+/// container processes cannot reach vessel meanwhile: init is non-dumpable
+/// until execve, and at create time no other container process exists.
+pub fn refuse_own_binary(program: &Path, exe: (u64, u64)) -> Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut path = program.to_path_buf();
+    // The kernel follows at most 4 levels of interpreters (BINPRM_MAX_RECURSION).
+    for _ in 0..5 {
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(_) => return Ok(()), // execve reports what is wrong with it
+        };
+        let meta = f.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        if (meta.dev(), meta.ino()) == exe {
+            return Err(Error::invalid(format!(
+                "exec {}: refusing to run the runtime's own binary inside the container (CVE-2019-5736)",
+                program.display()
+            )));
+        }
+        let mut head = [0u8; 256];
+        let n = f.read(&mut head).unwrap_or(0);
+        if n < 2 || &head[..2] != b"#!" {
+            return Ok(());
+        }
+        let line = head[2..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let line = String::from_utf8_lossy(line);
+        let Some(interp) = line.split_whitespace().next() else {
+            return Ok(());
+        };
+        path = PathBuf::from(interp);
+    }
+    Ok(())
 }
 
 /// The environment for exec: the spec's, plus HOME from /etc/passwd when
@@ -145,7 +210,10 @@ pub fn exec_env(process: &Process) -> Vec<String> {
     let mut env: Vec<String> = Vec::new();
     for kv in process.env().iter().flatten() {
         let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
             Some(slot) => *slot = kv.clone(),
             None => env.push(kv.clone()),
         }
@@ -157,7 +225,8 @@ pub fn exec_env(process: &Process) -> Vec<String> {
             .and_then(|t| {
                 t.lines().find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+                    (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid))
+                        .then(|| f[5].to_string())
                 })
             })
             .unwrap_or_else(|| "/".to_string());
@@ -169,7 +238,10 @@ pub fn exec_env(process: &Process) -> Vec<String> {
 pub fn to_cstrings(items: &[String]) -> Result<Vec<CString>> {
     items
         .iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::invalid(format!("{s:?}: contains a NUL byte"))))
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::invalid(format!("{s:?}: contains a NUL byte")))
+        })
         .collect()
 }
 
@@ -181,14 +253,19 @@ mod tests {
     fn program_lookup_uses_path_and_reports_missing() {
         let p = find_program("sh", &["PATH=/nonexistent:/bin".into()]).unwrap();
         assert_eq!(p, Path::new("/bin/sh"));
-        let e = find_program("no-such-program-xyz", &["PATH=/bin".into()]).unwrap_err().to_string();
+        let e = find_program("no-such-program-xyz", &["PATH=/bin".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not found in $PATH"), "{e}");
         assert!(find_program("/nope/x", &[]).is_err());
     }
 
     #[test]
     fn rlimit_names_map() {
-        assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE as i32));
+        assert_eq!(
+            rlimit_resource("RLIMIT_NOFILE"),
+            Some(libc::RLIMIT_NOFILE as i32)
+        );
         assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
     }
 }

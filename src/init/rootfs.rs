@@ -22,51 +22,91 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
     let rootfs = &cfg.bundle.rootfs;
     let linux = spec.linux().as_ref();
     let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => propagation_of(p).ok_or_else(|| Error::invalid(format!("linux.rootfsPropagation {p:?}: unknown propagation")))?,
+        Some(p) => propagation_of(p).ok_or_else(|| {
+            Error::invalid(format!(
+                "linux.rootfsPropagation {p:?}: unknown propagation"
+            ))
+        })?,
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(NONE, "/", NONE, root_prop, NONE).sys(|| "setting the propagation of /".into())?;
     make_parent_private(rootfs)?;
-    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-        .sys(|| format!("bind-mounting rootfs {}", rootfs.display()))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .sys(|| format!("bind-mounting rootfs {}", rootfs.display()))?;
     let root = std::fs::File::open(rootfs).map_err(|e| Error::io("opening rootfs", rootfs, e))?;
     let root: OwnedFd = root.into();
     let mut dev_is_bind = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        mount_one(cfg, root.as_raw_fd(), m).map_err(|e| Error::invalid(format!("mounts[{i}] ({}): {e}", m.destination().display())))?;
-        if m.destination() == Path::new("/dev") && MountOptions::parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[])).bind {
+        mount_one(cfg, root.as_raw_fd(), m).map_err(|e| {
+            Error::invalid(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+        })?;
+        if m.destination() == Path::new("/dev")
+            && MountOptions::parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[])).bind
+        {
             dev_is_bind = true;
         }
     }
     if !dev_is_bind {
         default_devices(root.as_raw_fd(), cfg.terminal)?;
     }
-    for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+    for (i, d) in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let typ = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
             LinuxDeviceType::B => SFlag::S_IFBLK,
             LinuxDeviceType::P => SFlag::S_IFIFO,
-            LinuxDeviceType::A => return Err(Error::invalid(format!("linux.devices[{i}]: type \"a\" is not a device type"))),
+            LinuxDeviceType::A => {
+                return Err(Error::invalid(format!(
+                    "linux.devices[{i}]: type \"a\" is not a device type"
+                )))
+            }
         };
-        make_node(root.as_raw_fd(), d.path(), typ, d.file_mode().unwrap_or(0o666), d.major() as u64, d.minor() as u64)
-            .map_err(|e| Error::invalid(format!("linux.devices[{i}] ({}): {e}", d.path().display())))?;
+        make_node(
+            root.as_raw_fd(),
+            d.path(),
+            typ,
+            d.file_mode().unwrap_or(0o666),
+            d.major() as u64,
+            d.minor() as u64,
+        )
+        .map_err(|e| Error::invalid(format!("linux.devices[{i}] ({}): {e}", d.path().display())))?;
         if d.uid().is_some() || d.gid().is_some() {
-            let fd = open_in_root(root.as_raw_fd(), &super::fsutil::relative(d.path()), libc::O_PATH)
-                .map_err(|e| Error::invalid(format!("linux.devices[{i}]: {e}")))?;
+            let fd = open_in_root(
+                root.as_raw_fd(),
+                &super::fsutil::relative(d.path()),
+                libc::O_PATH,
+            )
+            .map_err(|e| Error::invalid(format!("linux.devices[{i}]: {e}")))?;
             let p = fd_path(&fd);
             nix::unistd::chown(&p, d.uid().map(Into::into), d.gid().map(Into::into))
                 .sys(|| format!("linux.devices[{i}]: chown {}", d.path().display()))?;
         }
     }
     // runc creates the working directory when the image lacks it.
-    let cwd = spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
-    ensure_in_root(root.as_raw_fd(), &cwd, Leaf::Dir).map_err(|e| Error::invalid(format!("process.cwd: {e}")))?;
+    let cwd = spec
+        .process()
+        .as_ref()
+        .map(|p| p.cwd().clone())
+        .unwrap_or_else(|| "/".into());
+    ensure_in_root(root.as_raw_fd(), &cwd, Leaf::Dir)
+        .map_err(|e| Error::invalid(format!("process.cwd: {e}")))?;
     Ok(root)
 }
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("reading", "/proc/self/mountinfo", e))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("reading", "/proc/self/mountinfo", e))?;
     let mut best: Option<(PathBuf, bool)> = None;
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -74,13 +114,21 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
             continue;
         }
         let mp = PathBuf::from(fields[4]);
-        if rootfs.starts_with(&mp) && best.as_ref().map_or(true, |(b, _)| mp.as_os_str().len() >= b.as_os_str().len()) {
-            let shared = fields[6..].iter().take_while(|f| **f != "-").any(|f| f.starts_with("shared:"));
+        if rootfs.starts_with(&mp)
+            && best
+                .as_ref()
+                .map_or(true, |(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
+        {
+            let shared = fields[6..]
+                .iter()
+                .take_while(|f| **f != "-")
+                .any(|f| f.starts_with("shared:"));
             best = Some((mp, shared));
         }
     }
     if let Some((mp, true)) = best {
-        mount(NONE, &mp, NONE, MsFlags::MS_PRIVATE, NONE).sys(|| format!("making {} private", mp.display()))?;
+        mount(NONE, &mp, NONE, MsFlags::MS_PRIVATE, NONE)
+            .sys(|| format!("making {} private", mp.display()))?;
     }
     Ok(())
 }
@@ -94,23 +142,42 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
     }
     if opts.bind {
         let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_absolute() { src } else { cfg.bundle.dir.join(src) };
-        let meta = std::fs::metadata(&src).map_err(|e| Error::invalid(format!("bind source {}: {e}", src.display())))?;
-        let target = ensure_in_root(root, dest, if meta.is_dir() { Leaf::Dir } else { Leaf::File })?;
+        let src = if src.is_absolute() {
+            src
+        } else {
+            cfg.bundle.dir.join(src)
+        };
+        let meta = std::fs::metadata(&src)
+            .map_err(|e| Error::invalid(format!("bind source {}: {e}", src.display())))?;
+        let target = ensure_in_root(
+            root,
+            dest,
+            if meta.is_dir() { Leaf::Dir } else { Leaf::File },
+        )?;
         let mut flags = MsFlags::MS_BIND;
         if opts.recursive {
             flags |= MsFlags::MS_REC;
         }
-        mount(Some(&src), &fd_path(&target), NONE, flags, NONE).sys(|| format!("bind-mounting {}", src.display()))?;
+        mount(Some(&src), &fd_path(&target), NONE, flags, NONE)
+            .sys(|| format!("bind-mounting {}", src.display()))?;
         let extra = opts.bind_remount_flags();
         if !extra.is_empty() {
             let target = reopen(root, dest)?;
-            mount(NONE, &fd_path(&target), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra, NONE)
-                .sys(|| "remounting the bind mount with its options".into())?;
+            mount(
+                NONE,
+                &fd_path(&target),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
+                NONE,
+            )
+            .sys(|| "remounting the bind mount with its options".into())?;
         }
     } else {
         let target = ensure_in_root(root, dest, Leaf::Dir)?;
-        let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ.unwrap_or("none")));
+        let source = m
+            .source()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(typ.unwrap_or("none")));
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let flags = opts.flags & !MsFlags::MS_REMOUNT;
         let result = mount(Some(&source), &fd_path(&target), typ, flags, data);
@@ -118,24 +185,41 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
         // new network namespace is the case runc handles by binding /sys.
         if let Err(e) = result {
             if typ == Some("sysfs") && e == nix::errno::Errno::EPERM {
-                mount(Some("/sys"), &fd_path(&target), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-                    .sys(|| "binding /sys".into())?;
+                mount(
+                    Some("/sys"),
+                    &fd_path(&target),
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    NONE,
+                )
+                .sys(|| "binding /sys".into())?;
                 let target = reopen(root, dest)?;
-                mount(NONE, &fd_path(&target), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, NONE)
-                    .sys(|| "remounting /sys".into())?;
+                mount(
+                    NONE,
+                    &fd_path(&target),
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                    NONE,
+                )
+                .sys(|| "remounting /sys".into())?;
             } else {
-                return Err(Error::sys(format!("mounting {} ({})", source.display(), typ.unwrap_or("?")), e));
+                return Err(Error::sys(
+                    format!("mounting {} ({})", source.display(), typ.unwrap_or("?")),
+                    e,
+                ));
             }
         }
     }
     if opts.rec_attr != (0, 0) {
         let target = reopen(root, dest)?;
-        set_recursive_attrs(&target, opts.rec_attr).map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
+        set_recursive_attrs(&target, opts.rec_attr)
+            .map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
     }
     if !opts.propagation.is_empty() {
         let target = reopen(root, dest)?;
         for p in &opts.propagation {
-            mount(NONE, &fd_path(&target), NONE, *p, NONE).sys(|| "setting mount propagation".into())?;
+            mount(NONE, &fd_path(&target), NONE, *p, NONE)
+                .sys(|| "setting mount propagation".into())?;
         }
     }
     Ok(())
@@ -150,7 +234,12 @@ fn set_recursive_attrs(fd: &OwnedFd, (set, clr): (u64, u64)) -> std::io::Result<
         propagation: u64,
         userns_fd: u64,
     }
-    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let empty = c"";
     // SAFETY: a valid fd, an empty path with AT_EMPTY_PATH, and an attr struct of the size passed.
     let rc = unsafe {
@@ -163,11 +252,16 @@ fn set_recursive_attrs(fd: &OwnedFd, (set, clr): (u64, u64)) -> std::io::Result<
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn reopen(root: i32, dest: &Path) -> Result<OwnedFd> {
-    open_in_root(root, &super::fsutil::relative(dest), libc::O_PATH).map_err(|e| Error::invalid(format!("{}: {e}", dest.display())))
+    open_in_root(root, &super::fsutil::relative(dest), libc::O_PATH)
+        .map_err(|e| Error::invalid(format!("{}: {e}", dest.display())))
 }
 
 /// A cgroup mount: on v2 the cgroup2 filesystem (inside a cgroup namespace)
@@ -176,27 +270,55 @@ fn reopen(root: i32, dest: &Path) -> Result<OwnedFd> {
 fn mount_cgroup(cfg: &InitConfig, root: i32, dest: &Path, opts: &MountOptions) -> Result<()> {
     let target = ensure_in_root(root, dest, Leaf::Dir)?;
     let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY);
-    let hs: Vec<(&Hierarchy, &PathBuf)> = cfg.hierarchies.iter().zip(cfg.cgroup_dirs.iter()).collect();
+    let hs: Vec<(&Hierarchy, &PathBuf)> =
+        cfg.hierarchies.iter().zip(cfg.cgroup_dirs.iter()).collect();
     let v1: Vec<_> = hs.iter().filter(|(h, _)| !h.unified).collect();
     if v1.is_empty() {
-        let Some((_, dir)) = hs.iter().find(|(h, _)| h.unified) else { return Ok(()) };
+        let Some((_, dir)) = hs.iter().find(|(h, _)| h.unified) else {
+            return Ok(());
+        };
         if cfg.cgroup_ns {
-            mount(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), opts.flags, NONE).sys(|| "mounting cgroup2".into())?;
+            mount(
+                Some("cgroup2"),
+                &fd_path(&target),
+                Some("cgroup2"),
+                opts.flags,
+                NONE,
+            )
+            .sys(|| "mounting cgroup2".into())?;
         } else {
             bind_ro(dir, root, dest, opts.flags)?;
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), flags, Some("mode=755")).sys(|| "mounting the cgroup tmpfs".into())?;
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .sys(|| "mounting the cgroup tmpfs".into())?;
     let target = reopen(root, dest)?;
     for (h, dir) in v1 {
-        let name = h.controllers.iter().map(|c| c.trim_start_matches("name=")).collect::<Vec<_>>().join(",");
+        let name = h
+            .controllers
+            .iter()
+            .map(|c| c.trim_start_matches("name="))
+            .collect::<Vec<_>>()
+            .join(",");
         let sub = dest.join(&name);
         let subfd = ensure_in_root(root, &sub, Leaf::Dir)?;
         if cfg.cgroup_ns {
             let data = h.controllers.join(",");
-            mount(Some("cgroup"), &fd_path(&subfd), Some("cgroup"), opts.flags, Some(data.as_str()))
-                .sys(|| format!("mounting cgroup {name}"))?;
+            mount(
+                Some("cgroup"),
+                &fd_path(&subfd),
+                Some("cgroup"),
+                opts.flags,
+                Some(data.as_str()),
+            )
+            .sys(|| format!("mounting cgroup {name}"))?;
         } else {
             bind_ro(dir, root, &sub, opts.flags)?;
         }
@@ -204,36 +326,66 @@ fn mount_cgroup(cfg: &InitConfig, root: i32, dest: &Path, opts: &MountOptions) -
         if h.controllers.len() > 1 {
             for c in &h.controllers {
                 let link = super::fsutil::relative(&dest.join(c.trim_start_matches("name=")));
-                let _ = nix::unistd::symlinkat(name.as_str(), Some(target.as_raw_fd()), link.file_name().unwrap_or_default());
+                let _ = nix::unistd::symlinkat(
+                    name.as_str(),
+                    Some(target.as_raw_fd()),
+                    link.file_name().unwrap_or_default(),
+                );
             }
         }
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         let target = reopen(root, dest)?;
-        mount(NONE, &fd_path(&target), NONE, MsFlags::MS_REMOUNT | flags | MsFlags::MS_RDONLY, Some("mode=755"))
-            .sys(|| "remounting the cgroup tmpfs read-only".into())?;
+        mount(
+            NONE,
+            &fd_path(&target),
+            NONE,
+            MsFlags::MS_REMOUNT | flags | MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )
+        .sys(|| "remounting the cgroup tmpfs read-only".into())?;
     }
     Ok(())
 }
 
 fn bind_ro(src: &Path, root: i32, dest: &Path, flags: MsFlags) -> Result<()> {
     let target = ensure_in_root(root, dest, Leaf::Dir)?;
-    mount(Some(src), &fd_path(&target), NONE, MsFlags::MS_BIND, NONE).sys(|| format!("binding {}", src.display()))?;
+    mount(Some(src), &fd_path(&target), NONE, MsFlags::MS_BIND, NONE)
+        .sys(|| format!("binding {}", src.display()))?;
     let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         let target = reopen(root, dest)?;
-        mount(NONE, &fd_path(&target), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra, NONE)
-            .sys(|| format!("remounting {}", src.display()))?;
+        mount(
+            NONE,
+            &fd_path(&target),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
+            NONE,
+        )
+        .sys(|| format!("remounting {}", src.display()))?;
     }
     Ok(())
 }
 
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 fn default_devices(root: i32, terminal: bool) -> Result<()> {
     for (name, major, minor) in DEFAULT_DEVICES {
-        make_node(root, &Path::new("/dev").join(name), SFlag::S_IFCHR, 0o666, major, minor)?;
+        make_node(
+            root,
+            &Path::new("/dev").join(name),
+            SFlag::S_IFCHR,
+            0o666,
+            major,
+            minor,
+        )?;
     }
     let dev = ensure_in_root(root, Path::new("/dev"), Leaf::Dir)?;
     let mut links = vec![
@@ -264,25 +416,44 @@ fn default_devices(root: i32, terminal: bool) -> Result<()> {
 /// namespace (EPERM) the host's node is bind-mounted instead.
 fn make_node(root: i32, path: &Path, kind: SFlag, mode: u32, major: u64, minor: u64) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().ok_or_else(|| Error::invalid(format!("{}: no file name", path.display())))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{}: no file name", path.display())))?;
     let dir = ensure_in_root(root, parent, Leaf::Dir)?;
     let dirpath = fd_path(&dir);
     let full = dirpath.join(name);
-    let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
     let perm = Mode::from_bits_truncate(mode & 0o7777);
     match mknod(&full, kind, perm, makedev(major, minor)) {
         Ok(()) => {}
         Err(nix::errno::Errno::EPERM) if kind != SFlag::S_IFIFO => {
-            let host = PathBuf::from(format!("/dev/{}", if kind == SFlag::S_IFCHR { "char" } else { "block" }))
-                .join(format!("{major}:{minor}"));
+            let host = PathBuf::from(format!(
+                "/dev/{}",
+                if kind == SFlag::S_IFCHR {
+                    "char"
+                } else {
+                    "block"
+                }
+            ))
+            .join(format!("{major}:{minor}"));
             std::fs::File::create(&full).map_err(|e| Error::io("creating", &full, e))?;
-            mount(Some(&host), &full, NONE, MsFlags::MS_BIND, NONE).sys(|| format!("binding {}", host.display()))?;
+            mount(Some(&host), &full, NONE, MsFlags::MS_BIND, NONE)
+                .sys(|| format!("binding {}", host.display()))?;
         }
         Err(e) => return Err(Error::sys(format!("mknod {}", path.display()), e)),
     }
     // mknod honours the umask; the spec's mode is what the node must have.
-    nix::sys::stat::fchmodat(Some(dir.as_raw_fd()), name, perm, nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .sys(|| format!("chmod {}", path.display()))?;
+    nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        perm,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .sys(|| format!("chmod {}", path.display()))?;
     Ok(())
 }
 
@@ -291,20 +462,30 @@ fn make_node(root: i32, path: &Path, kind: SFlag, mode: u32, major: u64, minor: 
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
         nix::unistd::chdir(rootfs).sys(|| format!("chdir {}", rootfs.display()))?;
-        mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE).sys(|| "moving the rootfs to /".into())?;
+        mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
+            .sys(|| "moving the rootfs to /".into())?;
         nix::unistd::chroot(".").sys(|| "chroot".into())?;
         nix::unistd::chdir("/").sys(|| "chdir /".into())?;
         return Ok(());
     }
-    let old = nix::fcntl::open("/", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-        .sys(|| "opening /".into())?;
-    let new = nix::fcntl::open(rootfs, nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-        .sys(|| format!("opening {}", rootfs.display()))?;
+    let old = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .sys(|| "opening /".into())?;
+    let new = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .sys(|| format!("opening {}", rootfs.display()))?;
     nix::unistd::fchdir(new).sys(|| "fchdir rootfs".into())?;
     nix::unistd::pivot_root(".", ".").sys(|| format!("pivot_root into {}", rootfs.display()))?;
     nix::unistd::fchdir(old).sys(|| "fchdir old root".into())?;
     // The old root must not propagate its unmount to the host.
-    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).sys(|| "making the old root a slave".into())?;
+    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+        .sys(|| "making the old root a slave".into())?;
     umount2(".", MntFlags::MNT_DETACH).sys(|| "detaching the old root".into())?;
     nix::unistd::chdir("/").sys(|| "chdir /".into())?;
     let _ = nix::unistd::close(old);
@@ -318,16 +499,29 @@ pub fn finish(cfg: &InitConfig) -> Result<()> {
     let spec = &cfg.bundle.spec;
     if let Some(linux) = spec.linux() {
         for p in linux.readonly_paths().iter().flatten() {
-            readonly(Path::new(p)).map_err(|e| Error::invalid(format!("linux.readonlyPaths {p}: {e}")))?;
+            readonly(Path::new(p))
+                .map_err(|e| Error::invalid(format!("linux.readonlyPaths {p}: {e}")))?;
         }
         for p in linux.masked_paths().iter().flatten() {
-            mask(Path::new(p)).map_err(|e| Error::invalid(format!("linux.maskedPaths {p}: {e}")))?;
+            mask(Path::new(p))
+                .map_err(|e| Error::invalid(format!("linux.maskedPaths {p}: {e}")))?;
         }
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let flags = existing_flags(Path::new("/"));
-        mount(NONE, "/", NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, NONE)
-            .sys(|| "remounting / read-only".into())?;
+        mount(
+            NONE,
+            "/",
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+            NONE,
+        )
+        .sys(|| "remounting / read-only".into())?;
     }
     Ok(())
 }
@@ -336,7 +530,9 @@ pub fn finish(cfg: &InitConfig) -> Result<()> {
 /// remount keeps them.
 fn existing_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
     let f = st.flags();
     let mut out = MsFlags::empty();
     for (fs, ms) in [
@@ -358,18 +554,31 @@ fn readonly(path: &Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
-    mount(Some(path), path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).sys(|| "binding".into())?;
+    mount(
+        Some(path),
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .sys(|| "binding".into())?;
     let flags = existing_flags(path);
-    mount(NONE, path, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, NONE)
-        .sys(|| "remounting read-only".into())
+    mount(
+        NONE,
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+        NONE,
+    )
+    .sys(|| "remounting read-only".into())
 }
 
 fn mask(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => {
-            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).sys(|| "mounting an empty tmpfs".into())
-        }
-        Ok(_) => mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE).sys(|| "binding /dev/null".into()),
+        Ok(m) if m.is_dir() => mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+            .sys(|| "mounting an empty tmpfs".into()),
+        Ok(_) => mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+            .sys(|| "binding /dev/null".into()),
     }
 }
