@@ -22,7 +22,7 @@ PRIVATE := unshare -m --propagation private
 all: build
 
 build:
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --target $(HOST)
+	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$$(pkg-config --variable=libdir libseccomp) RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --target $(HOST)
 
 # Installs the Debian packages that are missing (needs root and apt).
 deps:

@@ -51,8 +51,9 @@ ever unmounted in the host namespace.  The wrapper's own cost is measured
 times: once per `run`, three times per create+start+wait+delete.
 
 Containers get ids vessel-bench-<runtime>-<scenario>-<benchpid>-<i> and
-the runtimes' default cgroupsPath, which for runc and crun is /<id> under
-each hierarchy.  At the end the script checks that no
+the explicit cgroupsPath /vessel-bench-<benchpid> (one container at a time;
+without one, runc and crun would put the memory cgroup under the machine's
+own cgroup).  At the end the script checks that no
 /sys/fs/cgroup/vessel-bench* or /sys/fs/cgroup/*/vessel-bench* directory
 of this run is left (and removes empty ones that are).
 
@@ -559,7 +560,10 @@ def make_bundle(args, tmp):
     spec["process"]["terminal"] = False
     spec["process"]["args"] = ["/bin/true"]
     spec["root"]["path"] = "rootfs" if not args.rootfs else rootfs
-    spec.get("linux", {}).pop("cgroupsPath", None)
+    # An explicit absolute path: with none, runc and crun put the memory
+    # cgroup under the benchmark's own (the machine's) cgroup. Containers
+    # run one at a time, so one path serves every iteration.
+    spec.setdefault("linux", {})["cgroupsPath"] = "/vessel-bench-%d" % os.getpid()
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(spec, f, indent="\t")
     return bundle

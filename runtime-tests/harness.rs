@@ -54,7 +54,9 @@ fn repo_dir() -> PathBuf {
 fn template_rootfs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("vessel-test-rootfs-{}", std::process::id()));
+        // Under cargo's per-target scratch dir, so runs do not litter /tmp.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("rootfs-{}", std::process::id()));
         let status = Command::new("sh")
             .arg(repo_dir().join("bundles/busybox/build-rootfs.sh"))
             .arg(&dir)
@@ -241,6 +243,9 @@ pub fn default_config(args: &[&str]) -> Value {
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
         ],
         "linux": {
+            // Always absolute and ours: a runtime's default could land under
+            // the machine's own cgroups.
+            "cgroupsPath": format!("/{}", unique("vessel-test-cg")),
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],

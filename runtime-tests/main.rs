@@ -4,6 +4,7 @@
 mod bad_input;
 mod cgroups;
 mod devices;
+mod engines;
 mod fds;
 mod harness;
 mod hooks;

@@ -661,7 +661,8 @@ fn cgroup_mount_shows_the_container_cgroups() {
                     "{m:?}"
                 );
                 assert!(
-                    m.root.ends_with(&format!("/{id}")),
+                    m.root
+                        .ends_with(b.config["linux"]["cgroupsPath"].as_str().unwrap()),
                     "cgroup mount not rooted at the container cgroup: {m:?}"
                 );
             }

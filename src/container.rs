@@ -134,6 +134,16 @@ impl Runtime {
         cleanup.cgroup = Some(cg.clone());
         trace("cgroup");
 
+        let seccomp = match bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+        {
+            Some(s) => Some(crate::seccomp::compile(s)?),
+            None => None,
+        };
+        trace("seccomp");
         let cfg = InitConfig {
             id: id.to_string(),
             bundle,
@@ -147,6 +157,7 @@ impl Runtime {
             fifo: Some(fifo),
             close_in_child: vec![lock_fd],
             own_exe: own_exe()?,
+            seccomp,
         };
         let (pid, chan) = spawn::clone_init(plan, &cfg)?;
         cleanup.pid = Some(pid);

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod init;
 pub mod log;
 pub mod mountopts;
+pub mod seccomp;
 pub mod signals;
 pub mod spawn;
 pub mod specgen;

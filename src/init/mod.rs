@@ -39,6 +39,8 @@ pub struct InitConfig {
     pub close_in_child: Vec<RawFd>,
     /// Device and inode of vessel's executable (see `refuse_own_binary`).
     pub own_exe: (u64, u64),
+    /// The compiled `linux.seccomp` filter.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// The child's entry point after clone: never returns.
@@ -112,6 +114,12 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     set_names(spec)?;
     rootfs::finish(cfg)?;
     process::set_rlimits(process)?;
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
+    // before the capabilities go (as runc does); else as late as possible.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(filter), false) = (&cfg.seccomp, nnp) {
+        filter.install()?;
+    }
     process::drop_bounding(process.capabilities().as_ref())?;
     process::set_user_and_caps(process)?;
     let cwd = process.cwd();
@@ -146,6 +154,9 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
             state.to_string().as_bytes(),
             &cfg.bundle.dir,
         )?;
+    }
+    if let (Some(filter), true) = (&cfg.seccomp, nnp) {
+        filter.install()?;
     }
     let e = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
     // The parent of `create` is gone by now: this reaches the container's stderr.
