@@ -5,6 +5,7 @@ mod bad_input;
 mod cgroups;
 mod devices;
 mod engines;
+mod exec;
 mod fds;
 mod harness;
 mod hooks;

@@ -74,6 +74,57 @@ pub struct CreateArgs {
     pub id: String,
 }
 
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A JSON file with the process (OCI `process` object) to run
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket that receives the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not wait for the process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's pid to this file
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE), repeatable
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// UID[:GID] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional group ids, repeatable
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability, repeatable
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Pass N more fds (from 3 on) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Ignored (runc compatibility)
+    #[arg(long = "process-label", hide = true)]
+    pub process_label: Option<String>,
+    /// Ignored (runc compatibility)
+    #[arg(long = "apparmor", hide = true)]
+    pub apparmor: Option<String>,
+    /// Container id
+    pub id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container (its process waits for `start`)
@@ -91,6 +142,8 @@ pub enum Command {
         #[arg(long = "keep", hide = true)]
         keep: bool,
     },
+    /// Run a new process in a running container
+    Exec(ExecArgs),
     /// Print a container's state as JSON
     State { id: String },
     /// Send a signal (default TERM) to a container's init process
@@ -161,6 +214,37 @@ mod tests {
         let c = Cli::try_parse_from(["vessel", "kill", "--all", "id", "9"]).unwrap();
         assert!(
             matches!(c.command, Some(Command::Kill { all: true, ref signal, .. }) if signal.as_deref() == Some("9"))
+        );
+        let c = Cli::try_parse_from([
+            "vessel",
+            "exec",
+            "--process",
+            "/p.json",
+            "--console-socket",
+            "/s",
+            "--detach",
+            "--pid-file",
+            "/pid",
+            "id",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Exec(ref e)) if e.detach && e.id == "id" && e.args.is_empty())
+        );
+        let c = Cli::try_parse_from([
+            "vessel",
+            "exec",
+            "-t",
+            "-e",
+            "A=1",
+            "id",
+            "sh",
+            "-c",
+            "echo -n x",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Exec(ref e)) if e.tty && e.args == ["sh", "-c", "echo -n x"])
         );
         let c = Cli::try_parse_from(["vessel", "delete", "--force", "id"]).unwrap();
         assert!(matches!(

@@ -80,15 +80,15 @@ impl Runtime {
         trace("start");
         check_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
-        if bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false)
-        {
+        self.create_bundle(id, opts, bundle)
+    }
+
+    /// `create` for a bundle already loaded (`opts.bundle` is not read again).
+    pub fn create_bundle(&self, id: &str, opts: &CreateOptions, bundle: Bundle) -> Result<Created> {
+        check_id(id)?;
+        if cfg_terminal(&bundle) && opts.console_socket.is_none() {
             return Err(Error::invalid(
-                "process.terminal is true: terminals are not supported by this vessel version yet (set it to false)",
+                "process.terminal is true: a console socket is needed (--console-socket PATH)",
             ));
         }
         let plan = spawn::plan_namespaces(&bundle.spec)?;
@@ -144,13 +144,18 @@ impl Runtime {
             None => None,
         };
         trace("seccomp");
+        let terminal = cfg_terminal(&bundle);
+        let console = match &opts.console_socket {
+            Some(path) if terminal => Some(crate::init::pty::connect(path)?),
+            _ => None,
+        };
         let cfg = InitConfig {
             id: id.to_string(),
             bundle,
             hierarchies: hierarchies.all.clone(),
             cgroup_dirs: cg.dirs.clone(),
             cgroup_ns: plan.new_cgroup,
-            terminal: false,
+            terminal,
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: opts.preserve_fds,
@@ -158,6 +163,7 @@ impl Runtime {
             close_in_child: vec![lock_fd],
             own_exe: own_exe()?,
             seccomp,
+            console,
         };
         let (pid, chan) = spawn::clone_init(plan, &cfg)?;
         cleanup.pid = Some(pid);
@@ -363,6 +369,16 @@ impl Runtime {
     }
 }
 
+/// Whether the bundle's process asks for a terminal.
+pub fn cfg_terminal(bundle: &Bundle) -> bool {
+    bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
 fn wrong_state(id: &str, status: Status, what: &str) -> Error {
     Error::WrongState {
         id: id.to_string(),
@@ -402,7 +418,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn own_exe() -> Result<(u64, u64)> {
+pub(crate) fn own_exe() -> Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata("/proc/self/exe").ctx("stat", "/proc/self/exe")?;
     Ok((m.dev(), m.ino()))
@@ -485,7 +501,7 @@ fn kill_and_wait(state: &State) {
     }
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx("resolving", path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(

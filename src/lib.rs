@@ -7,8 +7,10 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod cli;
+pub mod console;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod log;

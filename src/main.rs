@@ -2,9 +2,10 @@
 
 use clap::Parser;
 use std::io::Write;
-use vessel::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat};
+use vessel::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat};
 use vessel::container::{CreateOptions, Runtime};
 use vessel::error::{Error, Result};
+use vessel::exec::{ExecFlags, ExecOptions};
 use vessel::state::Status;
 
 fn main() {
@@ -66,6 +67,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run { create, detach, .. } => run(&rt, &create, detach),
+        Command::Exec(a) => exec(&rt, &a),
         Command::State { id } => {
             let (state, status) = rt.state(&id)?;
             print_json(&state.oci(status))?;
@@ -102,7 +104,25 @@ fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
-    let created = rt.create(&a.id, &create_options(a))?;
+    let bundle = vessel::bundle::Bundle::load(&a.bundle)?;
+    let mut opts = create_options(a);
+    // A foreground terminal without a console socket: vessel relays itself.
+    let own_console =
+        if vessel::container::cfg_terminal(&bundle) && opts.console_socket.is_none() && !detach {
+            let c = vessel::console::OwnConsole::listen(&rt.root.dir, &a.id)?;
+            opts.console_socket = Some(c.path.clone());
+            Some(c)
+        } else {
+            None
+        };
+    let created = rt.create_bundle(&a.id, &opts, bundle)?;
+    let master = match own_console.map(|c| c.receive()).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = rt.delete(&a.id, true);
+            return Err(e);
+        }
+    };
     if detach {
         if let Err(e) = rt.start(&a.id) {
             let _ = rt.delete(&a.id, true);
@@ -115,9 +135,48 @@ fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
         let _ = rt.delete(&a.id, true);
         return Err(e);
     }
-    let code = vessel::signals::forward_until_exit(created.pid, &set);
+    let code = match master {
+        Some(m) => vessel::console::relay_until_exit(m, created.pid, &set),
+        None => vessel::signals::forward_until_exit(created.pid, &set),
+    };
     rt.delete(&a.id, true)?;
     Ok(code)
+}
+
+fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
+    let (state, _) = rt.state(&a.id)?;
+    let flags = ExecFlags {
+        args: a.args.clone(),
+        env: a.env.clone(),
+        cwd: a.cwd.clone(),
+        user: a.user.clone(),
+        additional_gids: a.additional_gids.clone(),
+        caps: a.cap.clone(),
+        no_new_privs: a.no_new_privs,
+        tty: a.tty,
+    };
+    let process = vessel::exec::build_process(&state.spec()?, a.process.as_deref(), &flags)?;
+    let mut opts = ExecOptions {
+        console_socket: a.console_socket.clone(),
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+    };
+    let terminal = process.terminal().unwrap_or(false);
+    let own_console = if terminal && opts.console_socket.is_none() && !a.detach {
+        let c = vessel::console::OwnConsole::listen(&rt.root.dir, &a.id)?;
+        opts.console_socket = Some(c.path.clone());
+        Some(c)
+    } else {
+        None
+    };
+    let set = (!a.detach).then(vessel::signals::block_all);
+    let execed = rt.exec(&a.id, process, &opts)?;
+    let Some(set) = set else { return Ok(0) };
+    Ok(match own_console {
+        Some(c) => vessel::console::relay_until_exit(c.receive()?, execed.pid, &set),
+        None => vessel::signals::forward_until_exit(execed.pid, &set),
+    })
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -3,8 +3,10 @@
 //! sync socket (see `sync.rs`), and turns every failure into an `Error`
 //! message the parent prints as `create`'s error.
 
+pub mod exec;
 mod fsutil;
 mod process;
+pub mod pty;
 mod rootfs;
 
 use crate::bundle::Bundle;
@@ -41,6 +43,8 @@ pub struct InitConfig {
     pub own_exe: (u64, u64),
     /// The compiled `linux.seccomp` filter.
     pub seccomp: Option<crate::seccomp::Program>,
+    /// Connected `--console-socket`, for a terminal process.
+    pub console: Option<OwnedFd>,
 }
 
 /// The child's entry point after clone: never returns.
@@ -61,7 +65,7 @@ pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-enum Never {}
+pub enum Never {}
 
 fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     let spec = &cfg.bundle.spec;
@@ -110,32 +114,13 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     }
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
     drop(rootfd);
+    if cfg.terminal {
+        setup_console(cfg, process)?;
+    }
     set_sysctls(spec)?;
     set_names(spec)?;
     rootfs::finish(cfg)?;
-    process::set_rlimits(process)?;
-    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
-    // before the capabilities go (as runc does); else as late as possible.
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if let (Some(filter), false) = (&cfg.seccomp, nnp) {
-        filter.install()?;
-    }
-    process::drop_bounding(process.capabilities().as_ref())?;
-    process::set_user_and_caps(process)?;
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd)
-        .map_err(|e| Error::invalid(format!("process.cwd {}: {e}", cwd.display())))?;
-    let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    let args = process.args().clone().unwrap_or_default();
-    let env = process::exec_env(process);
-    let program = process::find_program(&args[0], &env)?;
-    process::refuse_own_binary(&program, cfg.own_exe)?;
-    let argv = process::to_cstrings(&args)?;
-    let envp = process::to_cstrings(&env)?;
-    let program_c = fsutil::cstr(&program);
-    reset_signals();
-    close_fds_on_exec(3 + cfg.preserve_fds)?;
+    let ready = prepare_exec(process, cfg.seccomp.as_ref(), cfg.own_exe, cfg.preserve_fds)?;
     chan.send(&Msg::Ready)?;
     if let Some(fifo) = &cfg.fifo {
         wait_for_start(fifo)?;
@@ -155,12 +140,72 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
             &cfg.bundle.dir,
         )?;
     }
-    if let (Some(filter), true) = (&cfg.seccomp, nnp) {
+    // The parent of `create` is gone by now: an error reaches the container's stderr.
+    ready.exec()
+}
+
+/// Everything between a process's namespaces and its execve: rlimits,
+/// seccomp, capabilities and user, cwd, umask, the program; shared by the
+/// init process and `exec`.
+pub struct ReadyToExec<'a> {
+    program: std::path::PathBuf,
+    program_c: std::ffi::CString,
+    argv: Vec<std::ffi::CString>,
+    envp: Vec<std::ffi::CString>,
+    late_seccomp: Option<&'a crate::seccomp::Program>,
+}
+
+pub fn prepare_exec<'a>(
+    process: &oci_spec::runtime::Process,
+    seccomp: Option<&'a crate::seccomp::Program>,
+    own_exe: (u64, u64),
+    preserve_fds: i32,
+) -> Result<ReadyToExec<'a>> {
+    process::set_rlimits(process)?;
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
+    // before the capabilities go (as runc does); else as late as possible.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(filter), false) = (seccomp, nnp) {
         filter.install()?;
     }
-    let e = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
-    // The parent of `create` is gone by now: this reaches the container's stderr.
-    Err(Error::invalid(format!("exec {}: {e}", program.display())))
+    process::drop_bounding(process.capabilities().as_ref())?;
+    process::set_user_and_caps(process)?;
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd)
+        .map_err(|e| Error::invalid(format!("process.cwd {}: {e}", cwd.display())))?;
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let args = process.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::invalid("process.args must name the program to run"))?;
+    let env = process::exec_env(process);
+    let program = process::find_program(arg0, &env)?;
+    process::refuse_own_binary(&program, own_exe)?;
+    let ready = ReadyToExec {
+        program_c: fsutil::cstr(&program),
+        program,
+        argv: process::to_cstrings(&args)?,
+        envp: process::to_cstrings(&env)?,
+        late_seccomp: if nnp { seccomp } else { None },
+    };
+    reset_signals();
+    close_fds_on_exec(3 + preserve_fds)?;
+    Ok(ready)
+}
+
+impl ReadyToExec<'_> {
+    /// Installs a late seccomp filter and execs; returns only on failure.
+    pub fn exec(self) -> Result<Never> {
+        if let Some(filter) = self.late_seccomp {
+            filter.install()?;
+        }
+        let e = nix::unistd::execve(&self.program_c, &self.argv, &self.envp).unwrap_err();
+        Err(Error::invalid(format!(
+            "exec {}: {e}",
+            self.program.display()
+        )))
+    }
 }
 
 /// setns into every namespace given by `path`, except pid and time (the
@@ -194,6 +239,33 @@ fn join_namespaces(spec: &Spec) -> Result<()> {
             .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A pty whose master goes to the console socket and whose slave becomes
+/// /dev/console and the process's stdio.
+fn setup_console(cfg: &InitConfig, process: &oci_spec::runtime::Process) -> Result<()> {
+    let socket = cfg
+        .console
+        .as_ref()
+        .ok_or_else(|| Error::invalid("process.terminal needs --console-socket"))?;
+    let (master, slave) = pty::open_pty()?;
+    if let Some(size) = process.console_size() {
+        pty::set_size(&master, size.height() as u16, size.width() as u16);
+    }
+    let name = pty::slave_name(&master)?;
+    if std::path::Path::new("/dev/console").exists() {
+        nix::mount::mount(
+            Some(name.as_str()),
+            "/dev/console",
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .sys(|| format!("binding {name} to /dev/console"))?;
+    }
+    pty::send_master(socket, &master, &name)?;
+    drop(master);
+    pty::become_terminal(&slave)
 }
 
 fn new_network_namespace(spec: &Spec) -> bool {

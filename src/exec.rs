@@ -1,0 +1,331 @@
+//! `exec`: a new process in a running container: its namespaces, cgroup,
+//! user, capabilities, rlimits, no_new_privs and seccomp, exactly like the
+//! init process got them.
+
+use crate::container::Runtime;
+use crate::error::{Error, Result, SysContext};
+use crate::init::exec::ExecConfig;
+use crate::state::Status;
+use crate::sync::{self, Msg};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Capability, LinuxNamespaceType, Process, Spec};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+/// What `exec`'s flags ask for when no `--process` file is given.
+#[derive(Debug, Clone, Default)]
+pub struct ExecFlags {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// `UID[:GID]`
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+}
+
+/// The process to run: the `--process` file as is, or the container's own
+/// process with the flags applied (runc's rules).
+pub fn build_process(
+    spec: &Spec,
+    process_file: Option<&std::path::Path>,
+    flags: &ExecFlags,
+) -> Result<Process> {
+    if let Some(path) = process_file {
+        let text = std::fs::read(path)
+            .map_err(|e| Error::invalid(format!("--process {}: {e}", path.display())))?;
+        let p: Process = serde_json::from_slice(&text)
+            .map_err(|e| Error::invalid(format!("--process {}: {e}", path.display())))?;
+        if p.args().as_ref().map_or(true, |a| a.is_empty()) {
+            return Err(Error::invalid(format!(
+                "--process {}: args must name the program to run",
+                path.display()
+            )));
+        }
+        return Ok(p);
+    }
+    if flags.args.is_empty() {
+        return Err(Error::invalid(
+            "exec: give the command to run after the container id (or --process FILE)",
+        ));
+    }
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(flags.args.clone()));
+    p.set_terminal(Some(flags.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(flags.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &flags.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(user) = &flags.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
+        let bad = || Error::invalid(format!("--user {user:?}: expected UID[:GID] as numbers"));
+        let mut u = p.user().clone();
+        u.set_uid(uid.parse().map_err(|_| bad())?);
+        if let Some(g) = gid {
+            u.set_gid(g.parse().map_err(|_| bad())?);
+        }
+        p.set_user(u);
+    }
+    if !flags.additional_gids.is_empty() {
+        let mut u = p.user().clone();
+        u.set_additional_gids(Some(flags.additional_gids.clone()));
+        p.set_user(u);
+    }
+    if !flags.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &flags.caps {
+            let cap: Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| Error::invalid(format!("--cap {name:?}: unknown capability")))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if flags.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// Options of `exec` besides the process.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+}
+
+/// A started exec process; `pid` is the host pid.
+pub struct Execed {
+    pub pid: i32,
+}
+
+fn ns_name(t: LinuxNamespaceType) -> Option<&'static str> {
+    Some(match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Time => "time",
+        LinuxNamespaceType::User => return None,
+    })
+}
+
+impl Runtime {
+    /// Starts `process` in container `id`.
+    pub fn exec(&self, id: &str, process: Process, opts: &ExecOptions) -> Result<Execed> {
+        let (state, status) = self.state(id)?;
+        if status == Status::Stopped {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                what: "cannot exec in a stopped container".into(),
+            });
+        }
+        let spec = state.spec()?;
+        let mut namespaces = Vec::new();
+        let mut for_children = Vec::new();
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = ns_name(ns.typ()) else {
+                continue;
+            };
+            let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
+            match ns.typ() {
+                LinuxNamespaceType::Pid => {
+                    for_children.push((path, CloneFlags::CLONE_NEWPID, "pid"))
+                }
+                LinuxNamespaceType::Time => for_children.push((
+                    path,
+                    CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+                    "time",
+                )),
+                t => namespaces.push((t, path)),
+            }
+        }
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::seccomp::compile(s)?),
+            None => None,
+        };
+        let terminal = process.terminal().unwrap_or(false);
+        let console = match &opts.console_socket {
+            Some(path) if terminal => Some(crate::init::pty::connect(path)?),
+            None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),
+            _ => None,
+        };
+        let cfg = ExecConfig {
+            process,
+            namespaces,
+            seccomp,
+            console,
+            preserve_fds: opts.preserve_fds,
+            own_exe: crate::container::own_exe()?,
+            close_in_child: Vec::new(),
+        };
+        let (parent, child) = sync::pair()?;
+        // Join pid/time for our children only; restored right after the fork.
+        let mut restore: Vec<(OwnedFd, CloneFlags)> = Vec::new();
+        for (path, flag, name) in &for_children {
+            let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
+                .map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
+            let target = std::fs::File::open(path)
+                .map_err(|e| Error::invalid(format!("container {id}: {}: {e}", path.display())))?;
+            nix::sched::setns(target.as_fd(), *flag)
+                .sys(|| format!("joining {}", path.display()))?;
+            restore.push((own.into(), *flag));
+        }
+        // SAFETY: fork-style clone of a single-threaded process; the child
+        // runs only exec code before execve or _exit.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if pid == 0 {
+            drop(parent);
+            crate::init::exec::child_main(&cfg, &child);
+        }
+        for (fd, flag) in restore {
+            let _ = nix::sched::setns(fd, flag);
+        }
+        drop(child);
+        if pid < 0 {
+            return Err(Error::invalid(format!(
+                "exec: clone: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        let pid = pid as i32;
+        let fail = |e: Error| {
+            // SAFETY: our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            e
+        };
+        for dir in &state.cgroup_dirs {
+            let procs = dir.join("cgroup.procs");
+            std::fs::write(&procs, pid.to_string())
+                .map_err(|e| fail(Error::io("adding the exec process to", &procs, e)))?;
+        }
+        parent.send(&Msg::Go).map_err(fail)?;
+        // The socket closes on exec: end of file means the process runs.
+        match parent.recv().map_err(fail)? {
+            None => {}
+            Some(Msg::Error(e)) => return Err(fail(Error::Init(e))),
+            Some(_) => {
+                return Err(fail(Error::Init(
+                    "exec: unexpected message from the child".into(),
+                )))
+            }
+        }
+        if let Some(pid_file) = &opts.pid_file {
+            crate::container::write_pid_file(pid_file, pid)?;
+        }
+        Ok(Execed { pid })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        crate::bundle::parse_spec(
+            br#"{"ociVersion":"1.0.0","process":{"cwd":"/srv","args":["init"],"env":["A=1"],"user":{"uid":0,"gid":0},
+                "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn flags_apply_over_the_container_process() {
+        let flags = ExecFlags {
+            args: vec!["sh".into()],
+            env: vec!["B=2".into()],
+            user: Some("1000:100".into()),
+            caps: vec!["CAP_CHOWN".into()],
+            ..Default::default()
+        };
+        let p = build_process(&spec(), None, &flags).unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vec!["sh".to_string()]);
+        assert_eq!(
+            p.env().as_ref().unwrap(),
+            &vec!["A=1".to_string(), "B=2".to_string()]
+        );
+        assert_eq!(p.cwd(), &PathBuf::from("/srv"));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert!(p
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .effective()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::Chown));
+    }
+
+    #[test]
+    fn bad_flags_are_clear_errors() {
+        let e = build_process(&spec(), None, &ExecFlags::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("command"), "{e}");
+        let flags = ExecFlags {
+            args: vec!["sh".into()],
+            user: Some("bob".into()),
+            ..Default::default()
+        };
+        assert!(build_process(&spec(), None, &flags)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("--user"));
+        let flags = ExecFlags {
+            args: vec!["sh".into()],
+            caps: vec!["CAP_NOPE".into()],
+            ..Default::default()
+        };
+        assert!(build_process(&spec(), None, &flags)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("CAP_NOPE"));
+        let e = build_process(
+            &spec(),
+            Some(std::path::Path::new("/nonexistent.json")),
+            &flags,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("--process"), "{e}");
+    }
+}
