@@ -14,3 +14,4 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod security;
+mod ops;

@@ -144,6 +144,19 @@ pub enum Command {
     },
     /// Run a new process in a running container
     Exec(ExecArgs),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List a container's processes (`--format json`: their host pids)
+    Ps {
+        #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Options for ps(1) (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Print a container's state as JSON
     State { id: String },
     /// Send a signal (default TERM) to a container's init process

@@ -319,7 +319,7 @@ impl Runtime {
             }
             Err(e) => return Err(e),
         };
-        if status == Status::Running && !force {
+        if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(wrong_state(
                 id,
                 status,
@@ -334,6 +334,9 @@ impl Runtime {
             // outlive init: end them too.
             for pid in Cgroup::pids(&state.cgroup_dirs) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            if cgroup::is_frozen(&state.cgroup_dirs) {
+                let _ = cgroup::set_frozen(&state.cgroup_dirs, false);
             }
         }
         cgroup::remove_dirs(&state.cgroup_created);
@@ -352,6 +355,32 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// Freezes every process of a running container.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let _lock = self.root.lock(id)?;
+        let (state, status) = self.state(id)?;
+        if status != Status::Running {
+            return Err(wrong_state(id, status, "only a running container can be paused"));
+        }
+        cgroup::set_frozen(&state.cgroup_dirs, true)
+    }
+
+    /// Thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let _lock = self.root.lock(id)?;
+        let (state, status) = self.state(id)?;
+        if status != Status::Paused {
+            return Err(wrong_state(id, status, "only a paused container can be resumed"));
+        }
+        cgroup::set_frozen(&state.cgroup_dirs, false)
+    }
+
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let (state, _) = self.state(id)?;
+        Ok(Cgroup::pids(&state.cgroup_dirs))
     }
 
     /// Waits for a container created by this process to exit; returns its
@@ -479,6 +508,10 @@ use std::os::unix::fs::OpenOptionsExt;
 /// SIGKILLs the init process and waits for it to be gone.
 fn kill_and_wait(state: &State) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
+    // A frozen process cannot die until thawed.
+    if cgroup::is_frozen(&state.cgroup_dirs) {
+        let _ = cgroup::set_frozen(&state.cgroup_dirs, false);
+    }
     // SAFETY: pidfd_open returns a new fd or -1.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, state.pid, 0) } as i32;
     if raw >= 0 {

@@ -68,6 +68,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Run { create, detach, .. } => run(&rt, &create, detach),
         Command::Exec(a) => exec(&rt, &a),
+        Command::Pause { id } => rt.pause(&id).map(|_| 0),
+        Command::Resume { id } => rt.resume(&id).map(|_| 0),
+        Command::Ps { format, id, ps_args } => ps(&rt, &id, format, &ps_args),
         Command::State { id } => {
             let (state, status) = rt.state(&id)?;
             print_json(&state.oci(status))?;
@@ -177,6 +180,41 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         Some(c) => vessel::console::relay_until_exit(c.receive()?, execed.pid, &set),
         None => vessel::signals::forward_until_exit(execed.pid, &set),
     })
+}
+
+/// `ps`: JSON is the pid list Docker's `top` reads; a table is ps(1)'s
+/// output cut down to the container's processes.
+fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<i32> {
+    let pids = rt.pids(id)?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string(&pids).unwrap_or_default());
+        return Ok(0);
+    }
+    let args: Vec<String> = if args.is_empty() { vec!["-ef".into()] } else { args.to_vec() };
+    // ps(1) runs on the host: a clean environment, not the caller's.
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .map_err(|e| Error::invalid(format!("running ps: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::invalid(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Error::invalid("ps output has no PID column"))?;
+    println!("{header}");
+    for line in lines {
+        if line.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(0)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

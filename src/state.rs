@@ -16,6 +16,7 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -25,6 +26,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }
@@ -202,6 +204,8 @@ impl StateRoot {
         }
         if self.fifo_path(&state.id).exists() {
             Status::Created
+        } else if crate::cgroup::is_frozen(&state.cgroup_dirs) {
+            Status::Paused
         } else {
             Status::Running
         }

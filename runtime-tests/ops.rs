@@ -1,0 +1,81 @@
+//! pause/resume, ps and kill --all on a running container.
+
+use crate::harness::{self, Bundle};
+use std::time::Duration;
+
+fn ticker() -> (Bundle, String, i32) {
+    let b = Bundle::new(&["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.02; done"]);
+    let id = harness::unique("ops");
+    let pid = b.start_detached(&id);
+    (b, id, pid)
+}
+
+fn tick(b: &Bundle) -> u64 {
+    std::fs::read_to_string(b.rootfs().join("tmp/tick")).unwrap_or_default().trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    if !harness::can_run() {
+        return;
+    }
+    let (b, id, _) = ticker();
+    assert!(harness::wait_for(5.0, || tick(&b) > 0));
+    harness::stdout_ok(&b.rt(&["pause", &id]));
+    assert_eq!(b.status(&id).as_deref(), Some("paused"));
+    let frozen_at = tick(&b);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(tick(&b), frozen_at, "the container kept running while paused");
+    // Pausing twice, or deleting without --force, is refused.
+    assert!(!b.rt(&["pause", &id]).status.success());
+    assert!(!b.rt(&["delete", &id]).status.success());
+    harness::stdout_ok(&b.rt(&["resume", &id]));
+    assert_eq!(b.status(&id).as_deref(), Some("running"));
+    assert!(harness::wait_for(5.0, || tick(&b) > frozen_at), "no progress after resume");
+    assert!(!b.rt(&["resume", &id]).status.success());
+}
+
+#[test]
+fn paused_container_can_be_force_deleted() {
+    if !harness::can_run() {
+        return;
+    }
+    let (b, id, pid) = ticker();
+    harness::stdout_ok(&b.rt(&["pause", &id]));
+    harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
+    assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)));
+    assert!(b.state(&id).is_none());
+}
+
+#[test]
+fn ps_json_lists_every_host_pid_of_the_container() {
+    if !harness::can_run() {
+        return;
+    }
+    let (b, id, pid) = ticker();
+    let out = b.cmd().args(["exec", "-d", &id, "sleep", "30"]).stdout(std::process::Stdio::null()).status().unwrap();
+    assert!(out.success());
+    let pids = || -> Vec<i64> {
+        let out = harness::stdout_ok(&b.rt(&["ps", "--format", "json", &id]));
+        serde_json::from_str(&out).expect("a JSON array")
+    };
+    assert!(harness::wait_for(5.0, || pids().len() >= 3), "init, its sleep, and the exec: {:?}", pids());
+    assert!(pids().contains(&(pid as i64)));
+    let table = harness::stdout_ok(&b.rt(&["ps", &id]));
+    assert!(table.lines().next().unwrap().contains("PID"), "{table}");
+    assert!(table.lines().any(|l| l.contains("sleep 30")), "{table}");
+    assert!(!table.contains("cargo"), "only the container's processes: {table}");
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    if !harness::can_run() {
+        return;
+    }
+    let (b, id, pid) = ticker();
+    let out = b.cmd().args(["exec", "-d", &id, "sleep", "30"]).stdout(std::process::Stdio::null()).status().unwrap();
+    assert!(out.success());
+    harness::stdout_ok(&b.rt(&["kill", "--all", &id, "KILL"]));
+    assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)));
+    assert!(b.wait_status(&id, "stopped", 5));
+}
