@@ -11,7 +11,7 @@ mod harness;
 mod hooks;
 mod lifecycle;
 mod namespaces;
+mod ops;
 mod process;
 mod rootfs;
 mod security;
-mod ops;

@@ -4,14 +4,22 @@ use crate::harness::{self, Bundle};
 use std::time::Duration;
 
 fn ticker() -> (Bundle, String, i32) {
-    let b = Bundle::new(&["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.02; done"]);
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.02; done",
+    ]);
     let id = harness::unique("ops");
     let pid = b.start_detached(&id);
     (b, id, pid)
 }
 
 fn tick(b: &Bundle) -> u64 {
-    std::fs::read_to_string(b.rootfs().join("tmp/tick")).unwrap_or_default().trim().parse().unwrap_or(0)
+    std::fs::read_to_string(b.rootfs().join("tmp/tick"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -25,13 +33,20 @@ fn pause_freezes_and_resume_thaws() {
     assert_eq!(b.status(&id).as_deref(), Some("paused"));
     let frozen_at = tick(&b);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(tick(&b), frozen_at, "the container kept running while paused");
+    assert_eq!(
+        tick(&b),
+        frozen_at,
+        "the container kept running while paused"
+    );
     // Pausing twice, or deleting without --force, is refused.
     assert!(!b.rt(&["pause", &id]).status.success());
     assert!(!b.rt(&["delete", &id]).status.success());
     harness::stdout_ok(&b.rt(&["resume", &id]));
     assert_eq!(b.status(&id).as_deref(), Some("running"));
-    assert!(harness::wait_for(5.0, || tick(&b) > frozen_at), "no progress after resume");
+    assert!(
+        harness::wait_for(5.0, || tick(&b) > frozen_at),
+        "no progress after resume"
+    );
     assert!(!b.rt(&["resume", &id]).status.success());
 }
 
@@ -53,18 +68,30 @@ fn ps_json_lists_every_host_pid_of_the_container() {
         return;
     }
     let (b, id, pid) = ticker();
-    let out = b.cmd().args(["exec", "-d", &id, "sleep", "30"]).stdout(std::process::Stdio::null()).status().unwrap();
+    let out = b
+        .cmd()
+        .args(["exec", "-d", &id, "sleep", "30"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
     assert!(out.success());
     let pids = || -> Vec<i64> {
         let out = harness::stdout_ok(&b.rt(&["ps", "--format", "json", &id]));
         serde_json::from_str(&out).expect("a JSON array")
     };
-    assert!(harness::wait_for(5.0, || pids().len() >= 3), "init, its sleep, and the exec: {:?}", pids());
+    assert!(
+        harness::wait_for(5.0, || pids().len() >= 3),
+        "init, its sleep, and the exec: {:?}",
+        pids()
+    );
     assert!(pids().contains(&(pid as i64)));
     let table = harness::stdout_ok(&b.rt(&["ps", &id]));
     assert!(table.lines().next().unwrap().contains("PID"), "{table}");
     assert!(table.lines().any(|l| l.contains("sleep 30")), "{table}");
-    assert!(!table.contains("cargo"), "only the container's processes: {table}");
+    assert!(
+        !table.contains("cargo"),
+        "only the container's processes: {table}"
+    );
 }
 
 #[test]
@@ -73,9 +100,65 @@ fn kill_all_signals_every_process() {
         return;
     }
     let (b, id, pid) = ticker();
-    let out = b.cmd().args(["exec", "-d", &id, "sleep", "30"]).stdout(std::process::Stdio::null()).status().unwrap();
+    let out = b
+        .cmd()
+        .args(["exec", "-d", &id, "sleep", "30"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
     assert!(out.success());
     harness::stdout_ok(&b.rt(&["kill", "--all", &id, "KILL"]));
     assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)));
     assert!(b.wait_status(&id, "stopped", 5));
+}
+
+fn memory_limit(cg: &str) -> Option<String> {
+    let dir = harness::cgroup_dirs(cg)
+        .into_iter()
+        .find(|d| d.join("memory.limit_in_bytes").exists() || d.join("memory.max").exists())?;
+    std::fs::read_to_string(dir.join("memory.limit_in_bytes"))
+        .or_else(|_| std::fs::read_to_string(dir.join("memory.max")))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[test]
+fn resources_at_create_and_update_with_zeros_as_unset() {
+    if !harness::can_run() {
+        return;
+    }
+    let mut b = Bundle::new(&["sleep", "100"]);
+    b.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 67108864});
+    b.config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 50});
+    let cg = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = harness::unique("update");
+    b.start_detached(&id);
+    assert_eq!(memory_limit(&cg).as_deref(), Some("67108864"));
+    harness::stdout_ok(&b.rt(&["update", "--memory", "128m", "--pids-limit", "60", &id]));
+    assert_eq!(memory_limit(&cg).as_deref(), Some("134217728"));
+    // Docker's second update: zeros for everything it does not change.
+    let file = b.path().join("res.json");
+    std::fs::write(&file, r#"{"memory":{"limit":0,"reservation":0,"swap":0},"cpu":{"shares":0,"quota":0,"period":0,"cpus":"","mems":""},"pids":{"limit":0},"blockIO":{"weight":0}}"#).unwrap();
+    harness::stdout_ok(&b.rt(&["update", "--resources", file.to_str().unwrap(), &id]));
+    assert_eq!(
+        memory_limit(&cg).as_deref(),
+        Some("134217728"),
+        "a zero must not reset the limit"
+    );
+    let pids_dir = harness::cgroup_dirs(&cg)
+        .into_iter()
+        .find(|d| d.join("pids.max").exists())
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pids_dir.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "60"
+    );
+    // Bad input: a clear error, container untouched.
+    assert!(!b.rt(&["update", "--memory", "lots", &id]).status.success());
+    assert_eq!(b.status(&id).as_deref(), Some("running"));
 }

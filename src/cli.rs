@@ -125,6 +125,46 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// A JSON file with `linux.resources` (`-` for stdin)
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with a k/m/g suffix)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Ignored (kernel memory is gone from current kernels)
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Container id
+    pub id: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container (its process waits for `start`)
@@ -144,6 +184,8 @@ pub enum Command {
     },
     /// Run a new process in a running container
     Exec(ExecArgs),
+    /// Change a running container's resource limits
+    Update(UpdateArgs),
     /// Freeze every process of a container
     Pause { id: String },
     /// Thaw a paused container

@@ -132,6 +132,9 @@ impl Runtime {
         let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
         let cg = Cgroup::create(&hierarchies, &cg_path)?;
         cleanup.cgroup = Some(cg.clone());
+        if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+            crate::resources::apply(&cg.dirs, r)?;
+        }
         trace("cgroup");
 
         let seccomp = match bundle
@@ -362,7 +365,11 @@ impl Runtime {
         let _lock = self.root.lock(id)?;
         let (state, status) = self.state(id)?;
         if status != Status::Running {
-            return Err(wrong_state(id, status, "only a running container can be paused"));
+            return Err(wrong_state(
+                id,
+                status,
+                "only a running container can be paused",
+            ));
         }
         cgroup::set_frozen(&state.cgroup_dirs, true)
     }
@@ -372,9 +379,23 @@ impl Runtime {
         let _lock = self.root.lock(id)?;
         let (state, status) = self.state(id)?;
         if status != Status::Paused {
-            return Err(wrong_state(id, status, "only a paused container can be resumed"));
+            return Err(wrong_state(
+                id,
+                status,
+                "only a paused container can be resumed",
+            ));
         }
         cgroup::set_frozen(&state.cgroup_dirs, false)
+    }
+
+    /// Changes a live container's resources (`update`).
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let _lock = self.root.lock(id)?;
+        let (state, status) = self.state(id)?;
+        if status == Status::Stopped {
+            return Err(wrong_state(id, status, "cannot update a stopped container"));
+        }
+        crate::resources::apply(&state.cgroup_dirs, resources)
     }
 
     /// Host pids of every process in the container's cgroup.

@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod init;
 pub mod log;
 pub mod mountopts;
+pub mod resources;
 pub mod seccomp;
 pub mod signals;
 pub mod spawn;

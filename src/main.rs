@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::io::Write;
-use vessel::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat};
+use vessel::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, UpdateArgs};
 use vessel::container::{CreateOptions, Runtime};
 use vessel::error::{Error, Result};
 use vessel::exec::{ExecFlags, ExecOptions};
@@ -68,9 +68,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Run { create, detach, .. } => run(&rt, &create, detach),
         Command::Exec(a) => exec(&rt, &a),
+        Command::Update(a) => {
+            rt.update(&a.id, &update_resources(&a)?)?;
+            Ok(0)
+        }
         Command::Pause { id } => rt.pause(&id).map(|_| 0),
         Command::Resume { id } => rt.resume(&id).map(|_| 0),
-        Command::Ps { format, id, ps_args } => ps(&rt, &id, format, &ps_args),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&rt, &id, format, &ps_args),
         Command::State { id } => {
             let (state, status) = rt.state(&id)?;
             print_json(&state.oci(status))?;
@@ -190,7 +198,11 @@ fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<i32
         println!("{}", serde_json::to_string(&pids).unwrap_or_default());
         return Ok(0);
     }
-    let args: Vec<String> = if args.is_empty() { vec!["-ef".into()] } else { args.to_vec() };
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
     // ps(1) runs on the host: a clean environment, not the caller's.
     let out = std::process::Command::new("ps")
         .args(&args)
@@ -199,7 +211,11 @@ fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<i32
         .output()
         .map_err(|e| Error::invalid(format!("running ps: {e}")))?;
     if !out.status.success() {
-        return Err(Error::invalid(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::invalid(format!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -210,11 +226,126 @@ fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<i32
         .ok_or_else(|| Error::invalid("ps output has no PID column"))?;
     println!("{header}");
     for line in lines {
-        if line.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+        if line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+        {
             println!("{line}");
         }
     }
     Ok(0)
+}
+
+/// `update`'s resources: the `--resources` JSON, then the flags over it.
+fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut r: serde_json::Value = match &a.resources {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                let mut t = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut t)
+                    .map_err(|e| Error::invalid(format!("reading resources from stdin: {e}")))?;
+                t
+            } else {
+                std::fs::read(path)
+                    .map_err(|e| Error::invalid(format!("--resources {}: {e}", path.display())))?
+            };
+            serde_json::from_slice(&text)
+                .map_err(|e| Error::invalid(format!("--resources: {e}")))?
+        }
+        None => serde_json::json!({}),
+    };
+    const KNOWN: [&str; 9] = [
+        "devices",
+        "memory",
+        "cpu",
+        "pids",
+        "blockIO",
+        "hugepageLimits",
+        "network",
+        "rdma",
+        "unified",
+    ];
+    if let Some(unknown) = r
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !KNOWN.contains(&k.as_str())))
+    {
+        return Err(Error::invalid(format!(
+            "--resources: unknown field {unknown:?} (known: {})",
+            KNOWN.join(", ")
+        )));
+    }
+    let mut set = |section: &str, key: &str, v: serde_json::Value| {
+        if !r[section].is_object() {
+            r[section] = serde_json::json!({});
+        }
+        r[section][key] = v;
+    };
+    let size = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref().map(|s| parse_size(flag, s)).transpose()
+    };
+    if let Some(v) = size("--memory", &a.memory)? {
+        set("memory", "limit", v.into());
+    }
+    if let Some(v) = size("--memory-reservation", &a.memory_reservation)? {
+        set("memory", "reservation", v.into());
+    }
+    if let Some(v) = size("--memory-swap", &a.memory_swap)? {
+        set("memory", "swap", v.into());
+    }
+    for (key, v) in [
+        ("shares", a.cpu_shares),
+        ("period", a.cpu_period),
+        ("realtimePeriod", a.cpu_rt_period),
+    ] {
+        if let Some(v) = v {
+            set("cpu", key, v.into());
+        }
+    }
+    if let Some(v) = a.cpu_quota {
+        set("cpu", "quota", v.into());
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", v.into());
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        set("cpu", "cpus", v.clone().into());
+    }
+    if let Some(v) = &a.cpuset_mems {
+        set("cpu", "mems", v.clone().into());
+    }
+    if let Some(v) = a.pids_limit {
+        set("pids", "limit", v.into());
+    }
+    if let Some(v) = a.blkio_weight {
+        set("blockIO", "weight", v.into());
+    }
+    serde_json::from_value(r).map_err(|e| Error::invalid(format!("update: {e}")))
+}
+
+/// `512m`, `1G`, `1024` (bytes); `-1` is unlimited.
+fn parse_size(flag: &str, s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        Error::invalid(format!("{flag} {s:?}: not a size (e.g. 512m, 1g, 1048576)"))
+    })?;
+    if n < 0.0 && n != -1.0 {
+        return Err(Error::invalid(format!("{flag} {s:?}: negative size")));
+    }
+    Ok(if n == -1.0 {
+        -1
+    } else {
+        (n * mult as f64) as i64
+    })
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

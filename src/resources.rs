@@ -1,0 +1,236 @@
+//! `linux.resources` as cgroup file writes, for create and `update`, on v1
+//! and v2. Zero means "not set" (runc's rule; Docker's update sends zeros
+//! for what it does not change). Pure planning, then one write per file.
+
+use crate::error::{Error, IoContext, Result};
+use oci_spec::runtime::LinuxResources;
+use std::path::PathBuf;
+
+/// One cgroup file and the value to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub file: String,
+    pub value: String,
+}
+
+fn w(file: &str, value: impl ToString) -> Write {
+    Write {
+        file: file.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// The writes for cgroup v1 controllers.
+pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        let limit = m.limit().filter(|&l| l != 0);
+        let swap = m.swap().filter(|&s| s != 0);
+        // memsw must stay >= the limit: raise memsw first when growing.
+        if let (Some(l), Some(s)) = (limit, swap) {
+            if s == -1 || (l != -1 && s >= l) {
+                out.push(w("memory.memsw.limit_in_bytes", s));
+                out.push(w("memory.limit_in_bytes", l));
+            } else {
+                out.push(w("memory.limit_in_bytes", l));
+                out.push(w("memory.memsw.limit_in_bytes", s));
+            }
+        } else if let Some(l) = limit {
+            out.push(w("memory.limit_in_bytes", l));
+        } else if let Some(s) = swap {
+            out.push(w("memory.memsw.limit_in_bytes", s));
+        }
+        if let Some(res) = m.reservation().filter(|&v| v != 0) {
+            out.push(w("memory.soft_limit_in_bytes", res));
+        }
+        if let Some(sw) = m.swappiness().filter(|&v| v <= 100) {
+            out.push(w("memory.swappiness", sw));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            out.push(w("memory.oom_control", 1));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(v) = c.shares().filter(|&v| v != 0) {
+            out.push(w("cpu.shares", v));
+        }
+        if let Some(v) = c.period().filter(|&v| v != 0) {
+            out.push(w("cpu.cfs_period_us", v));
+        }
+        if let Some(v) = c.quota().filter(|&v| v != 0) {
+            out.push(w("cpu.cfs_quota_us", v));
+        }
+        if let Some(v) = c.realtime_period().filter(|&v| v != 0) {
+            out.push(w("cpu.rt_period_us", v));
+        }
+        if let Some(v) = c.realtime_runtime().filter(|&v| v != 0) {
+            out.push(w("cpu.rt_runtime_us", v));
+        }
+        cpuset(&mut out, c.cpus(), c.mems());
+    }
+    if let Some(p) = r.pids() {
+        pids(&mut out, p.limit());
+    }
+    if let Some(b) = r.block_io() {
+        if let Some(v) = b.weight().filter(|&v| v != 0) {
+            out.push(w("blkio.weight", v));
+        }
+    }
+    out
+}
+
+fn cpuset(out: &mut Vec<Write>, cpus: &Option<String>, mems: &Option<String>) {
+    if let Some(v) = cpus.as_deref().filter(|v| !v.is_empty()) {
+        out.push(w("cpuset.cpus", v));
+    }
+    if let Some(v) = mems.as_deref().filter(|v| !v.is_empty()) {
+        out.push(w("cpuset.mems", v));
+    }
+}
+
+fn pids(out: &mut Vec<Write>, limit: i64) {
+    match limit {
+        0 => {}
+        l if l < 0 => out.push(w("pids.max", "max")),
+        l => out.push(w("pids.max", l)),
+    }
+}
+
+/// The writes for cgroup v2, with runc's v1-to-v2 conversions.
+pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
+    let max = |v: i64| {
+        if v < 0 {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        let limit = m.limit().filter(|&l| l != 0);
+        if let Some(l) = limit {
+            out.push(w("memory.max", max(l)));
+        }
+        // v1's swap is memory+swap; v2's swap.max is swap alone.
+        if let Some(s) = m.swap().filter(|&s| s != 0) {
+            let v = match limit {
+                _ if s < 0 => "max".to_string(),
+                Some(l) if l > 0 => (s - l).max(0).to_string(),
+                _ => s.to_string(),
+            };
+            out.push(w("memory.swap.max", v));
+        }
+        if let Some(res) = m.reservation().filter(|&v| v != 0) {
+            out.push(w("memory.low", max(res)));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares().filter(|&v| v != 0) {
+            let weight = 1 + (s.clamp(2, 262_144) - 2) * 9999 / 262_142;
+            out.push(w("cpu.weight", weight));
+        }
+        let quota = c.quota().filter(|&v| v != 0);
+        let period = c.period().filter(|&v| v != 0);
+        if quota.is_some() || period.is_some() {
+            let q = quota.map_or("max".to_string(), max);
+            out.push(w("cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
+        }
+        if let Some(idle) = c.idle() {
+            out.push(w("cpu.idle", idle));
+        }
+        cpuset(&mut out, c.cpus(), c.mems());
+    }
+    if let Some(p) = r.pids() {
+        pids(&mut out, p.limit());
+    }
+    if let Some(b) = r.block_io() {
+        if let Some(v) = b.weight().filter(|&v| v != 0) {
+            let weight = 1 + (u32::from(v).clamp(10, 1000) - 10) * 9999 / 990;
+            out.push(w("io.weight", format!("default {weight}")));
+        }
+    }
+    for (k, v) in r.unified().iter().flatten() {
+        out.push(w(k, v));
+    }
+    out
+}
+
+/// Applies `r` to a container's cgroup directories: v1 files where v1
+/// controllers exist, else v2.
+pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
+    let v1 = dirs.iter().any(|d| d.join("tasks").exists());
+    if v1 && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(Error::invalid(
+            "linux.resources.unified needs a cgroup v2 host",
+        ));
+    }
+    let writes = if v1 { plan_v1(r) } else { plan_v2(r) };
+    for write in writes {
+        if write.file.contains('/') || write.file.contains("..") {
+            return Err(Error::invalid(format!(
+                "linux.resources: bad cgroup file name {:?}",
+                write.file
+            )));
+        }
+        let Some(dir) = dirs.iter().find(|d| d.join(&write.file).exists()) else {
+            return Err(Error::invalid(format!(
+                "linux.resources: {} is not available on this host (controller not mounted or not enabled)",
+                write.file
+            )));
+        };
+        let path = dir.join(&write.file);
+        std::fs::write(&path, &write.value)
+            .ctx("writing", &path)
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "linux.resources: {} = {}: {e}",
+                    write.file, write.value
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn zeros_mean_unset_as_docker_sends_them() {
+        let r = res(
+            r#"{"memory":{"limit":0,"swap":0,"reservation":0},"cpu":{"shares":0,"quota":0,"period":0,"cpus":"","mems":""},"pids":{"limit":0},"blockIO":{"weight":0}}"#,
+        );
+        assert!(plan_v1(&r).is_empty());
+        assert!(plan_v2(&r).is_empty());
+    }
+
+    #[test]
+    fn v1_memory_order_keeps_memsw_above_the_limit() {
+        let r = res(r#"{"memory":{"limit":104857600,"swap":209715200}}"#);
+        assert_eq!(
+            plan_v1(&r),
+            vec![
+                w("memory.memsw.limit_in_bytes", 209715200),
+                w("memory.limit_in_bytes", 104857600)
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_conversions() {
+        let r = res(
+            r#"{"memory":{"limit":100,"swap":300},"cpu":{"shares":1024,"quota":50000,"period":100000},"pids":{"limit":-1},"blockIO":{"weight":500}}"#,
+        );
+        let p = plan_v2(&r);
+        assert!(p.contains(&w("memory.max", 100)));
+        assert!(p.contains(&w("memory.swap.max", 200)));
+        assert!(p.contains(&w("cpu.weight", 39)));
+        assert!(p.contains(&w("cpu.max", "50000 100000")));
+        assert!(p.contains(&w("pids.max", "max")));
+        assert!(p.contains(&w("io.weight", "default 4950")));
+    }
+}
