@@ -162,3 +162,20 @@ fn resources_at_create_and_update_with_zeros_as_unset() {
     assert!(!b.rt(&["update", "--memory", "lots", &id]).status.success());
     assert_eq!(b.status(&id).as_deref(), Some("running"));
 }
+
+#[test]
+fn events_stats_reports_the_containers_pids_and_memory() {
+    if !harness::can_run() {
+        return;
+    }
+    let (b, id, _) = ticker();
+    let out = harness::stdout_ok(&b.rt(&["events", "--stats", &id]));
+    let ev: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON event");
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], serde_json::json!(id));
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
+}

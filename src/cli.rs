@@ -186,6 +186,16 @@ pub enum Command {
     Exec(ExecArgs),
     /// Change a running container's resource limits
     Update(UpdateArgs),
+    /// Print container statistics as JSON events
+    Events {
+        /// Print one stats event and exit
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events (e.g. 5s)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     /// Freeze every process of a container
     Pause { id: String },
     /// Thaw a paused container

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod hooks;
 pub mod init;

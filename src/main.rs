@@ -72,6 +72,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             rt.update(&a.id, &update_resources(&a)?)?;
             Ok(0)
         }
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            rt.events(&id, stats, vessel::events::parse_interval(&interval)?)?;
+            Ok(0)
+        }
         Command::Pause { id } => rt.pause(&id).map(|_| 0),
         Command::Resume { id } => rt.resume(&id).map(|_| 0),
         Command::Ps {
