@@ -54,3 +54,35 @@ fn proc_self_exe_behind_two_interpreters_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CVE-2019-5736"));
 }
+
+/// An AppArmor profile or SELinux label the host cannot apply is an error
+/// (as in runc), never silently dropped.
+#[test]
+fn lsm_label_the_host_cannot_apply_fails_create() {
+    if !harness::can_run() {
+        return;
+    }
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'));
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    for (field, value, host_has_it) in [
+        ("apparmorProfile", "vessel-test-no-such-profile", apparmor),
+        ("selinuxLabel", "system_u:system_r:container_t:s0", selinux),
+    ] {
+        if host_has_it {
+            eprintln!("SKIPPED: {field} case: the host has that LSM");
+            continue;
+        }
+        let mut b = Bundle::new(&["true"]);
+        b.config["process"][field] = serde_json::json!(value);
+        let id = harness::unique("lsm");
+        let out = b.run(&id);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{field}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(b.state(&id).is_none());
+    }
+}

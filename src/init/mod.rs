@@ -168,6 +168,7 @@ pub fn prepare_exec<'a>(
     if let (Some(filter), false) = (seccomp, nnp) {
         filter.install()?;
     }
+    process::set_lsm_labels(process)?;
     process::drop_bounding(process.capabilities().as_ref())?;
     process::set_user_and_caps(process)?;
     let cwd = process.cwd();

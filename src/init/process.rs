@@ -78,6 +78,44 @@ fn cap_set(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet
     Ok(out)
 }
 
+/// AppArmor profile and SELinux label for the coming execve. Like runc, a
+/// label the host cannot apply is an error, never silently dropped.
+pub fn set_lsm_labels(process: &Process) -> Result<()> {
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.starts_with('Y'));
+        if !enabled {
+            return Err(Error::invalid(format!(
+                "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
+            )));
+        }
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}")).map_err(|e| {
+            Error::invalid(format!(
+                "process.apparmorProfile {profile:?}: {e} (is the profile loaded?)"
+            ))
+        })?;
+    }
+    if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        if !Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(Error::invalid(format!(
+                "process.selinuxLabel {label:?}: SELinux is not enabled on this host"
+            )));
+        }
+        std::fs::write("/proc/self/attr/exec", label)
+            .map_err(|e| Error::invalid(format!("process.selinuxLabel {label:?}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Drops the bounding set; must run while still privileged.
 pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
     let keep = cap_set(&caps.and_then(|c| c.bounding().clone()))?;
