@@ -9,6 +9,7 @@ mod exec;
 mod fds;
 mod harness;
 mod hooks;
+mod hostile;
 mod lifecycle;
 mod namespaces;
 mod ops;

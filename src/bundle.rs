@@ -3,6 +3,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use oci_spec::runtime::Spec;
+
 use std::path::{Path, PathBuf};
 
 /// A loaded bundle: its absolute directory, the spec, and the rootfs
@@ -106,6 +107,9 @@ pub fn check_spec(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             process.cwd()
         )));
     }
+    check_process(process)?;
+    check_hooks(spec)?;
+    check_sysctls(spec)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(Error::invalid(format!(
@@ -134,6 +138,96 @@ pub fn check_spec(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     Ok(rootfs)
+}
+
+/// Checks of a process that runc also makes (for `create` and `exec`).
+pub fn check_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    let user = process.user();
+    // -1 would mean "leave unchanged" to setresuid: the process would stay root.
+    let ids = [user.uid(), user.gid()]
+        .into_iter()
+        .chain(user.additional_gids().iter().flatten().copied());
+    if let Some(bad) = ids.into_iter().find(|&id| id > i32::MAX as u32) {
+        return Err(Error::invalid(format!(
+            "process.user: id {bad} is out of range (0-2147483647)"
+        )));
+    }
+    for kv in process.env().iter().flatten() {
+        match kv.split_once('=') {
+            Some((k, _)) if !k.is_empty() => {}
+            _ => {
+                return Err(Error::invalid(format!(
+                    "process.env: {kv:?} is not KEY=VALUE"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_hooks(spec: &Spec) -> Result<()> {
+    let Some(h) = spec.hooks() else { return Ok(()) };
+    let lists = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (kind, list) in lists {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(Error::invalid(format!(
+                    "hooks.{kind}[{i}].path {:?}: must be an absolute path",
+                    hook.path()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Only namespaced sysctls, and only with their namespace (runc's rules):
+/// anything else would change the host.
+fn check_sysctls(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let Some(sysctl) = linux.sysctl() else {
+        return Ok(());
+    };
+    let has = |t: oci_spec::runtime::LinuxNamespaceType| {
+        linux.namespaces().iter().flatten().any(|n| n.typ() == t)
+    };
+    use oci_spec::runtime::LinuxNamespaceType as N;
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    for key in sysctl.keys() {
+        let (ok, ns) = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            (has(N::Ipc), "ipc")
+        } else if key.starts_with("net.") {
+            (has(N::Network), "network")
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            (has(N::Uts), "uts")
+        } else {
+            return Err(Error::invalid(format!("linux.sysctl {key:?}: not in a separate kernel namespace (it would change the host)")));
+        };
+        if !ok {
+            return Err(Error::invalid(format!(
+                "linux.sysctl {key:?}: needs a {ns} namespace in linux.namespaces"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Accepts any 1.x version (and the `-dev`/`-rc` suffixes engines write).

@@ -185,9 +185,26 @@ pub fn dir_in(h: &Hierarchy, path: &Path, proc_self_cgroup: &str) -> PathBuf {
     } else {
         own_cgroup(h, proc_self_cgroup).join(path)
     };
+    let full = clean(&full);
     let inside = full.strip_prefix(&h.root).unwrap_or(&full);
     let rel = inside.strip_prefix("/").unwrap_or(inside);
     h.mountpoint.join(rel)
+}
+
+/// Lexically resolves `.` and `..` against `/` (as runc's CleanPath), so a
+/// cgroupsPath can never leave the cgroup filesystem.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A container's cgroup: the directories it has in each hierarchy, and
@@ -240,6 +257,9 @@ impl Cgroup {
         let Some(dir) = &self.devices_dir else {
             return Ok(());
         };
+        // Default deny first, as runc's device emulator starts from it.
+        let deny_all = dir.join("devices.deny");
+        std::fs::write(&deny_all, "a").ctx("writing", &deny_all)?;
         for rule in rules.iter().chain(default_device_rules().iter()) {
             let (file, line) = v1_device_line(rule)?;
             let path = dir.join(file);
@@ -255,9 +275,20 @@ impl Cgroup {
         let Some(dir) = dirs.first() else {
             return vec![];
         };
-        std::fs::read_to_string(dir.join("cgroup.procs"))
-            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        // The whole subtree: a container may make child cgroups.
+        let mut pids = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            if let Ok(t) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                pids.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        pids
     }
 
     /// Removes what create made (used on a failed create).
@@ -510,6 +541,11 @@ mod tests {
             Path::new("/sys/fs/cgroup/unified/user/rel")
         );
         assert_eq!(container_path(None, "c1"), Path::new("/vessel/c1"));
+        assert_eq!(
+            dir_in(mem, Path::new("/a/../../../../tmp/x"), own),
+            Path::new("/sys/fs/cgroup/memory/tmp/x"),
+            "never above the mount"
+        );
     }
 
     #[test]

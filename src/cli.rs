@@ -68,8 +68,8 @@ pub struct CreateArgs {
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Pass N more fds (from 3 on) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: i32,
+    #[arg(long = "preserve-fds", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub preserve_fds: u32,
     /// Container id
     pub id: String,
 }
@@ -110,8 +110,8 @@ pub struct ExecArgs {
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
     /// Pass N more fds (from 3 on) to the process
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: i32,
+    #[arg(long = "preserve-fds", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub preserve_fds: u32,
     /// Ignored (runc compatibility)
     #[arg(long = "process-label", hide = true)]
     pub process_label: Option<String>,

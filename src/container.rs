@@ -86,6 +86,12 @@ impl Runtime {
     /// `create` for a bundle already loaded (`opts.bundle` is not read again).
     pub fn create_bundle(&self, id: &str, opts: &CreateOptions, bundle: Bundle) -> Result<Created> {
         check_id(id)?;
+        check_preserved_fds(opts.preserve_fds)?;
+        if opts.console_socket.is_some() && !cfg_terminal(&bundle) {
+            return Err(Error::invalid(
+                "--console-socket is only for a terminal: process.terminal is false",
+            ));
+        }
         if cfg_terminal(&bundle) && opts.console_socket.is_none() {
             return Err(Error::invalid(
                 "process.terminal is true: a console socket is needed (--console-socket PATH)",
@@ -203,10 +209,18 @@ impl Runtime {
             cgroup_created: cg.created.clone(),
             own_pid_ns: plan.own_pid,
             config: cfg.bundle.config.clone(),
+            creator: Some(crate::state::this_process()),
         };
-        let hook_state = serde_json::to_vec(&state.oci(Status::Creating)).unwrap_or_default();
+        // Recorded now, so a create killed from here on leaves a state
+        // that `delete --force` cleans up (cgroups and init included).
+        self.root.save(&state)?;
+        let hook_state = state.hook_state(Status::Creating);
         spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state, &cfg.bundle.dir)?;
         trace("init ready");
+        let state = State {
+            creator: None,
+            ..state
+        };
         self.root.save(&state)?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
@@ -263,7 +277,7 @@ impl Runtime {
         let _ = std::fs::remove_file(&fifo);
         let spec = state.spec()?;
         if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-            let json = serde_json::to_vec(&state.oci(Status::Running)).unwrap_or_default();
+            let json = state.hook_state(Status::Running);
             // Like runc (not the spec's "warn and go on"): a failed poststart
             // hook ends the container and fails start.
             if let Err(e) = hooks::run_all(Kind::Poststart, h, &json, &state.bundle) {
@@ -329,7 +343,8 @@ impl Runtime {
                 "cannot delete a container that is not stopped (use --force)",
             ));
         }
-        if status != Status::Stopped {
+        // A create killed half-way (creator recorded) may have left init waiting.
+        if status != Status::Stopped || state.creator.is_some() {
             kill_and_wait(&state);
         }
         if !state.own_pid_ns {
@@ -352,7 +367,7 @@ impl Runtime {
             .and_then(|s| s.hooks().as_ref())
             .and_then(|h| h.poststop().as_ref())
         {
-            let json = serde_json::to_vec(&state.oci(Status::Stopped)).unwrap_or_default();
+            let json = state.hook_state(Status::Stopped);
             if let Err(e) = hooks::run_all(Kind::Poststop, h, &json, &state.bundle) {
                 crate::log::warn(&format!("{e}"));
             }
@@ -417,6 +432,19 @@ impl Runtime {
             }
         }
     }
+}
+
+/// The caller must really pass the fds it asks to preserve (runc checks too).
+pub(crate) fn check_preserved_fds(n: i32) -> Result<()> {
+    for fd in 3..3 + n.max(0) {
+        // SAFETY: F_GETFD only inspects the fd table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::invalid(format!(
+                "--preserve-fds {n}: fd {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the bundle's process asks for a terminal.

@@ -44,6 +44,7 @@ pub fn build_process(
                 path.display()
             )));
         }
+        crate::bundle::check_process(&p)?;
         return Ok(p);
     }
     if flags.args.is_empty() {
@@ -98,6 +99,7 @@ pub fn build_process(
     if flags.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    crate::bundle::check_process(&p)?;
     Ok(p)
 }
 
@@ -131,6 +133,7 @@ fn ns_name(t: LinuxNamespaceType) -> Option<&'static str> {
 impl Runtime {
     /// Starts `process` in container `id`.
     pub fn exec(&self, id: &str, process: Process, opts: &ExecOptions) -> Result<Execed> {
+        crate::container::check_preserved_fds(opts.preserve_fds)?;
         let (state, status) = self.state(id)?;
         if status == Status::Stopped {
             return Err(Error::WrongState {

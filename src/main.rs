@@ -41,7 +41,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        preserve_fds: a.preserve_fds,
+        preserve_fds: a.preserve_fds as i32,
     }
 }
 
@@ -179,7 +179,7 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         console_socket: a.console_socket.clone(),
         detach: a.detach,
         pid_file: a.pid_file.clone(),
-        preserve_fds: a.preserve_fds,
+        preserve_fds: a.preserve_fds as i32,
     };
     let terminal = process.terminal().unwrap_or(false);
     let own_console = if terminal && opts.console_socket.is_none() && !a.detach {

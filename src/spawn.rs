@@ -188,7 +188,7 @@ pub fn drive_child(
             crate::hooks::run_all(crate::hooks::Kind::CreateRuntime, h, state_json, bundle)?;
         }
     }
-    chan.send(&Msg::HooksDone(state_json.to_vec()))?;
+    chan.send(&Msg::HooksDone)?;
     chan.expect(&Msg::Ready, "container init")?;
     Ok(())
 }

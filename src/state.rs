@@ -56,6 +56,10 @@ pub struct State {
     /// die with the init process).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// While `create` runs: its pid and start time. A state whose creator
+    /// is gone without finishing is a failed create (status stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<(i32, u64)>,
     /// The config.json text the container was created from (hooks for
     /// start/delete, process for exec), kept as text: parsing it again
     /// costs less than serialising a `Spec`.
@@ -79,6 +83,19 @@ pub struct OciState<'a> {
 }
 
 impl State {
+    /// The JSON a hook reads on stdin for this container in `status`.
+    pub fn hook_state(&self, status: Status) -> Vec<u8> {
+        let pid = (status != Status::Stopped).then_some(self.pid);
+        crate::hooks::state_json(
+            &self.oci_version,
+            &self.id,
+            &status.to_string(),
+            pid,
+            &self.bundle,
+            &self.annotations,
+        )
+    }
+
     /// The spec the container was created from.
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
         crate::bundle::parse_spec(self.config.as_bytes())
@@ -199,6 +216,13 @@ impl StateRoot {
 
     /// The live status of a loaded container.
     pub fn status(&self, state: &State) -> Status {
+        if let Some((pid, start)) = state.creator {
+            return if process_alive(pid, start) {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         if !process_alive(state.pid, state.pid_start_time) {
             return Status::Stopped;
         }
@@ -210,6 +234,12 @@ impl StateRoot {
             Status::Running
         }
     }
+}
+
+/// This process's pid and start time.
+pub fn this_process() -> (i32, u64) {
+    let pid = std::process::id() as i32;
+    (pid, proc_stat(pid).map_or(0, |(_, t)| t))
 }
 
 /// Field 22 (start time) and field 3 (state) of /proc/PID/stat.

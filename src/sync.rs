@@ -4,8 +4,7 @@
 //! |------|--------|--------------|----------------------------------------------------|
 //! | 1    | parent | `Go`         | child is in its cgroup; start setting up           |
 //! | 2    | child  | `MountsDone` | rootfs mounted, not pivoted: run createRuntime     |
-//! | 3    | parent | `HooksDone`  | parent hooks ran; payload: the state JSON for      |
-//! |      |        |              | createContainer/startContainer hooks               |
+//! | 3    | parent | `HooksDone`  | prestart and createRuntime hooks ran               |
 //! | 4    | child  | `Ready`      | about to block on exec.fifo until `start`          |
 //! | any  | either | `Error`      | payload: the message; the receiver gives up        |
 //!
@@ -19,7 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub enum Msg {
     Go,
     MountsDone,
-    HooksDone(Vec<u8>),
+    HooksDone,
     Ready,
     Error(String),
 }
@@ -29,7 +28,7 @@ impl Msg {
         match self {
             Msg::Go => 1,
             Msg::MountsDone => 2,
-            Msg::HooksDone(_) => 3,
+            Msg::HooksDone => 3,
             Msg::Ready => 4,
             Msg::Error(_) => 5,
         }
@@ -39,7 +38,7 @@ impl Msg {
         match self {
             Msg::Go => "go",
             Msg::MountsDone => "mounts-done",
-            Msg::HooksDone(_) => "hooks-done",
+            Msg::HooksDone => "hooks-done",
             Msg::Ready => "ready",
             Msg::Error(_) => "error",
         }
@@ -67,10 +66,9 @@ const MAX: usize = 1 << 20;
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
         let mut buf = vec![msg.tag()];
-        match msg {
-            Msg::HooksDone(p) => buf.extend_from_slice(p),
-            Msg::Error(s) => buf.extend_from_slice(&s.as_bytes()[..s.len().min(MAX - 1)]),
-            _ => {}
+        // Far below the socket's message size limit.
+        if let Msg::Error(s) = msg {
+            buf.extend_from_slice(&s.as_bytes()[..s.len().min(32 * 1024)]);
         }
         send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)
             .map_err(|e| Error::sys("sync socket: sending", e))?;
@@ -92,7 +90,7 @@ impl Channel {
         Ok(Some(match buf[0] {
             1 => Msg::Go,
             2 => Msg::MountsDone,
-            3 => Msg::HooksDone(payload),
+            3 => Msg::HooksDone,
             4 => Msg::Ready,
             5 => Msg::Error(String::from_utf8_lossy(&payload).into_owned()),
             t => return Err(Error::Init(format!("sync socket: unknown message tag {t}"))),
@@ -125,11 +123,8 @@ mod tests {
     #[test]
     fn messages_round_trip_and_errors_surface() {
         let (a, b) = pair().unwrap();
-        a.send(&Msg::HooksDone(b"{\"x\":1}".to_vec())).unwrap();
-        assert_eq!(
-            b.expect(&Msg::HooksDone(vec![]), "parent").unwrap(),
-            Msg::HooksDone(b"{\"x\":1}".to_vec())
-        );
+        a.send(&Msg::HooksDone).unwrap();
+        assert_eq!(b.expect(&Msg::HooksDone, "parent").unwrap(), Msg::HooksDone);
         a.send(&Msg::Ready).unwrap();
         let e = b.expect(&Msg::Go, "parent").unwrap_err().to_string();
         assert!(e.contains("expected go") && e.contains("got ready"), "{e}");

@@ -47,7 +47,7 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
     // Mount last: the other paths are looked up in the host's /proc.
     fds.sort_by_key(|(_, t, _)| *t == LinuxNamespaceType::Mount);
     for (fd, typ, path) in fds {
-        nix::sched::setns(fd, nix::sched::CloneFlags::empty())
+        nix::sched::setns(fd, super::ns_flag(typ))
             .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;

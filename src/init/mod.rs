@@ -60,7 +60,10 @@ pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Msg::Error(err.to_string()));
+    if chan.send(&Msg::Error(err.to_string())).is_err() {
+        // After Ready the parent may be gone: tell the container's stderr.
+        eprintln!("vessel: error: {err}");
+    }
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(1) }
 }
@@ -93,22 +96,28 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     }
     let rootfd = rootfs::prepare(cfg)?;
     chan.send(&Msg::MountsDone)?;
-    let state_json = match chan.expect(&Msg::HooksDone(vec![]), "parent")? {
-        Msg::HooksDone(s) => s,
-        _ => unreachable!("expect checks the tag"),
+    chan.expect(&Msg::HooksDone, "parent")?;
+    // Hooks in the container see the pid as the container does (runc).
+    let hook_state = |status: &str| {
+        let pid = Some(nix::unistd::getpid().as_raw());
+        hooks::state_json(
+            spec.version(),
+            &cfg.id,
+            status,
+            pid,
+            &cfg.bundle.dir,
+            spec.annotations(),
+        )
     };
     if let Some(h) = spec
         .hooks()
         .as_ref()
         .and_then(|h| h.create_container().as_ref())
     {
-        // Hooks in the container see the pid as the container does (runc).
-        let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
-        state["pid"] = nix::unistd::getpid().as_raw().into();
         hooks::run_all(
             Kind::CreateContainer,
             h,
-            state.to_string().as_bytes(),
+            &hook_state("creating"),
             &cfg.bundle.dir,
         )?;
     }
@@ -130,13 +139,10 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         .as_ref()
         .and_then(|h| h.start_container().as_ref())
     {
-        let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
-        state["status"] = "created".into();
-        state["pid"] = nix::unistd::getpid().as_raw().into();
         hooks::run_all(
             Kind::StartContainer,
             h,
-            state.to_string().as_bytes(),
+            &hook_state("created"),
             &cfg.bundle.dir,
         )?;
     }
@@ -191,7 +197,7 @@ pub fn prepare_exec<'a>(
         late_seccomp: if nnp { seccomp } else { None },
     };
     reset_signals();
-    close_fds_on_exec(3 + preserve_fds)?;
+    close_fds_on_exec(3i32.saturating_add(preserve_fds.max(0)))?;
     Ok(ready)
 }
 
@@ -236,8 +242,12 @@ fn join_namespaces(spec: &Spec) -> Result<()> {
     // Mount last: the other paths are looked up in the runtime's mount namespace.
     fds.sort_by_key(|(_, t, _)| *t == LinuxNamespaceType::Mount);
     for (fd, typ, path) in fds {
-        nix::sched::setns(fd, nix::sched::CloneFlags::empty())
-            .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
+        nix::sched::setns(fd, ns_flag(typ)).sys(|| {
+            format!(
+                "joining {typ:?} namespace {} (is it a {typ:?} namespace?)",
+                path.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -307,6 +317,21 @@ fn loopback_up() -> Result<()> {
         }
     };
     rc.map_err(|e| Error::invalid(format!("bringing up lo: {e}")))
+}
+
+/// The clone flag of a namespace type: setns checks the fd is of that type.
+pub fn ns_flag(t: LinuxNamespaceType) -> nix::sched::CloneFlags {
+    use nix::sched::CloneFlags as F;
+    match t {
+        LinuxNamespaceType::Mount => F::CLONE_NEWNS,
+        LinuxNamespaceType::Uts => F::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => F::CLONE_NEWIPC,
+        LinuxNamespaceType::Network => F::CLONE_NEWNET,
+        LinuxNamespaceType::Pid => F::CLONE_NEWPID,
+        LinuxNamespaceType::Cgroup => F::CLONE_NEWCGROUP,
+        LinuxNamespaceType::User => F::CLONE_NEWUSER,
+        LinuxNamespaceType::Time => F::from_bits_retain(libc::CLONE_NEWTIME),
+    }
 }
 
 fn set_sysctls(spec: &Spec) -> Result<()> {

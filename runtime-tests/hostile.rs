@@ -1,0 +1,182 @@
+//! Bundles and arguments that try to reach the host, and the failure
+//! paths they exercise: each is refused (as runc refuses it) or contained.
+
+use crate::harness::{self, Bundle};
+use serde_json::json;
+use std::process::Stdio;
+
+fn refused(b: &Bundle, what: &str) {
+    let id = harness::unique("hostile");
+    let out = b.run(&id);
+    assert!(
+        !out.status.success(),
+        "{what} was accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(b.state(&id).is_none(), "{what}: state left behind");
+}
+
+#[test]
+fn cgroups_path_with_dotdot_stays_in_the_cgroup_filesystem() {
+    if !harness::can_run() {
+        return;
+    }
+    let name = harness::unique("vessel-test-esc");
+    let escape = std::path::PathBuf::from("/tmp").join(&name);
+    let (_guard, mut b, _) = harness::isolated_bundle(&["cat", "/proc/self/cgroup"]);
+    let cg = format!("/{name}/../../../../../../tmp/{name}");
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let _guard2 = harness::CgroupGuard::new(&format!("/tmp/{name}"));
+    let out = b.run_ok(&harness::unique("esc"));
+    assert!(
+        !escape.exists(),
+        "the runtime wrote to {} on the host",
+        escape.display()
+    );
+    assert!(
+        out.lines().any(|l| l.ends_with(&format!(":/tmp/{name}"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn sysctl_outside_a_namespace_is_refused() {
+    if !harness::can_run() {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap();
+    let mut b = Bundle::new(&["true"]);
+    b.config["linux"]["sysctl"] = json!({"vm.swappiness": before.trim()});
+    refused(&b, "vm.swappiness");
+    let mut b = Bundle::new(&["true"]);
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}]);
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "0"});
+    refused(&b, "net.* without a network namespace");
+}
+
+#[test]
+fn uid_minus_one_does_not_stay_root() {
+    if !harness::can_run() {
+        return;
+    }
+    let mut b = Bundle::new(&["id", "-u"]);
+    b.config["process"]["user"] = json!({"uid": 4294967295u32, "gid": 4294967295u32});
+    refused(&b, "uid 4294967295");
+}
+
+#[test]
+fn namespace_path_of_the_wrong_type_is_refused() {
+    if !harness::can_run() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    // The host's uts namespace given as a network namespace.
+    b.config["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "pid"}, {"type": "network", "path": "/proc/1/ns/uts"}]);
+    refused(&b, "a uts namespace as network");
+}
+
+#[test]
+fn preserve_fds_must_name_open_fds() {
+    if !harness::can_run() {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    b.write_config();
+    // runc takes "4" here: its own fds fill 3..6 and are passed on (a leak).
+    let cases: &[&str] = if harness::is_vessel() {
+        &["-5", "4"]
+    } else {
+        &["-5"]
+    };
+    for n in cases {
+        let id = harness::unique("pfds");
+        let out = b
+            .cmd()
+            .args(["run", "--preserve-fds", n, "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "--preserve-fds {n} with no such fds was accepted"
+        );
+        let _ = b.rt(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn devices_are_denied_without_an_explicit_deny_rule() {
+    if !harness::can_run() || !harness::cgroup_v1() {
+        return;
+    }
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "head -c1 /dev/mydev >/dev/null 2>&1 && echo opened || echo denied",
+    ]);
+    b.config["linux"]["resources"] = json!({});
+    b.config["linux"]["devices"] =
+        json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 4, "fileMode": 438}]);
+    assert_eq!(b.run_ok(&harness::unique("nodeny")), "denied\n");
+}
+
+#[test]
+fn hook_with_lots_of_output_does_not_hang() {
+    if !harness::can_run() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"], "timeout": 20}]});
+    b.run_ok(&harness::unique("chatty"));
+}
+
+#[test]
+fn big_annotations_are_fine() {
+    if !harness::can_run() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.config["annotations"] = json!({"big": "x".repeat(300_000)});
+    b.config["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]});
+    b.run_ok(&harness::unique("bigann"));
+}
+
+/// A create killed half-way leaves nothing `delete --force` cannot clean.
+#[test]
+fn killed_create_is_cleaned_by_delete_force() {
+    if !harness::can_run() || !harness::is_vessel() {
+        return;
+    }
+    let (_guard, mut b, cg) = harness::isolated_bundle(&["true"]);
+    let started = b.path().join("hook-started");
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}; sleep 30", started.display())]}]});
+    b.write_config();
+    let id = harness::unique("killed");
+    b.track(&id);
+    let mut create = b
+        .cmd()
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(harness::wait_for(10.0, || started.exists()));
+    create.kill().unwrap();
+    create.wait().unwrap();
+    assert_eq!(
+        b.status(&id).as_deref(),
+        Some("stopped"),
+        "a dead create is stopped, not creating"
+    );
+    harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
+    assert!(
+        harness::wait_for(5.0, || harness::cgroup_gone(&cg)),
+        "cgroups left behind"
+    );
+    assert!(b.state(&id).is_none());
+}
