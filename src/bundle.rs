@@ -48,21 +48,7 @@ impl Bundle {
 
 /// Parses config.json text; the error names the JSON path of the bad field.
 pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
-    // The plain parser on the fast path; the path-tracking one (a second
-    // copy of every deserializer) only to explain a failure.
-    if let Ok(spec) = serde_json::from_slice(text) {
-        return Ok(spec);
-    }
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path == "?" || path.is_empty() {
-            format!("invalid JSON: {inner}")
-        } else {
-            format!("field {path}: {inner}")
-        }
-    })
+    serde_json::from_slice(text).map_err(|e| crate::jsonpath::describe(text, &e))
 }
 
 /// Checks what the spec requires and returns the absolute rootfs path.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod exec;
 pub mod hooks;
 pub mod init;
+pub mod jsonpath;
 pub mod log;
 pub mod mountopts;
 pub mod resources;
