@@ -75,6 +75,62 @@ pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
         if let Some(v) = b.weight().filter(|&v| v != 0) {
             out.push(w("blkio.weight", v));
         }
+        if let Some(v) = b.leaf_weight().filter(|&v| v != 0) {
+            out.push(w("blkio.leaf_weight", v));
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(v) = d.weight() {
+                out.push(w(
+                    "blkio.weight_device",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                ));
+            }
+            if let Some(v) = d.leaf_weight() {
+                out.push(w(
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                ));
+            }
+        }
+        for (file, list) in [
+            (
+                "blkio.throttle.read_bps_device",
+                b.throttle_read_bps_device(),
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                b.throttle_write_bps_device(),
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                b.throttle_read_iops_device(),
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                b.throttle_write_iops_device(),
+            ),
+        ] {
+            for d in list.iter().flatten() {
+                out.push(w(file, format!("{}:{} {}", d.major(), d.minor(), d.rate())));
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        out.push(w(
+            &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            h.limit(),
+        ));
+    }
+    if let Some(n) = r.network() {
+        if let Some(id) = n.class_id() {
+            out.push(w("net_cls.classid", id));
+        }
+        for p in n.priorities().iter().flatten() {
+            out.push(w(
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            ));
+        }
     }
     out
 }
@@ -144,10 +200,40 @@ pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
         pids(&mut out, p.limit());
     }
     if let Some(b) = r.block_io() {
+        let to_v2 = |v: u16| 1 + (u32::from(v).clamp(10, 1000) - 10) * 9999 / 990;
         if let Some(v) = b.weight().filter(|&v| v != 0) {
-            let weight = 1 + (u32::from(v).clamp(10, 1000) - 10) * 9999 / 990;
-            out.push(w("io.weight", format!("default {weight}")));
+            out.push(w("io.weight", format!("default {}", to_v2(v))));
         }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(v) = d.weight() {
+                out.push(w(
+                    "io.weight",
+                    format!("{}:{} {}", d.major(), d.minor(), to_v2(v)),
+                ));
+            }
+        }
+        for (key, list) in [
+            ("rbps", b.throttle_read_bps_device()),
+            ("wbps", b.throttle_write_bps_device()),
+            ("riops", b.throttle_read_iops_device()),
+            ("wiops", b.throttle_write_iops_device()),
+        ] {
+            for d in list.iter().flatten() {
+                out.push(w(
+                    "io.max",
+                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                ));
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        out.push(w(&format!("hugetlb.{}.max", h.page_size()), max(h.limit())));
+    }
+    if r.network().as_ref().is_some_and(|n| {
+        n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
+    }) {
+        // runc ignores these on v2 too: there is no controller for them.
+        crate::log::warn("linux.resources.network has no cgroup v2 equivalent: ignored");
     }
     for (k, v) in r.unified().iter().flatten() {
         out.push(w(k, v));
@@ -218,6 +304,21 @@ mod tests {
                 w("memory.limit_in_bytes", 104857600)
             ]
         );
+    }
+
+    #[test]
+    fn block_io_hugetlb_and_network_on_v1() {
+        let r = res(
+            r#"{"blockIO":{"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}],"weightDevice":[{"major":8,"minor":0,"weight":500}]},
+                       "hugepageLimits":[{"pageSize":"2MB","limit":4194304}],"network":{"classID":1048577,"priorities":[{"name":"eth0","priority":5}]}}"#,
+        );
+        let p = plan_v1(&r);
+        assert!(p.contains(&w("blkio.throttle.read_bps_device", "8:0 1048576")));
+        assert!(p.contains(&w("blkio.weight_device", "8:0 500")));
+        assert!(p.contains(&w("hugetlb.2MB.limit_in_bytes", 4194304)));
+        assert!(p.contains(&w("net_cls.classid", 1048577)));
+        assert!(p.contains(&w("net_prio.ifpriomap", "eth0 5")));
+        assert!(plan_v2(&r).contains(&w("io.max", "8:0 rbps=1048576")));
     }
 
     #[test]
