@@ -237,6 +237,9 @@ impl Cgroup {
             if h.controllers.iter().any(|c| c == "devices") {
                 cg.devices_dir = Some(dir.clone());
             }
+            if h.unified && hs.layout() == Layout::Unified {
+                enable_controllers(&h.mountpoint, &dir);
+            }
             cg.dirs.push(dir);
         }
         Ok(cg)
@@ -327,6 +330,23 @@ fn mkdir_all_recording(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("creating cgroup", dir, e)),
+    }
+}
+
+/// On cgroup v2 a cgroup only has the controllers its parent delegates:
+/// enable every available one down the path to `dir` (as runc does), so
+/// memory.max, pids.max and friends exist in the container's cgroup.
+/// A level that refuses (a parent with processes of its own) is left as is.
+fn enable_controllers(mount: &Path, dir: &Path) {
+    let Ok(rel) = dir.strip_prefix(mount) else { return };
+    let mut level = mount.to_path_buf();
+    for comp in rel.components() {
+        let available = std::fs::read_to_string(level.join("cgroup.controllers")).unwrap_or_default();
+        let enable: Vec<String> = available.split_whitespace().map(|c| format!("+{c}")).collect();
+        if !enable.is_empty() {
+            let _ = std::fs::write(level.join("cgroup.subtree_control"), enable.join(" "));
+        }
+        level.push(comp);
     }
 }
 
