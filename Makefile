@@ -17,7 +17,7 @@ BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundle run test test-unit test-runtime test-oracle bench install clean
+.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients bench install clean
 
 all: build
 
@@ -42,7 +42,7 @@ $(BUNDLE)/rootfs/bin/busybox:
 run: deps build bundle
 	$(PRIVATE) $(BIN) --root /run/vessel run --bundle $(BUNDLE) vessel-demo-$$$$
 
-test: test-unit test-runtime
+test: test-unit test-runtime test-clients
 
 test-unit:
 	$(CARGO) test --lib --bins
@@ -54,6 +54,7 @@ test-runtime: bundle
 # The same suite against runc: proves the tests encode OCI/runc behaviour.
 test-oracle:
 	RUNTIME=$${RUNTIME:-/usr/sbin/runc} $(PRIVATE) $(CARGO) test --test runtime -- --test-threads=2
+	RUNTIME=$${RUNTIME:-/usr/sbin/runc} $(MAKE) --no-print-directory test-clients
 
 bench: build bundle
 	python3 bench/bench.py --vessel $(BIN)
@@ -64,3 +65,13 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf $(BUNDLE)/rootfs
+
+# docker, podman and ctr running vessel (runtime-tests/clients/run.sh): the
+# engines' daemons run with their state in a temporary directory and are
+# stopped and removed at the end. Skipped (exit 0) unless root and either
+# VESSEL_TEST_SYSTEM=1 (installs docker.io, containerd, podman) or the engines
+# are installed. RUNTIME= picks another binary (RUNTIME=/usr/sbin/runc: the
+# same checks against runc).
+test-clients:
+	@if [ -z "$$RUNTIME" ] && [ "$$(id -u)" = 0 ]; then $(CARGO) build -q; fi
+	bash runtime-tests/clients/run.sh $${RUNTIME:-target/debug/vessel}

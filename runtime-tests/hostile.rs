@@ -22,19 +22,19 @@ fn cgroups_path_with_dotdot_stays_in_the_cgroup_filesystem() {
         return;
     }
     let name = harness::unique("vessel-test-esc");
-    let escape = std::path::PathBuf::from("/tmp").join(&name);
+    // Cleaned against "/", this is /NAME-escaped inside each hierarchy; taken
+    // literally it would be a directory NAME-escaped at the host's root.
+    let escaped = format!("{name}-escaped");
     let (_guard, mut b, _) = harness::isolated_bundle(&["cat", "/proc/self/cgroup"]);
-    let cg = format!("/{name}/../../../../../../tmp/{name}");
-    b.config["linux"]["cgroupsPath"] = json!(cg);
-    let _guard2 = harness::CgroupGuard::new(&format!("/tmp/{name}"));
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{name}/../../../../../../{escaped}"));
+    let _guard2 = harness::CgroupGuard::new(&format!("/{escaped}"));
     let out = b.run_ok(&harness::unique("esc"));
     assert!(
-        !escape.exists(),
-        "the runtime wrote to {} on the host",
-        escape.display()
+        !std::path::Path::new("/").join(&escaped).exists(),
+        "the runtime wrote outside the cgroup filesystem"
     );
     assert!(
-        out.lines().any(|l| l.ends_with(&format!(":/tmp/{name}"))),
+        out.lines().any(|l| l.ends_with(&format!(":/{escaped}"))),
         "{out}"
     );
 }

@@ -179,3 +179,41 @@ fn events_stats_reports_the_containers_pids_and_memory() {
         "{ev}"
     );
 }
+
+/// Docker's `update --memory 64m --memory-swap 128m` on a container with no
+/// limit yet: the limit must go first (memsw may never be below it).
+#[test]
+fn update_memory_and_swap_from_unlimited() {
+    if !harness::can_run() || !harness::cgroup_v1() {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    let cg = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = harness::unique("update-swap");
+    b.start_detached(&id);
+    let Some(dir) = harness::cgroup_dirs(&cg)
+        .into_iter()
+        .find(|d| d.join("memory.memsw.limit_in_bytes").exists())
+    else {
+        eprintln!("SKIPPED: no swap accounting (memory.memsw) on this host");
+        return;
+    };
+    let file = b.path().join("res.json");
+    std::fs::write(&file, r#"{"memory":{"limit":67108864,"reservation":0,"swap":134217728,"kernel":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#).unwrap();
+    harness::stdout_ok(&b.rt(&["update", "--resources", file.to_str().unwrap(), &id]));
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("memory.memsw.limit_in_bytes"), "134217728");
+    // And growing again: memsw first this time.
+    harness::stdout_ok(&b.rt(&["update", "--memory", "256m", "--memory-swap", "512m", &id]));
+    assert_eq!(read("memory.limit_in_bytes"), "268435456");
+    assert_eq!(read("memory.memsw.limit_in_bytes"), "536870912");
+}

@@ -338,11 +338,17 @@ fn mkdir_all_recording(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
 /// memory.max, pids.max and friends exist in the container's cgroup.
 /// A level that refuses (a parent with processes of its own) is left as is.
 fn enable_controllers(mount: &Path, dir: &Path) {
-    let Ok(rel) = dir.strip_prefix(mount) else { return };
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return;
+    };
     let mut level = mount.to_path_buf();
     for comp in rel.components() {
-        let available = std::fs::read_to_string(level.join("cgroup.controllers")).unwrap_or_default();
-        let enable: Vec<String> = available.split_whitespace().map(|c| format!("+{c}")).collect();
+        let available =
+            std::fs::read_to_string(level.join("cgroup.controllers")).unwrap_or_default();
+        let enable: Vec<String> = available
+            .split_whitespace()
+            .map(|c| format!("+{c}"))
+            .collect();
         if !enable.is_empty() {
             let _ = std::fs::write(level.join("cgroup.subtree_control"), enable.join(" "));
         }

@@ -26,15 +26,11 @@ pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
     if let Some(m) = r.memory() {
         let limit = m.limit().filter(|&l| l != 0);
         let swap = m.swap().filter(|&s| s != 0);
-        // memsw must stay >= the limit: raise memsw first when growing.
+        // Both: limit first; `apply` swaps them when the current limit
+        // would refuse the new memsw (memsw must stay >= the limit).
         if let (Some(l), Some(s)) = (limit, swap) {
-            if s == -1 || (l != -1 && s >= l) {
-                out.push(w("memory.memsw.limit_in_bytes", s));
-                out.push(w("memory.limit_in_bytes", l));
-            } else {
-                out.push(w("memory.limit_in_bytes", l));
-                out.push(w("memory.memsw.limit_in_bytes", s));
-            }
+            out.push(w("memory.limit_in_bytes", l));
+            out.push(w("memory.memsw.limit_in_bytes", s));
         } else if let Some(l) = limit {
             out.push(w("memory.limit_in_bytes", l));
         } else if let Some(s) = swap {
@@ -241,6 +237,29 @@ pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
     out
 }
 
+/// v1 keeps memory.memsw.limit_in_bytes >= memory.limit_in_bytes at every
+/// step: when the new memsw is above the current limit (growing), memsw
+/// goes first; else the limit does (runc's rule).
+fn order_memory_and_swap(dirs: &[PathBuf], writes: &mut [Write]) {
+    let pos = |f: &str| writes.iter().position(|x| x.file == f);
+    let (Some(l), Some(s)) = (
+        pos("memory.limit_in_bytes"),
+        pos("memory.memsw.limit_in_bytes"),
+    ) else {
+        return;
+    };
+    let current: i64 = dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(i64::MAX);
+    let new_swap: i64 = writes[s].value.parse().unwrap_or(-1);
+    let swap_first = new_swap == -1 || current < new_swap;
+    if swap_first != (s < l) {
+        writes.swap(l, s);
+    }
+}
+
 /// Applies `r` to a container's cgroup directories: v1 files where v1
 /// controllers exist, else v2.
 pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
@@ -250,7 +269,10 @@ pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
             "linux.resources.unified needs a cgroup v2 host",
         ));
     }
-    let writes = if v1 { plan_v1(r) } else { plan_v2(r) };
+    let mut writes = if v1 { plan_v1(r) } else { plan_v2(r) };
+    if v1 {
+        order_memory_and_swap(dirs, &mut writes);
+    }
     for write in writes {
         if write.file.contains('/') || write.file.contains("..") {
             return Err(Error::invalid(format!(
@@ -297,11 +319,30 @@ mod tests {
     #[test]
     fn v1_memory_order_keeps_memsw_above_the_limit() {
         let r = res(r#"{"memory":{"limit":104857600,"swap":209715200}}"#);
+        let mut p = plan_v1(&r);
+        // Growing from a 50 MB limit: memsw first.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("memory.limit_in_bytes"), "52428800").unwrap();
+        order_memory_and_swap(&[tmp.path().to_path_buf()], &mut p);
         assert_eq!(
-            plan_v1(&r),
+            p,
             vec![
                 w("memory.memsw.limit_in_bytes", 209715200),
                 w("memory.limit_in_bytes", 104857600)
+            ]
+        );
+        // From unlimited (a fresh container, as Docker's update finds it): the limit first.
+        std::fs::write(
+            tmp.path().join("memory.limit_in_bytes"),
+            "9223372036854771712",
+        )
+        .unwrap();
+        order_memory_and_swap(&[tmp.path().to_path_buf()], &mut p);
+        assert_eq!(
+            p,
+            vec![
+                w("memory.limit_in_bytes", 104857600),
+                w("memory.memsw.limit_in_bytes", 209715200)
             ]
         );
     }

@@ -231,7 +231,6 @@ export CONTAINERD_NAMESPACE=default
 export TEST_RUNTIME=$RUNTIME
 export TEST_RUNTIME_NAME=$RTNAME
 export TEST_IMAGE=$IMAGE_REF
-export DOCKER_RUNTIME_ROOT=$BASE/docker/exec/runtime-$RTNAME/moby
 export CTR_RUNTIME_ROOT=/run/containerd/runc/default
 EOF
   # shellcheck disable=SC1091
