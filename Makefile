@@ -17,7 +17,7 @@ BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients bench install clean
+.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients bench bench-docker install clean
 
 all: build
 
@@ -58,6 +58,11 @@ test-oracle:
 
 bench: build bundle
 	python3 bench/bench.py --vessel $(BIN)
+
+# `docker run --rm` round trips, vessel vs runc, through a private dockerd
+# (needs the engines: VESSEL_TEST_SYSTEM=1 installs them).
+bench-docker: build bundle
+	VESSEL_CLIENTS_BENCH=$${N:-30} ENGINES=docker bash runtime-tests/clients/run.sh $(BIN)
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vessel

@@ -476,6 +476,24 @@ for E in $ENGINES; do
   TIMES="$TIMES $E=${t}s"
 done
 echo "# stage times:$TIMES"
+
+# VESSEL_CLIENTS_BENCH=N (make bench-docker): N `docker run --rm` round trips
+# with vessel and with runc (dockerd's default runtime), alternated, medians.
+# Timings only: no pass/fail.
+if [ -n "${VESSEL_CLIENTS_BENCH:-}" ] && [ -x /usr/sbin/runc ]; then
+  median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
+  : > "$BASE/bench.vessel"; : > "$BASE/bench.runc"
+  for i in $(seq 1 "$VESSEL_CLIENTS_BENCH"); do
+    for rt in vessel runc; do
+      t0=$(date +%s%N)
+      docker run --rm --network none --runtime "$rt" "$IMG" true >/dev/null 2>&1
+      echo "$(( ($(date +%s%N) - t0) / 1000 ))" >> "$BASE/bench.$rt"
+    done
+  done
+  v=$(awk '{print $1/1000}' "$BASE/bench.vessel" | median)
+  r=$(awk '{print $1/1000}' "$BASE/bench.runc" | median)
+  echo "# docker run --rm round trip, median of $VESSEL_CLIENTS_BENCH: vessel ${v} ms, runc ${r} ms"
+fi
 if [ -n "${TRACE:-}" ] && [ -f "$TRACE" ]; then
   if [ "$FAIL" != 0 ]; then
     echo "# runtime commands that failed (from $TRACE):"
