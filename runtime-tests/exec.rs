@@ -327,3 +327,21 @@ fn terminal_without_console_socket_is_refused_when_detached() {
     assert_eq!(out.status.code(), Some(1));
     assert!(b.state(&id).is_none());
 }
+
+#[test]
+fn console_socket_that_does_not_exist_is_refused() {
+    if !harness::can_run() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    let id = harness::unique("tty-nosuch");
+    let missing = b.path().join("no-such.sock");
+    let out = b.launch(
+        &["create"],
+        &id,
+        &["--console-socket", missing.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(b.state(&id).is_none(), "nothing is left behind");
+}

@@ -217,3 +217,29 @@ fn update_memory_and_swap_from_unlimited() {
     assert_eq!(read("memory.limit_in_bytes"), "268435456");
     assert_eq!(read("memory.memsw.limit_in_bytes"), "536870912");
 }
+
+#[test]
+fn update_with_unknown_field_or_negative_size_changes_nothing() {
+    if !harness::can_run() || !harness::is_vessel() {
+        return;
+    }
+    let mut b = Bundle::new(&["sleep", "100"]);
+    b.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 67108864});
+    let cg = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = harness::unique("update-bad");
+    b.start_detached(&id);
+    let file = b.path().join("bad.json");
+    std::fs::write(&file, r#"{"memroy":{"limit":1}}"#).unwrap();
+    let out = b.rt(&["update", "--resources", file.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("memroy"));
+    assert_eq!(
+        b.rt(&["update", "--memory", "-5", &id]).status.code(),
+        Some(1)
+    );
+    assert_eq!(memory_limit(&cg).as_deref(), Some("67108864"));
+    assert_eq!(b.status(&id).as_deref(), Some("running"));
+}
