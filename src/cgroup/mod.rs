@@ -4,8 +4,14 @@
 //! /proc/self/mountinfo, so tests point it at a temporary tree.
 
 use crate::error::{Error, IoContext, Result};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::LinuxDeviceCgroup;
 use std::path::{Path, PathBuf};
+
+mod devices;
+mod freezer;
+
+pub use devices::{default_device_rules, v1_device_line};
+pub use freezer::{is_frozen, set_frozen};
 
 /// One mounted cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,140 +387,6 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The freezer of a container's cgroup: v1 `freezer.state` where the host
-/// has the v1 controller, else v2 `cgroup.freeze`.
-enum Freezer {
-    V1(PathBuf),
-    V2(PathBuf),
-}
-
-fn freezer(dirs: &[PathBuf]) -> Option<Freezer> {
-    if let Some(d) = dirs.iter().find(|d| d.join("freezer.state").exists()) {
-        return Some(Freezer::V1(d.clone()));
-    }
-    dirs.iter()
-        .find(|d| d.join("cgroup.freeze").exists())
-        .map(|d| Freezer::V2(d.clone()))
-}
-
-pub fn is_frozen(dirs: &[PathBuf]) -> bool {
-    match freezer(dirs) {
-        Some(Freezer::V1(d)) => {
-            std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-        }
-        Some(Freezer::V2(d)) => {
-            std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-        }
-        None => false,
-    }
-}
-
-/// Freezes (or thaws) every process of the container and waits until the
-/// kernel says it is done.
-pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<()> {
-    let (file, value, check_file, want) = match freezer(dirs) {
-        Some(Freezer::V1(d)) => {
-            let v = if frozen { "FROZEN" } else { "THAWED" };
-            (
-                d.join("freezer.state"),
-                v,
-                d.join("freezer.state"),
-                v.to_string(),
-            )
-        }
-        Some(Freezer::V2(d)) => {
-            let v = if frozen { "1" } else { "0" };
-            (
-                d.join("cgroup.freeze"),
-                v,
-                d.join("cgroup.events"),
-                format!("frozen {v}"),
-            )
-        }
-        None => {
-            return Err(Error::invalid(
-                "this host has no cgroup freezer (v1 freezer controller or cgroup v2)",
-            ))
-        }
-    };
-    for _ in 0..1000 {
-        std::fs::write(&file, value).ctx("writing", &file)?;
-        let now = std::fs::read_to_string(&check_file).ctx("reading", &check_file)?;
-        if now.lines().any(|l| l.trim() == want) {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Err(Error::invalid(format!(
-        "{}: the kernel did not reach {want:?}",
-        file.display()
-    )))
-}
-
-/// runc's default allow list, appended after the spec's rules.
-pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    use LinuxDeviceType::{B, C};
-    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(typ));
-        r.set_major(major);
-        r.set_minor(minor);
-        r.set_access(Some(access.to_string()));
-        r
-    };
-    vec![
-        rule(C, None, None, "m"),
-        rule(B, None, None, "m"),
-        rule(C, Some(1), Some(3), "rwm"),
-        rule(C, Some(1), Some(8), "rwm"),
-        rule(C, Some(1), Some(7), "rwm"),
-        rule(C, Some(5), Some(0), "rwm"),
-        rule(C, Some(1), Some(5), "rwm"),
-        rule(C, Some(1), Some(9), "rwm"),
-        rule(C, Some(136), None, "rwm"),
-        rule(C, Some(5), Some(2), "rwm"),
-        rule(C, Some(10), Some(200), "rwm"),
-    ]
-}
-
-/// The v1 file (`devices.allow`/`devices.deny`) and line for one rule.
-pub fn v1_device_line(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String)> {
-    let typ = match rule.typ() {
-        None | Some(LinuxDeviceType::A) => 'a',
-        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
-        Some(LinuxDeviceType::B) => 'b',
-        Some(LinuxDeviceType::P) => {
-            return Err(Error::invalid(
-                "linux.resources.devices: type \"p\" (fifo) cannot be a device cgroup rule",
-            ))
-        }
-    };
-    let num = |n: Option<i64>| {
-        n.filter(|&n| n >= 0)
-            .map_or("*".to_string(), |n| n.to_string())
-    };
-    let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
-    if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-        return Err(Error::invalid(format!(
-            "linux.resources.devices: access {access:?} must be made of r, w and m"
-        )));
-    }
-    let line = if typ == 'a' {
-        format!("a *:* {access}")
-    } else {
-        format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()))
-    };
-    Ok((
-        if rule.allow() {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        },
-        line,
-    ))
 }
 
 #[cfg(test)]
