@@ -178,6 +178,7 @@ impl Runtime {
         cleanup.pid = Some(pid);
         trace("clone");
         cg.add(pid)?;
+        trace("cgroup add");
         if hierarchies.layout() != Layout::Unified {
             let rules = cfg
                 .bundle
