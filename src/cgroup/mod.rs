@@ -368,6 +368,10 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
+    // v2 (no `tasks` file): an empty cpuset means "the parent's".
+    if !dir.join("tasks").exists() {
+        return Ok(());
+    }
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);
         if !own.exists() {
