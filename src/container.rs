@@ -179,15 +179,22 @@ impl Runtime {
         trace("clone");
         cg.add(pid)?;
         trace("cgroup add");
+        let rules = cfg
+            .bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default();
         if hierarchies.layout() != Layout::Unified {
-            let rules = cfg
-                .bundle
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.resources().as_ref())
-                .and_then(|r| r.devices().clone());
-            cg.apply_v1_devices(rules.as_deref().unwrap_or(&[]))?;
+            cg.apply_v1_devices(&rules)?;
+        } else if let Some(dir) = cg.dirs.first() {
+            let all: Vec<_> = rules
+                .into_iter()
+                .chain(cgroup::default_device_rules())
+                .collect();
+            cgroup::bpf_devices::attach(dir, &all)?;
         }
         let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         let state = State {

@@ -7,6 +7,7 @@ use crate::error::{Error, IoContext, Result};
 use oci_spec::runtime::LinuxDeviceCgroup;
 use std::path::{Path, PathBuf};
 
+pub mod bpf_devices;
 mod devices;
 mod freezer;
 
