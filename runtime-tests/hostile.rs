@@ -179,3 +179,40 @@ fn killed_create_is_cleaned_by_delete_force() {
     );
     assert!(b.state(&id).is_none());
 }
+
+/// CVE-2019-16884 shape: an image whose /proc is a symlink.
+#[test]
+fn proc_that_is_a_symlink_in_the_image_is_refused() {
+    if !harness::can_run() {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    let proc_dir = b.rootfs().join("proc");
+    std::fs::remove_dir(&proc_dir).unwrap();
+    std::fs::create_dir(b.rootfs().join("evil")).unwrap();
+    std::os::unix::fs::symlink("/evil", &proc_dir).unwrap();
+    refused(&b, "/proc as a symlink");
+}
+
+/// Something mounted over /proc must not receive a sysctl (or an LSM label)
+/// meant for the kernel.
+#[test]
+fn sysctl_is_not_written_to_a_fake_proc() {
+    if !harness::can_run() || !harness::is_vessel() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    let fake = b.path().join("fake-sys");
+    std::fs::create_dir_all(fake.join("net/ipv4")).unwrap();
+    std::fs::write(fake.join("net/ipv4/ip_forward"), "0").unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/proc/sys", "type": "bind", "source": fake, "options": ["rbind"]}),
+    );
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    refused(&b, "a sysctl into a bind mount over /proc/sys");
+    assert_eq!(
+        std::fs::read_to_string(fake.join("net/ipv4/ip_forward")).unwrap(),
+        "0"
+    );
+}

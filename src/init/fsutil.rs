@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 pub fn cstr(p: &Path) -> CString {
@@ -39,6 +40,29 @@ pub fn open_in_root(root: RawFd, rel: &Path, flags: i32) -> std::io::Result<Owne
     }
     // SAFETY: the kernel returned a new fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Writes a procfs file, refusing anything that is not really procfs: an
+/// image or a mount over /proc must not receive an LSM label or a sysctl
+/// meant for the kernel (CVE-2019-16884).
+pub fn write_proc(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    // SAFETY: fstatfs into a zeroed struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if st.f_type != libc::PROC_SUPER_MAGIC {
+        return Err(std::io::Error::other(format!(
+            "{} is not on procfs (something is mounted over /proc)",
+            path.display()
+        )));
+    }
+    f.write_all(value.as_bytes())
 }
 
 /// `/proc/self/fd/N`: a path that names exactly what `fd` names, for mount(2).

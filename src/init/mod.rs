@@ -345,7 +345,7 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
             )));
         }
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value)
+        fsutil::write_proc(&path, value)
             .map_err(|e| Error::invalid(format!("linux.sysctl {key}={value}: {e}")))?;
     }
     Ok(())

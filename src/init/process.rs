@@ -98,7 +98,7 @@ pub fn set_lsm_labels(process: &Process) -> Result<()> {
         } else {
             "/proc/self/attr/exec"
         };
-        std::fs::write(attr, format!("exec {profile}")).map_err(|e| {
+        super::fsutil::write_proc(Path::new(attr), &format!("exec {profile}")).map_err(|e| {
             Error::invalid(format!(
                 "process.apparmorProfile {profile:?}: {e} (is the profile loaded?)"
             ))
@@ -110,7 +110,7 @@ pub fn set_lsm_labels(process: &Process) -> Result<()> {
                 "process.selinuxLabel {label:?}: SELinux is not enabled on this host"
             )));
         }
-        std::fs::write("/proc/self/attr/exec", label)
+        super::fsutil::write_proc(Path::new("/proc/self/attr/exec"), label)
             .map_err(|e| Error::invalid(format!("process.selinuxLabel {label:?}: {e}")))?;
     }
     Ok(())

@@ -140,6 +140,28 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
     if typ == Some("cgroup") || typ == Some("cgroup2") {
         return mount_cgroup(cfg, root, dest, &opts);
     }
+    // procfs and sysfs only on a real directory (CVE-2019-16884): an image
+    // whose /proc is a symlink would move the kernel's files elsewhere.
+    if matches!(typ, Some("proc") | Some("sysfs")) {
+        let rel = super::fsutil::relative(dest);
+        if let Some(parent) = rel.parent() {
+            let dir = open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY).ok();
+            if let (Some(dir), Some(name)) = (dir, rel.file_name()) {
+                if let Ok(st) = nix::sys::stat::fstatat(
+                    Some(dir.as_raw_fd()),
+                    name,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) {
+                    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                        return Err(Error::invalid(format!(
+                            "{} must be a directory in the image, not a symlink or file",
+                            dest.display()
+                        )));
+                    }
+                }
+            }
+        }
+    }
     if opts.bind {
         let src = m.source().clone().unwrap_or_default();
         let src = if src.is_absolute() {
