@@ -174,10 +174,15 @@ impl Runtime {
             seccomp,
             console,
         };
-        let (pid, chan) = spawn::clone_init(plan, &cfg)?;
+        let into = (hierarchies.layout() == Layout::Unified)
+            .then(|| cg.dirs.first())
+            .flatten();
+        let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
         cleanup.pid = Some(pid);
         trace("clone");
-        cg.add(pid)?;
+        if !born_in_cgroup {
+            cg.add(pid)?;
+        }
         trace("cgroup add");
         let rules = cfg
             .bundle

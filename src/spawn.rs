@@ -6,7 +6,7 @@ use crate::init::{self, InitConfig};
 use crate::sync::{self, Channel, Msg};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// What the spec asks of namespaces, split by who acts on it.
 #[derive(Debug)]
@@ -145,14 +145,32 @@ fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> 
 }
 
 /// Clones the init process. The child never returns from here.
-pub fn clone_init(plan: &NamespacePlan, cfg: &InitConfig) -> Result<(i32, Channel)> {
+/// `into_cgroup`: on a pure cgroup v2 host, the container's cgroup
+/// directory: the child is then born in it (clone3 with CLONE_INTO_CGROUP)
+/// instead of being moved there, which costs a cgroup migration. Returns
+/// the pid and whether the child was born in the cgroup.
+pub fn clone_init(
+    plan: &NamespacePlan,
+    cfg: &InitConfig,
+    into_cgroup: Option<&std::path::Path>,
+) -> Result<(i32, Channel, bool)> {
     let (parent, child) = sync::pair()?;
     let guard = enter_for_children(plan, &cfg.bundle.spec)?;
-    let flags = plan.clone_flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-    // SAFETY: a fork-style clone (no new stack, no CLONE_VM) of a
-    // single-threaded process: the child gets a private copy of memory and
-    // runs only init code before execve or _exit.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    let cgroup_fd = into_cgroup.and_then(|d| std::fs::File::open(d).ok());
+    let mut born_in_cgroup = false;
+    let mut pid = -1;
+    if let Some(fd) = &cgroup_fd {
+        pid = clone3_into(plan.clone_flags.bits() as u64, fd.as_raw_fd());
+        born_in_cgroup = pid >= 0;
+    }
+    if pid < 0 {
+        let flags = plan.clone_flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+        // SAFETY: a fork-style clone (no new stack, no CLONE_VM) of a
+        // single-threaded process: the child gets a private copy of memory and
+        // runs only init code before execve or _exit.
+        pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    }
+    drop(cgroup_fd);
     if pid < 0 {
         return Err(Error::invalid(format!(
             "clone with namespaces {:?}: {}",
@@ -167,7 +185,48 @@ pub fn clone_init(plan: &NamespacePlan, cfg: &InitConfig) -> Result<(i32, Channe
     }
     drop(guard);
     drop(child);
-    Ok((pid as i32, parent))
+    Ok((pid as i32, parent, born_in_cgroup))
+}
+
+/// clone3(CLONE_INTO_CGROUP), fork-style; -1 where the kernel refuses.
+fn clone3_into(flags: u64, cgroup_fd: i32) -> i64 {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup_fd as u64,
+    };
+    // SAFETY: clone3 without CLONE_VM or a stack behaves like fork; the
+    // args struct is of the size passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    }
 }
 
 /// Waits for the child to report that its mounts are done, runs the
