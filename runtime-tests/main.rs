@@ -16,3 +16,4 @@ mod ops;
 mod process;
 mod rootfs;
 mod security;
+mod userns;

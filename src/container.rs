@@ -164,6 +164,7 @@ impl Runtime {
             hierarchies: hierarchies.all.clone(),
             cgroup_dirs: cg.dirs.clone(),
             cgroup_ns: plan.new_cgroup,
+            new_user: plan.new_user,
             terminal,
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
@@ -180,6 +181,9 @@ impl Runtime {
         let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
         cleanup.pid = Some(pid);
         trace("clone");
+        if plan.new_user {
+            spawn::write_id_maps(pid, &cfg.bundle.spec)?;
+        }
         if !born_in_cgroup {
             cg.add(pid)?;
         }

@@ -117,8 +117,8 @@ pub struct Execed {
     pub pid: i32,
 }
 
-fn ns_name(t: LinuxNamespaceType) -> Option<&'static str> {
-    Some(match t {
+fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
         LinuxNamespaceType::Mount => "mnt",
         LinuxNamespaceType::Uts => "uts",
         LinuxNamespaceType::Ipc => "ipc",
@@ -126,8 +126,8 @@ fn ns_name(t: LinuxNamespaceType) -> Option<&'static str> {
         LinuxNamespaceType::Cgroup => "cgroup",
         LinuxNamespaceType::Pid => "pid",
         LinuxNamespaceType::Time => "time",
-        LinuxNamespaceType::User => return None,
-    })
+        LinuxNamespaceType::User => "user",
+    }
 }
 
 impl Runtime {
@@ -152,9 +152,7 @@ impl Runtime {
             .into_iter()
             .flatten()
         {
-            let Some(name) = ns_name(ns.typ()) else {
-                continue;
-            };
+            let name = ns_name(ns.typ());
             let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
             match ns.typ() {
                 LinuxNamespaceType::Pid => {

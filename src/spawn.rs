@@ -20,6 +20,8 @@ pub struct NamespacePlan {
     pub new_cgroup: bool,
     pub has_mount: bool,
     pub own_pid: bool,
+    /// A new user namespace: the parent writes its id maps after clone.
+    pub new_user: bool,
 }
 
 pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
@@ -30,6 +32,7 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         new_cgroup: false,
         has_mount: false,
         own_pid: false,
+        new_user: false,
     };
     for ns in spec
         .linux()
@@ -39,9 +42,9 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         .flatten()
     {
         let typ = ns.typ();
-        if typ == LinuxNamespaceType::User {
+        if typ == LinuxNamespaceType::User && ns.path().is_some() {
             return Err(Error::invalid(
-                "linux.namespaces: user namespaces are not supported by this vessel version yet",
+                "linux.namespaces: joining a user namespace by path is not supported by this vessel version yet",
             ));
         }
         match typ {
@@ -63,7 +66,21 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
             LinuxNamespaceType::Pid => plan.clone_flags |= CloneFlags::CLONE_NEWPID,
             LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
             LinuxNamespaceType::Time => plan.new_time = true,
-            LinuxNamespaceType::User => unreachable!(),
+            LinuxNamespaceType::User => {
+                plan.clone_flags |= CloneFlags::CLONE_NEWUSER;
+                plan.new_user = true;
+            }
+        }
+    }
+    if plan.new_user {
+        let linux = spec.linux().as_ref();
+        let empty = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| m.is_none_or_empty();
+        if empty(linux.and_then(|l| l.uid_mappings().as_ref()))
+            || empty(linux.and_then(|l| l.gid_mappings().as_ref()))
+        {
+            return Err(Error::invalid(
+                "linux.namespaces: a user namespace needs linux.uidMappings and linux.gidMappings",
+            ));
         }
     }
     if !plan.has_mount {
@@ -82,6 +99,44 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         ));
     }
     Ok(plan)
+}
+
+trait NoneOrEmpty {
+    fn is_none_or_empty(&self) -> bool;
+}
+
+impl<T> NoneOrEmpty for Option<&Vec<T>> {
+    fn is_none_or_empty(&self) -> bool {
+        self.map_or(true, |v| v.is_empty())
+    }
+}
+
+/// Writes the user namespace's id maps for the init process (as root on the
+/// host, so any mapping the spec asks for is allowed).
+pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for (file, maps) in [
+        ("uid_map", linux.and_then(|l| l.uid_mappings().as_ref())),
+        ("gid_map", linux.and_then(|l| l.gid_mappings().as_ref())),
+    ] {
+        let text: String = maps
+            .into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, &text).map_err(|e| {
+            Error::invalid(format!(
+                "linux.{}: writing {path}: {e}",
+                if file == "uid_map" {
+                    "uidMappings"
+                } else {
+                    "gidMappings"
+                }
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Restores the parent's pid/time namespace for children when dropped.

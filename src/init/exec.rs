@@ -45,7 +45,13 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
         fds.push((OwnedFd::from(f), *typ, path));
     }
     // Mount last: the other paths are looked up in the host's /proc.
-    fds.sort_by_key(|(_, t, _)| *t == LinuxNamespaceType::Mount);
+    // The user namespace first (it grants the capabilities to join the
+    // others), mount last.
+    fds.sort_by_key(|(_, t, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
     for (fd, typ, path) in fds {
         nix::sched::setns(fd, super::ns_flag(typ))
             .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;

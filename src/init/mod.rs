@@ -30,6 +30,8 @@ pub struct InitConfig {
     pub cgroup_dirs: Vec<PathBuf>,
     /// A new cgroup namespace is wanted (made after joining the cgroup).
     pub cgroup_ns: bool,
+    /// The init process is in a new user namespace (maps written by the parent).
+    pub new_user: bool,
     pub terminal: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -77,6 +79,21 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         .as_ref()
         .ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
     chan.expect(&Msg::Go, "parent")?;
+    // Still host root here: later, /proc/self files of a non-dumpable
+    // process are not ours to write.
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
+    }
+    if cfg.new_user {
+        // Become the namespace's root, so what init creates belongs to the
+        // mapped ids rather than to the host's root.
+        let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
+        nix::unistd::setresgid(root.0, root.0, root.0)
+            .sys(|| "user namespace: gid 0 must be mapped (linux.gidMappings)".into())?;
+        nix::unistd::setresuid(root.1, root.1, root.1)
+            .sys(|| "user namespace: uid 0 must be mapped (linux.uidMappings)".into())?;
+    }
     join_namespaces(spec)?;
     if new_network_namespace(spec) {
         loopback_up()?;
@@ -87,10 +104,6 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
-    }
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id);
     }

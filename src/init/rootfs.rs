@@ -80,7 +80,8 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
             d.minor() as u64,
         )
         .map_err(|e| Error::invalid(format!("linux.devices[{i}] ({}): {e}", d.path().display())))?;
-        if d.uid().is_some() || d.gid().is_some() {
+        // A node bound from the host in a user namespace keeps the host's owner.
+        if (d.uid().is_some() || d.gid().is_some()) && !cfg.new_user {
             let fd = open_in_root(
                 root.as_raw_fd(),
                 &super::fsutil::relative(d.path()),
@@ -182,9 +183,14 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
         }
         mount(Some(&src), &fd_path(&target), NONE, flags, NONE)
             .sys(|| format!("bind-mounting {}", src.display()))?;
-        let extra = opts.bind_remount_flags();
+        let mut extra = opts.bind_remount_flags();
         if !extra.is_empty() {
             let target = reopen(root, dest)?;
+            // In a user namespace the flags the bind inherited are locked: a
+            // remount must repeat them.
+            if cfg.new_user {
+                extra |= existing_flags(&fd_path(&target)) & !opts.cleared;
+            }
             mount(
                 NONE,
                 &fd_path(&target),
@@ -453,18 +459,27 @@ fn make_node(root: i32, path: &Path, kind: SFlag, mode: u32, major: u64, minor: 
     match mknod(&full, kind, perm, makedev(major, minor)) {
         Ok(()) => {}
         Err(nix::errno::Errno::EPERM) if kind != SFlag::S_IFIFO => {
-            let host = PathBuf::from(format!(
-                "/dev/{}",
-                if kind == SFlag::S_IFCHR {
-                    "char"
-                } else {
-                    "block"
-                }
-            ))
+            // In a user namespace: bind the host's node (same path, or the
+            // /dev/char|block/M:m link), which keeps the host's mode and owner.
+            let want = makedev(major, minor);
+            let is_it = |p: &Path| {
+                nix::sys::stat::stat(p)
+                    .is_ok_and(|st| st.st_rdev == want && st.st_mode & libc::S_IFMT == kind.bits())
+            };
+            let by_number = PathBuf::from(if kind == SFlag::S_IFCHR {
+                "/dev/char"
+            } else {
+                "/dev/block"
+            })
             .join(format!("{major}:{minor}"));
+            let host = [path.to_path_buf(), by_number]
+                .into_iter()
+                .find(|p| is_it(p))
+                .ok_or_else(|| Error::invalid(format!("{}: cannot mknod in a user namespace and the host has no such device to bind", path.display())))?;
             std::fs::File::create(&full).map_err(|e| Error::io("creating", &full, e))?;
             mount(Some(&host), &full, NONE, MsFlags::MS_BIND, NONE)
                 .sys(|| format!("binding {}", host.display()))?;
+            return Ok(());
         }
         Err(e) => return Err(Error::sys(format!("mknod {}", path.display()), e)),
     }
