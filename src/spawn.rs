@@ -335,11 +335,20 @@ mod tests {
     }
 
     #[test]
-    fn missing_mount_namespace_and_user_namespace_are_refused() {
+    fn missing_mount_namespace_or_id_maps_are_refused() {
         assert!(plan_namespaces(&spec(r#"[{"type":"pid"}]"#))
             .unwrap_err()
             .to_string()
             .contains("mount namespace"));
-        assert!(plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"user"}]"#)).is_err());
+        let e = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"user"}]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("uidMappings"), "{e}");
+        let e = plan_namespaces(&spec(
+            r#"[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]"#,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("by path"), "{e}");
     }
 }
