@@ -15,5 +15,6 @@ mod namespaces;
 mod ops;
 mod process;
 mod rootfs;
+mod rootless;
 mod security;
 mod userns;

@@ -10,9 +10,9 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Directory for container state
-    #[arg(long, global = true, default_value = "/run/vessel")]
-    pub root: PathBuf,
+    /// Directory for container state (default /run/vessel; rootless: $XDG_RUNTIME_DIR/vessel)
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write log messages to this file (containerd's shim reads it)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

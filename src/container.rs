@@ -136,9 +136,20 @@ impl Runtime {
         let hierarchies = Hierarchies::detect()?;
         let linux = bundle.spec.linux().as_ref();
         let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
-        let cg = Cgroup::create(&hierarchies, &cg_path)?;
+        let cg = match Cgroup::create(&hierarchies, &cg_path) {
+            Ok(cg) => cg,
+            // Rootless without a delegated cgroup: no cgroup, as runc does.
+            Err(e) if !is_root() => {
+                crate::log::debug(&format!("rootless: running without a cgroup ({e})"));
+                Cgroup::default()
+            }
+            Err(e) => return Err(e),
+        };
         cleanup.cgroup = Some(cg.clone());
-        if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        if let Some(r) = linux
+            .and_then(|l| l.resources().as_ref())
+            .filter(|_| !cg.dirs.is_empty())
+        {
             crate::resources::apply(&cg.dirs, r)?;
         }
         trace("cgroup");
@@ -196,7 +207,9 @@ impl Runtime {
             .and_then(|l| l.resources().as_ref())
             .and_then(|r| r.devices().clone())
             .unwrap_or_default();
-        if hierarchies.layout() != Layout::Unified {
+        if cg.dirs.is_empty() {
+            // rootless without a cgroup: no device filter either
+        } else if hierarchies.layout() != Layout::Unified {
             cg.apply_v1_devices(&rules)?;
         } else if let Some(dir) = cg.dirs.first() {
             let all: Vec<_> = rules
@@ -448,6 +461,25 @@ impl Runtime {
                 Err(e) => return Err(Error::sys(format!("waiting for pid {pid}"), e)),
             }
         }
+    }
+}
+
+/// True when vessel runs as root (else rootless).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The default `--root`: /run/vessel for root, $XDG_RUNTIME_DIR/vessel
+/// (or /tmp/vessel-UID) for a rootless user.
+pub fn default_root() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/run/vessel");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("vessel"),
+        // SAFETY: geteuid cannot fail.
+        None => PathBuf::from(format!("/tmp/vessel-{}", unsafe { libc::geteuid() })),
     }
 }
 

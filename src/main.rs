@@ -56,7 +56,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         return Err(Error::invalid("--systemd-cgroup: the systemd cgroup driver is not supported by this vessel version yet"));
     }
-    let rt = Runtime::new(&cli.root);
+    let rt = Runtime::new(
+        cli.root
+            .clone()
+            .unwrap_or_else(vessel::container::default_root),
+    );
     match command {
         Command::Create(a) => {
             rt.create(&a.id, &create_options(&a))?;

@@ -115,6 +115,14 @@ impl<T> NoneOrEmpty for Option<&Vec<T>> {
 /// host, so any mapping the spec asks for is allowed).
 pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
+    // An unprivileged parent may map only its own ids, and the gid map only
+    // once setgroups is denied.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        let path = format!("/proc/{pid}/setgroups");
+        std::fs::write(&path, "deny")
+            .map_err(|e| Error::invalid(format!("rootless: writing {path}: {e}")))?;
+    }
     for (file, maps) in [
         ("uid_map", linux.and_then(|l| l.uid_mappings().as_ref())),
         ("gid_map", linux.and_then(|l| l.gid_mappings().as_ref())),

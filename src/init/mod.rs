@@ -51,9 +51,6 @@ pub struct InitConfig {
 
 /// The child's entry point after clone: never returns.
 pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
-    // Until execve, nothing in the container may open /proc/1/exe (vessel).
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     for fd in &cfg.close_in_child {
         // SAFETY: closing an fd that the parent owns and the child must not hold.
         unsafe { libc::close(*fd) };
@@ -79,6 +76,11 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         .as_ref()
         .ok_or_else(|| Error::invalid("config.json: field process is missing"))?;
     chan.expect(&Msg::Go, "parent")?;
+    // Until execve, nothing in the container may open /proc/1/exe (vessel).
+    // Not before Go: a rootless parent writes our id maps through /proc,
+    // which non-dumpable would close to it. No container process exists yet.
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // Still host root here: later, /proc/self files of a non-dumpable
     // process are not ours to write.
     if let Some(adj) = process.oom_score_adj() {

@@ -141,7 +141,12 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
         .flatten()
         .map(|&g| g.into())
         .collect();
-    nix::unistd::setgroups(&groups).sys(|| format!("setgroups {:?}", user.additional_gids()))?;
+    // Rootless: setgroups is denied in the user namespace; nothing to drop.
+    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !(denied && groups.is_empty()) {
+        nix::unistd::setgroups(&groups)
+            .sys(|| format!("setgroups {:?}", user.additional_gids()))?;
+    }
     let gid = nix::unistd::Gid::from_raw(user.gid());
     nix::unistd::setresgid(gid, gid, gid).sys(|| format!("setgid {}", user.gid()))?;
     let uid = nix::unistd::Uid::from_raw(user.uid());
