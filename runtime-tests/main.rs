@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cgroups;
+mod churn;
 mod devices;
 mod engines;
 mod exec;

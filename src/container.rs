@@ -136,6 +136,31 @@ impl Runtime {
         let hierarchies = Hierarchies::detect()?;
         let linux = bundle.spec.linux().as_ref();
         let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        // Recorded before the cgroup exists, so a create killed from here on
+        // leaves a state that `delete --force` cleans up.
+        let mut state = State {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid: 0,
+            pid_start_time: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: rfc3339_now(),
+            annotations: bundle
+                .spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            cgroup_dirs: Vec::new(),
+            // What create is about to make; replaced by what it made.
+            cgroup_created: Cgroup::planned(&hierarchies, &cg_path).unwrap_or_default(),
+            own_pid_ns: plan.own_pid,
+            config: bundle.config.clone(),
+            creator: Some(crate::state::this_process()),
+        };
+        self.root.save(&state)?;
         let cg = match Cgroup::create(&hierarchies, &cg_path) {
             Ok(cg) => cg,
             // Rootless without a delegated cgroup: no cgroup, as runc does.
@@ -146,6 +171,8 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         cleanup.cgroup = Some(cg.clone());
+        state.cgroup_dirs = cg.dirs.clone();
+        state.cgroup_created = cg.created.clone();
         if let Some(r) = linux
             .and_then(|l| l.resources().as_ref())
             .filter(|_| !cg.dirs.is_empty())
@@ -192,6 +219,9 @@ impl Runtime {
         let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
         cleanup.pid = Some(pid);
         trace("clone");
+        state.pid = pid;
+        state.pid_start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        self.root.save(&state)?;
         if plan.new_user {
             spawn::write_id_maps(pid, &cfg.bundle.spec)?;
         }
@@ -218,32 +248,6 @@ impl Runtime {
                 .collect();
             cgroup::bpf_devices::attach(dir, &all)?;
         }
-        let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        let state = State {
-            oci_version: cfg.bundle.spec.version().clone(),
-            id: id.to_string(),
-            pid,
-            pid_start_time: start_time,
-            bundle: cfg.bundle.dir.clone(),
-            rootfs: cfg.bundle.rootfs.clone(),
-            created: rfc3339_now(),
-            annotations: cfg
-                .bundle
-                .spec
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            cgroup_dirs: cg.dirs.clone(),
-            cgroup_created: cg.created.clone(),
-            own_pid_ns: plan.own_pid,
-            config: cfg.bundle.config.clone(),
-            creator: Some(crate::state::this_process()),
-        };
-        // Recorded now, so a create killed from here on leaves a state
-        // that `delete --force` cleans up (cgroups and init included).
-        self.root.save(&state)?;
         let hook_state = state.hook_state(Status::Creating);
         spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state, &cfg.bundle.dir)?;
         trace("init ready");
@@ -331,6 +335,9 @@ impl Runtime {
                 unsafe { libc::kill(pid, signal) };
             }
             return Ok(());
+        }
+        if state.pid <= 0 {
+            return Err(wrong_state(id, status, "its process does not exist yet"));
         }
         // SAFETY: kill(2) on the container's init pid, checked alive above.
         if unsafe { libc::kill(state.pid, signal) } != 0 {
@@ -605,6 +612,10 @@ use std::os::unix::fs::OpenOptionsExt;
 
 /// SIGKILLs the init process and waits for it to be gone.
 fn kill_and_wait(state: &State) {
+    // pid 0 (a create killed before its clone) would mean our own process group.
+    if state.pid <= 0 {
+        return;
+    }
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
     // A frozen process cannot die until thawed.
     if cgroup::is_frozen(&state.cgroup_dirs) {

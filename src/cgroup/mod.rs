@@ -228,6 +228,29 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// Makes the directories for `path` in every hierarchy.
+    /// The directories `create` would make for `path` (parents first), made
+    /// nothing yet: recorded first, so a create killed half-way can be undone.
+    pub fn planned(hs: &Hierarchies, path: &Path) -> Result<Vec<PathBuf>> {
+        let self_cgroup = if path.is_absolute() {
+            String::new()
+        } else {
+            std::fs::read_to_string("/proc/self/cgroup").ctx("reading", "/proc/self/cgroup")?
+        };
+        let mut out = Vec::new();
+        for h in &hs.all {
+            let mut missing = Vec::new();
+            let mut d = dir_in(h, path, &self_cgroup);
+            while !d.exists() && d.starts_with(&h.mountpoint) && d != h.mountpoint {
+                missing.push(d.clone());
+                if !d.pop() {
+                    break;
+                }
+            }
+            out.extend(missing.into_iter().rev());
+        }
+        Ok(out)
+    }
+
     pub fn create(hs: &Hierarchies, path: &Path) -> Result<Cgroup> {
         let self_cgroup = if path.is_absolute() {
             String::new()
