@@ -51,7 +51,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         return Ok(0);
     }
     let Some(command) = cli.command else {
-        return Err(Error::invalid("no command given: see vessel --help"));
+        // Like runc: no command prints the help.
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return Ok(0);
     };
     if cli.systemd_cgroup {
         return Err(Error::invalid("--systemd-cgroup: the systemd cgroup driver is not supported by this vessel version yet"));
