@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "vessel",
-    about = "An OCI container runtime (runc-compatible) with native NVIDIA GPU support",
+    about = "An OCI container runtime with runc's command line",
     disable_version_flag = true
 )]
 pub struct Cli {
