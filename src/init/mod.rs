@@ -3,6 +3,7 @@
 //! sync socket (see `sync.rs`), and turns every failure into an `Error`
 //! message the parent prints as `create`'s error.
 
+mod devnodes;
 pub mod exec;
 mod fsutil;
 mod process;

@@ -12,16 +12,19 @@
 //! # let _ = code; Ok(()) }
 //! ```
 
-use crate::bundle::{check_id, Bundle};
-use crate::cgroup::{self, Cgroup, Hierarchies, Layout};
+use crate::bundle::check_id;
+use crate::cgroup::{self, Cgroup};
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, Kind};
-use crate::init::InitConfig;
-use crate::spawn;
-use crate::state::{proc_stat, rfc3339_now, State, StateRoot, Status};
+use crate::state::{State, StateRoot, Status};
 use nix::sys::signal::Signal;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+mod create;
+
+pub use create::cfg_terminal;
+pub(crate) use create::{check_preserved_fds, own_exe, write_pid_file};
 use std::time::Duration;
 
 /// Options of `create` (runc's flags).
@@ -59,7 +62,7 @@ pub struct Runtime {
 
 /// With VESSEL_TRACE set, prints the time since the process started
 /// creating a container, per phase.
-fn trace(what: &str) {
+pub(crate) fn trace(what: &str) {
     static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let t0 = T0.get_or_init(std::time::Instant::now);
     if std::env::var_os("VESSEL_TRACE").is_some() {
@@ -72,198 +75,6 @@ impl Runtime {
         Runtime {
             root: StateRoot::new(root),
         }
-    }
-
-    /// Creates the container: namespaces, cgroup, rootfs, and an init
-    /// process waiting for `start`. On error nothing is left behind.
-    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
-        trace("start");
-        check_id(id)?;
-        let bundle = Bundle::load(&opts.bundle)?;
-        self.create_bundle(id, opts, bundle)
-    }
-
-    /// `create` for a bundle already loaded (`opts.bundle` is not read again).
-    pub fn create_bundle(&self, id: &str, opts: &CreateOptions, bundle: Bundle) -> Result<Created> {
-        check_id(id)?;
-        check_preserved_fds(opts.preserve_fds)?;
-        if opts.console_socket.is_some() && !cfg_terminal(&bundle) {
-            return Err(Error::invalid(
-                "--console-socket is only for a terminal: process.terminal is false",
-            ));
-        }
-        if cfg_terminal(&bundle) && opts.console_socket.is_none() {
-            return Err(Error::invalid(
-                "process.terminal is true: a console socket is needed (--console-socket PATH)",
-            ));
-        }
-        let plan = spawn::plan_namespaces(&bundle.spec)?;
-        trace("load bundle");
-        let dir = self.root.claim(id)?;
-        let lock = self.root.lock(id)?;
-        let mut cleanup = Cleanup {
-            dir: Some(dir.clone()),
-            cgroup: None,
-            pid: None,
-        };
-        let result = self.create_claimed(id, opts, bundle, &plan, &mut cleanup, lock.as_raw_fd());
-        if result.is_ok() {
-            cleanup.disarm();
-        }
-        result
-    }
-
-    fn create_claimed(
-        &self,
-        id: &str,
-        opts: &CreateOptions,
-        bundle: Bundle,
-        plan: &spawn::NamespacePlan,
-        cleanup: &mut Cleanup,
-        lock_fd: std::os::fd::RawFd,
-    ) -> Result<Created> {
-        let fifo_path = self.root.fifo_path(id);
-        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-            .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e))?;
-        // mkfifo honours the umask; every container user must be able to write it.
-        std::fs::set_permissions(
-            &fifo_path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o622),
-        )
-        .ctx("chmod", &fifo_path)?;
-        let fifo = open_path(&fifo_path)?;
-
-        let hierarchies = Hierarchies::detect()?;
-        let linux = bundle.spec.linux().as_ref();
-        let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
-        // Recorded before the cgroup exists, so a create killed from here on
-        // leaves a state that `delete --force` cleans up.
-        let mut state = State {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            pid: 0,
-            pid_start_time: 0,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: rfc3339_now(),
-            annotations: bundle
-                .spec
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            cgroup_dirs: Vec::new(),
-            // What create is about to make; replaced by what it made.
-            cgroup_created: Cgroup::planned(&hierarchies, &cg_path).unwrap_or_default(),
-            own_pid_ns: plan.own_pid,
-            config: bundle.config.clone(),
-            creator: Some(crate::state::this_process()),
-        };
-        self.root.save(&state)?;
-        let cg = match Cgroup::create(&hierarchies, &cg_path) {
-            Ok(cg) => cg,
-            // Rootless without a delegated cgroup: no cgroup, as runc does.
-            Err(e) if !is_root() => {
-                crate::log::debug(&format!("rootless: running without a cgroup ({e})"));
-                Cgroup::default()
-            }
-            Err(e) => return Err(e),
-        };
-        cleanup.cgroup = Some(cg.clone());
-        state.cgroup_dirs = cg.dirs.clone();
-        state.cgroup_created = cg.created.clone();
-        if let Some(r) = linux
-            .and_then(|l| l.resources().as_ref())
-            .filter(|_| !cg.dirs.is_empty())
-        {
-            crate::resources::apply(&cg.dirs, r)?;
-        }
-        trace("cgroup");
-
-        let seccomp = match bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-        {
-            Some(s) => Some(crate::seccomp::compile(s)?),
-            None => None,
-        };
-        trace("seccomp");
-        let terminal = cfg_terminal(&bundle);
-        let console = match &opts.console_socket {
-            Some(path) if terminal => Some(crate::init::pty::connect(path)?),
-            _ => None,
-        };
-        let cfg = InitConfig {
-            id: id.to_string(),
-            bundle,
-            hierarchies: hierarchies.all.clone(),
-            cgroup_dirs: cg.dirs.clone(),
-            cgroup_ns: plan.new_cgroup,
-            new_user: plan.new_user,
-            terminal,
-            no_pivot: opts.no_pivot,
-            no_new_keyring: opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds,
-            fifo: Some(fifo),
-            close_in_child: vec![lock_fd],
-            own_exe: own_exe()?,
-            seccomp,
-            console,
-        };
-        let into = (hierarchies.layout() == Layout::Unified)
-            .then(|| cg.dirs.first())
-            .flatten();
-        let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
-        cleanup.pid = Some(pid);
-        trace("clone");
-        state.pid = pid;
-        state.pid_start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        self.root.save(&state)?;
-        if plan.new_user {
-            spawn::write_id_maps(pid, &cfg.bundle.spec)?;
-        }
-        if !born_in_cgroup {
-            cg.add(pid)?;
-        }
-        trace("cgroup add");
-        let rules = cfg
-            .bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref())
-            .and_then(|r| r.devices().clone())
-            .unwrap_or_default();
-        if cg.dirs.is_empty() {
-            // rootless without a cgroup: no device filter either
-        } else if hierarchies.layout() != Layout::Unified {
-            cg.apply_v1_devices(&rules)?;
-        } else if let Some(dir) = cg.dirs.first() {
-            let all: Vec<_> = rules
-                .into_iter()
-                .chain(cgroup::default_device_rules())
-                .collect();
-            cgroup::bpf_devices::attach(dir, &all)?;
-        }
-        let hook_state = state.hook_state(Status::Creating);
-        spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state, &cfg.bundle.dir)?;
-        trace("init ready");
-        let state = State {
-            creator: None,
-            ..state
-        };
-        self.root.save(&state)?;
-        if let Some(pid_file) = &opts.pid_file {
-            write_pid_file(pid_file, pid)?;
-        }
-        trace("create done");
-        Ok(Created {
-            id: id.to_string(),
-            pid,
-        })
     }
 
     /// Loads a container and its live status.
@@ -490,83 +301,12 @@ pub fn default_root() -> PathBuf {
     }
 }
 
-/// The caller must really pass the fds it asks to preserve (runc checks too).
-pub(crate) fn check_preserved_fds(n: i32) -> Result<()> {
-    for fd in 3..3 + n.max(0) {
-        // SAFETY: F_GETFD only inspects the fd table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::invalid(format!(
-                "--preserve-fds {n}: fd {fd} is not open"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whether the bundle's process asks for a terminal.
-pub fn cfg_terminal(bundle: &Bundle) -> bool {
-    bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false)
-}
-
-fn wrong_state(id: &str, status: Status, what: &str) -> Error {
+pub(crate) fn wrong_state(id: &str, status: Status, what: &str) -> Error {
     Error::WrongState {
         id: id.to_string(),
         status: status.to_string(),
         what: what.to_string(),
     }
-}
-
-/// Undoes a failed create: kills the child, removes the cgroup and state.
-struct Cleanup {
-    dir: Option<PathBuf>,
-    cgroup: Option<Cgroup>,
-    pid: Option<i32>,
-}
-
-impl Cleanup {
-    fn disarm(&mut self) {
-        self.dir = None;
-        self.cgroup = None;
-        self.pid = None;
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid {
-            let pid = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-        }
-        if let Some(cg) = &self.cgroup {
-            cg.remove();
-        }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-pub(crate) fn own_exe() -> Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata("/proc/self/exe").ctx("stat", "/proc/self/exe")?;
-    Ok((m.dev(), m.ino()))
-}
-
-fn open_path(path: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys(format!("opening {}", path.display()), e))?;
-    // SAFETY: open returned a new fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Opens exec.fifo for reading (which lets init's blocking open finish) and
@@ -611,7 +351,7 @@ fn release_fifo(fifo: &Path, state: &State) -> Result<()> {
 use std::os::unix::fs::OpenOptionsExt;
 
 /// SIGKILLs the init process and waits for it to be gone.
-fn kill_and_wait(state: &State) {
+pub(crate) fn kill_and_wait(state: &State) {
     // pid 0 (a create killed before its clone) would mean our own process group.
     if state.pid <= 0 {
         return;
@@ -641,16 +381,4 @@ fn kill_and_wait(state: &State) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
-
-pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let path = std::path::absolute(path).ctx("resolving", path)?;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
-    ));
-    std::fs::write(&tmp, pid.to_string()).ctx("writing pid file", &tmp)?;
-    std::fs::rename(&tmp, &path).ctx("writing pid file", &path)?;
-    Ok(())
 }
