@@ -23,6 +23,22 @@ impl OwnConsole {
         Ok(OwnConsole { listener, path })
     }
 
+    /// A foreground terminal without a console socket: vessel listens on
+    /// its own and points `socket` at it, to relay itself.
+    pub fn when_needed(
+        dir: &Path,
+        id: &str,
+        foreground_terminal: bool,
+        socket: &mut Option<PathBuf>,
+    ) -> Result<Option<OwnConsole>> {
+        if !foreground_terminal || socket.is_some() {
+            return Ok(None);
+        }
+        let c = OwnConsole::listen(dir, id)?;
+        *socket = Some(c.path.clone());
+        Ok(Some(c))
+    }
+
     /// Accepts the child's connection and takes the master it sends.
     pub fn receive(self) -> Result<OwnedFd> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};

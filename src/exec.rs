@@ -3,13 +3,12 @@
 //! init process got them.
 
 use crate::container::Runtime;
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Error, Result};
 use crate::init::exec::ExecConfig;
-use crate::state::Status;
+use crate::state::{State, Status};
 use crate::sync::{self, Msg};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process, Spec};
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 /// What `exec`'s flags ask for when no `--process` file is given.
@@ -133,7 +132,13 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
 impl Runtime {
     /// Starts `process` in container `id`.
     pub fn exec(&self, id: &str, process: Process, opts: &ExecOptions) -> Result<Execed> {
-        crate::container::check_preserved_fds(opts.preserve_fds)?;
+        let (state, spec) = self.exec_target(id)?;
+        self.exec_in(&state, &spec, process, opts)
+    }
+
+    /// The container to exec into, with its spec (to build the process
+    /// from); refused once it has stopped.
+    pub fn exec_target(&self, id: &str) -> Result<(State, Spec)> {
         let (state, status) = self.state(id)?;
         if status == Status::Stopped {
             return Err(Error::WrongState {
@@ -143,6 +148,18 @@ impl Runtime {
             });
         }
         let spec = state.spec()?;
+        Ok((state, spec))
+    }
+
+    /// `exec` into a container already looked up with `exec_target`.
+    pub fn exec_in(
+        &self,
+        state: &State,
+        spec: &Spec,
+        process: Process,
+        opts: &ExecOptions,
+    ) -> Result<Execed> {
+        crate::container::check_preserved_fds(opts.preserve_fds)?;
         let mut namespaces = Vec::new();
         let mut for_children = Vec::new();
         for ns in spec
@@ -155,14 +172,9 @@ impl Runtime {
             let name = ns_name(ns.typ());
             let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
             match ns.typ() {
-                LinuxNamespaceType::Pid => {
-                    for_children.push((path, CloneFlags::CLONE_NEWPID, "pid"))
+                t @ (LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => {
+                    for_children.push((t, path))
                 }
-                LinuxNamespaceType::Time => for_children.push((
-                    path,
-                    CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
-                    "time",
-                )),
                 t => namespaces.push((t, path)),
             }
         }
@@ -187,35 +199,17 @@ impl Runtime {
         };
         let (parent, child) = sync::pair()?;
         // Join pid/time for our children only; restored right after the fork.
-        let mut restore: Vec<(OwnedFd, CloneFlags)> = Vec::new();
-        for (path, flag, name) in &for_children {
-            let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
-                .map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
-            let target = std::fs::File::open(path)
-                .map_err(|e| Error::invalid(format!("container {id}: {}: {e}", path.display())))?;
-            nix::sched::setns(target.as_fd(), *flag)
-                .sys(|| format!("joining {}", path.display()))?;
-            restore.push((own.into(), *flag));
+        let mut guard = crate::spawn::ForChildren::new();
+        for (typ, path) in &for_children {
+            guard.join(*typ, path)?;
         }
-        // SAFETY: fork-style clone of a single-threaded process; the child
-        // runs only exec code before execve or _exit.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        };
+        let pid = crate::spawn::fork_clone(CloneFlags::empty());
         if pid == 0 {
+            std::mem::forget(guard);
             drop(parent);
             crate::init::exec::child_main(&cfg, &child);
         }
-        for (fd, flag) in restore {
-            let _ = nix::sched::setns(fd, flag);
-        }
+        drop(guard);
         drop(child);
         if pid < 0 {
             return Err(Error::invalid(format!(

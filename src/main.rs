@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::io::Write;
 use vessel::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, UpdateArgs};
+use vessel::console::OwnConsole;
 use vessel::container::{CreateOptions, Runtime};
 use vessel::error::{Error, Result};
 use vessel::exec::{ExecFlags, ExecOptions};
@@ -131,35 +132,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
 fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
     let bundle = vessel::bundle::Bundle::load(&a.bundle)?;
     let mut opts = create_options(a);
-    // A foreground terminal without a console socket: vessel relays itself.
-    let own_console =
-        if vessel::container::cfg_terminal(&bundle) && opts.console_socket.is_none() && !detach {
-            let c = vessel::console::OwnConsole::listen(&rt.root.dir, &a.id)?;
-            opts.console_socket = Some(c.path.clone());
-            Some(c)
-        } else {
-            None
-        };
+    let terminal = vessel::container::cfg_terminal(&bundle);
+    let own_console = OwnConsole::when_needed(
+        &rt.root.dir,
+        &a.id,
+        terminal && !detach,
+        &mut opts.console_socket,
+    )?;
     let created = rt.create_bundle(&a.id, &opts, bundle)?;
-    let master = match own_console.map(|c| c.receive()).transpose() {
+    // Signals are ours to forward from before the container's process runs.
+    let set = (!detach).then(vessel::signals::block_all);
+    let started = own_console
+        .map(|c| c.receive())
+        .transpose()
+        .and_then(|m| rt.start(&a.id).map(|_| m));
+    let master = match started {
         Ok(m) => m,
         Err(e) => {
             let _ = rt.delete(&a.id, true);
             return Err(e);
         }
     };
-    if detach {
-        if let Err(e) = rt.start(&a.id) {
-            let _ = rt.delete(&a.id, true);
-            return Err(e);
-        }
-        return Ok(0);
-    }
-    let set = vessel::signals::block_all();
-    if let Err(e) = rt.start(&a.id) {
-        let _ = rt.delete(&a.id, true);
-        return Err(e);
-    }
+    let Some(set) = set else { return Ok(0) };
     let code = match master {
         Some(m) => vessel::console::relay_until_exit(m, created.pid, &set),
         None => vessel::signals::forward_until_exit(created.pid, &set),
@@ -169,7 +163,7 @@ fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
 }
 
 fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
-    let (state, _) = rt.state(&a.id)?;
+    let (state, spec) = rt.exec_target(&a.id)?;
     let flags = ExecFlags {
         args: a.args.clone(),
         env: a.env.clone(),
@@ -180,7 +174,7 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         no_new_privs: a.no_new_privs,
         tty: a.tty,
     };
-    let process = vessel::exec::build_process(&state.spec()?, a.process.as_deref(), &flags)?;
+    let process = vessel::exec::build_process(&spec, a.process.as_deref(), &flags)?;
     let mut opts = ExecOptions {
         console_socket: a.console_socket.clone(),
         detach: a.detach,
@@ -188,15 +182,14 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds as i32,
     };
     let terminal = process.terminal().unwrap_or(false);
-    let own_console = if terminal && opts.console_socket.is_none() && !a.detach {
-        let c = vessel::console::OwnConsole::listen(&rt.root.dir, &a.id)?;
-        opts.console_socket = Some(c.path.clone());
-        Some(c)
-    } else {
-        None
-    };
+    let own_console = OwnConsole::when_needed(
+        &rt.root.dir,
+        &a.id,
+        terminal && !a.detach,
+        &mut opts.console_socket,
+    )?;
     let set = (!a.detach).then(vessel::signals::block_all);
-    let execed = rt.exec(&a.id, process, &opts)?;
+    let execed = rt.exec_in(&state, &spec, process, &opts)?;
     let Some(set) = set else { return Ok(0) };
     Ok(match own_console {
         Some(c) => vessel::console::relay_until_exit(c.receive()?, execed.pid, &set),

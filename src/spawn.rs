@@ -147,8 +147,9 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Restores the parent's pid/time namespace for children when dropped.
-struct ForChildren {
+/// Namespaces that apply only to children (pid, time): joined by the parent
+/// just before a clone and restored when this guard drops.
+pub(crate) struct ForChildren {
     restore: Vec<(OwnedFd, CloneFlags)>,
 }
 
@@ -160,22 +161,32 @@ impl Drop for ForChildren {
     }
 }
 
-fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> {
-    let mut guard = ForChildren {
-        restore: Vec::new(),
-    };
-    let save = |name: &str, flag: CloneFlags, guard: &mut ForChildren| -> Result<()> {
+fn for_children_flag(typ: LinuxNamespaceType) -> (&'static str, CloneFlags) {
+    match typ {
+        LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
+        _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    }
+}
+
+impl ForChildren {
+    pub(crate) fn new() -> ForChildren {
+        ForChildren {
+            restore: Vec::new(),
+        }
+    }
+
+    /// Remembers our own namespace of that type, to go back to.
+    fn save(&mut self, typ: LinuxNamespaceType) -> Result<CloneFlags> {
+        let (name, flag) = for_children_flag(typ);
         let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
             .map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
-        guard.restore.push((own.into(), flag));
-        Ok(())
-    };
-    for (typ, path) in &plan.join_for_children {
-        let (name, flag) = match typ {
-            LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
-            _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-        };
-        save(name, flag, &mut guard)?;
+        self.restore.push((own.into(), flag));
+        Ok(flag)
+    }
+
+    /// Makes children born in the pid or time namespace at `path`.
+    pub(crate) fn join(&mut self, typ: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
+        let flag = self.save(typ)?;
         let f = std::fs::File::open(path).map_err(|e| {
             Error::invalid(format!(
                 "linux.namespaces {typ:?} path {}: {e}",
@@ -183,11 +194,26 @@ fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> 
             ))
         })?;
         nix::sched::setns(f.as_fd(), flag)
-            .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
+            .sys(|| format!("joining {typ:?} namespace {}", path.display()))
+    }
+}
+
+/// A fork-style clone (no new stack, no CLONE_VM) with namespace flags:
+/// 0 in the child, its pid in the parent, -1 on failure.
+pub(crate) fn fork_clone(flags: CloneFlags) -> i64 {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: vessel is single-threaded; the child gets a private copy of
+    // memory and runs only init or exec code before execve or _exit.
+    unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) }
+}
+
+fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> {
+    let mut guard = ForChildren::new();
+    for (typ, path) in &plan.join_for_children {
+        guard.join(*typ, path)?;
     }
     if plan.new_time {
-        let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-        save("time", flag, &mut guard)?;
+        let flag = guard.save(LinuxNamespaceType::Time)?;
         nix::sched::unshare(flag).sys(|| "creating the time namespace".into())?;
         let offsets = spec
             .linux()
@@ -227,11 +253,7 @@ pub fn clone_init(
         born_in_cgroup = pid >= 0;
     }
     if pid < 0 {
-        let flags = plan.clone_flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-        // SAFETY: a fork-style clone (no new stack, no CLONE_VM) of a
-        // single-threaded process: the child gets a private copy of memory and
-        // runs only init code before execve or _exit.
-        pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+        pid = fork_clone(plan.clone_flags);
     }
     drop(cgroup_fd);
     if pid < 0 {

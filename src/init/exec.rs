@@ -37,44 +37,16 @@ pub fn child_main(cfg: &ExecConfig, chan: &Channel) -> ! {
 
 fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
     chan.expect(&Msg::Go, "parent")?;
-    let mut fds = Vec::new();
-    for (typ, path) in &cfg.namespaces {
-        let f = std::fs::File::open(path).map_err(|e| {
-            Error::invalid(format!("joining {typ:?} namespace {}: {e}", path.display()))
-        })?;
-        fds.push((OwnedFd::from(f), *typ, path));
-    }
-    // Mount last: the other paths are looked up in the host's /proc.
-    // The user namespace first (it grants the capabilities to join the
-    // others), mount last.
-    fds.sort_by_key(|(_, t, _)| match t {
-        LinuxNamespaceType::User => 0,
-        LinuxNamespaceType::Mount => 2,
-        _ => 1,
-    });
-    for (fd, typ, path) in fds {
-        nix::sched::setns(fd, super::ns_flag(typ))
-            .sys(|| format!("joining {typ:?} namespace {}", path.display()))?;
-    }
+    super::setns_all(&cfg.namespaces)?;
     nix::unistd::setsid().sys(|| "setsid".into())?;
     if cfg.process.terminal().unwrap_or(false) {
         let socket = cfg
             .console
             .as_ref()
             .ok_or_else(|| Error::invalid("a terminal needs --console-socket"))?;
-        let (master, slave) = pty::open_pty()?;
-        if let Some(size) = cfg.process.console_size() {
-            pty::set_size(&master, size.height() as u16, size.width() as u16);
-        }
-        let name = pty::slave_name(&master)?;
-        pty::send_master(socket, &master, &name)?;
-        drop(master);
-        pty::become_terminal(&slave)?;
+        pty::setup(socket, &cfg.process, false)?;
     }
-    if let Some(adj) = cfg.process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
-    }
+    super::process::set_oom_score_adj(&cfg.process)?;
     let ready = prepare_exec(
         &cfg.process,
         cfg.seccomp.as_ref(),

@@ -6,7 +6,7 @@
 mod devnodes;
 pub mod exec;
 mod fsutil;
-mod process;
+pub(crate) mod process;
 pub mod pty;
 mod rootfs;
 
@@ -84,10 +84,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // Still host root here: later, /proc/self files of a non-dumpable
     // process are not ours to write.
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
-    }
+    process::set_oom_score_adj(process)?;
     if cfg.new_user {
         // Become the namespace's root, so what init creates belongs to the
         // mapped ids rather than to the host's root.
@@ -237,26 +234,41 @@ fn join_namespaces(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    let mut fds: Vec<(OwnedFd, LinuxNamespaceType, PathBuf)> = Vec::new();
-    for ns in linux.namespaces().iter().flatten() {
-        let Some(path) = ns.path() else { continue };
-        if matches!(
-            ns.typ(),
-            LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::User
-        ) {
-            continue;
-        }
+    let joins: Vec<(LinuxNamespaceType, PathBuf)> = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .filter(|ns| {
+            !matches!(
+                ns.typ(),
+                LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::User
+            )
+        })
+        .filter_map(|ns| ns.path().clone().map(|p| (ns.typ(), p)))
+        .collect();
+    setns_all(&joins)
+}
+
+/// Joins namespaces by path: every path opened first (in the runtime's
+/// mount namespace), then the user namespace first (it grants the
+/// capabilities to join the others) and mount last. setns checks each
+/// namespace is of the type named.
+pub(crate) fn setns_all(joins: &[(LinuxNamespaceType, PathBuf)]) -> Result<()> {
+    let mut fds: Vec<(OwnedFd, LinuxNamespaceType, &PathBuf)> = Vec::new();
+    for (typ, path) in joins {
         let f = std::fs::File::open(path).map_err(|e| {
             Error::invalid(format!(
-                "linux.namespaces {:?} path {}: {e}",
-                ns.typ(),
+                "linux.namespaces {typ:?} path {}: {e}",
                 path.display()
             ))
         })?;
-        fds.push((f.into(), ns.typ(), path.clone()));
+        fds.push((f.into(), *typ, path));
     }
-    // Mount last: the other paths are looked up in the runtime's mount namespace.
-    fds.sort_by_key(|(_, t, _)| *t == LinuxNamespaceType::Mount);
+    fds.sort_by_key(|(_, t, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
     for (fd, typ, path) in fds {
         nix::sched::setns(fd, ns_flag(typ)).sys(|| {
             format!(
@@ -275,24 +287,7 @@ fn setup_console(cfg: &InitConfig, process: &oci_spec::runtime::Process) -> Resu
         .console
         .as_ref()
         .ok_or_else(|| Error::invalid("process.terminal needs --console-socket"))?;
-    let (master, slave) = pty::open_pty()?;
-    if let Some(size) = process.console_size() {
-        pty::set_size(&master, size.height() as u16, size.width() as u16);
-    }
-    let name = pty::slave_name(&master)?;
-    if std::path::Path::new("/dev/console").exists() {
-        nix::mount::mount(
-            Some(name.as_str()),
-            "/dev/console",
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .sys(|| format!("binding {name} to /dev/console"))?;
-    }
-    pty::send_master(socket, &master, &name)?;
-    drop(master);
-    pty::become_terminal(&slave)
+    pty::setup(socket, process, true)
 }
 
 fn new_network_namespace(spec: &Spec) -> bool {

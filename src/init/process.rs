@@ -8,6 +8,14 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub fn set_oom_score_adj(process: &Process) -> Result<()> {
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
+    }
+    Ok(())
+}
+
 pub fn set_rlimits(process: &Process) -> Result<()> {
     for r in process.rlimits().iter().flatten() {
         let name = serde_json::to_value(r.typ())

@@ -99,6 +99,30 @@ pub fn send_master(socket: &OwnedFd, master: &OwnedFd, name: &str) -> Result<()>
     Ok(())
 }
 
+/// The whole terminal setup of a process: a new pty, sized as the process
+/// asks, its master sent over `socket`, its slave bound to /dev/console
+/// (for the init process) and made the controlling terminal and stdio.
+pub fn setup(socket: &OwnedFd, process: &oci_spec::runtime::Process, console: bool) -> Result<()> {
+    let (master, slave) = open_pty()?;
+    if let Some(size) = process.console_size() {
+        set_size(&master, size.height() as u16, size.width() as u16);
+    }
+    let name = slave_name(&master)?;
+    if console && std::path::Path::new("/dev/console").exists() {
+        nix::mount::mount(
+            Some(name.as_str()),
+            "/dev/console",
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| Error::sys(format!("binding {name} to /dev/console"), e))?;
+    }
+    send_master(socket, &master, &name)?;
+    drop(master);
+    become_terminal(&slave)
+}
+
 /// Makes the slave the controlling terminal and stdin/stdout/stderr.
 pub fn become_terminal(slave: &OwnedFd) -> Result<()> {
     // SAFETY: TIOCSCTTY on the slave of a session leader; dup2 onto 0-2.
