@@ -84,6 +84,8 @@ pub struct Bundle {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
     pub config: Value,
+    /// Environment given to every runtime command (e.g. VESSEL_GPU_ROOT).
+    pub runtime_env: Vec<(String, String)>,
     ids: std::cell::RefCell<Vec<String>>,
 }
 
@@ -108,6 +110,7 @@ impl Bundle {
         std::fs::create_dir(&root).unwrap();
         Bundle {
             config: default_config(args),
+            runtime_env: Vec::new(),
             root,
             dir,
             ids: Default::default(),
@@ -135,6 +138,7 @@ impl Bundle {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(runtime_bin());
         c.arg("--root").arg(&self.root);
+        c.envs(self.runtime_env.iter().map(|(k, v)| (k, v)));
         c.stdin(Stdio::null());
         c
     }

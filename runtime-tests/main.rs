@@ -8,6 +8,7 @@ mod devices;
 mod engines;
 mod exec;
 mod fds;
+mod gpu;
 mod harness;
 mod hooks;
 mod hostile;

@@ -25,6 +25,9 @@ pub struct Cli {
     /// Use systemd to manage cgroups (not supported yet: fails with a clear error)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
+    /// Find the NVIDIA driver and CDI specs under this host root (default /, or $VESSEL_GPU_ROOT)
+    #[arg(long = "gpu-root", global = true)]
+    pub gpu_root: Option<PathBuf>,
     /// Ignored, for runc compatibility
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
@@ -167,6 +170,9 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// NVIDIA GPUs: what vessel sees, a CDI spec for them, and diagnosis
+    #[command(subcommand)]
+    Gpu(GpuCommand),
     /// Create a container (its process waits for `start`)
     Create(CreateArgs),
     /// Start a created container's process
@@ -331,4 +337,23 @@ mod tests {
             matches!(c.command, Some(Command::Run { detach: true, ref create, .. }) if create.preserve_fds == 2)
         );
     }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CdiFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GpuCommand {
+    /// Print the driver, GPUs, device nodes, libraries and CDI specs vessel sees
+    Info,
+    /// Print a CDI spec (kind nvidia.com/gpu) for this host's GPUs, for podman and containerd
+    Cdi {
+        #[arg(long, value_enum, default_value_t = CdiFormat::Json)]
+        format: CdiFormat,
+    },
+    /// Check step by step why a GPU would not be visible (on the host, or in container ID)
+    Doctor { id: Option<String> },
 }

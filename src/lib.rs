@@ -12,6 +12,7 @@ pub mod container;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod gpu;
 pub mod hooks;
 pub mod init;
 pub mod jsonpath;

@@ -2,7 +2,9 @@
 
 use clap::Parser;
 use std::io::Write;
-use vessel::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, UpdateArgs};
+use vessel::cli::{
+    CdiFormat, Cli, Command, CreateArgs, ExecArgs, GpuCommand, ListFormat, LogFormat, UpdateArgs,
+};
 use vessel::console::OwnConsole;
 use vessel::container::{CreateOptions, Runtime};
 use vessel::error::{Error, Result};
@@ -10,6 +12,15 @@ use vessel::exec::{ExecFlags, ExecOptions};
 use vessel::state::Status;
 
 fn main() {
+    // Installed under this name so dockerd accepts --gpus without NVIDIA's
+    // toolkit; vessel removes that hook from every spec it runs, so there
+    // is nothing to do when something calls it.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name()
+        == Some(std::ffi::OsStr::new("nvidia-container-runtime-hook"))
+    {
+        std::process::exit(0);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -59,11 +70,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         return Err(Error::invalid("--systemd-cgroup: the systemd cgroup driver is not supported by this vessel version yet"));
     }
-    let rt = Runtime::new(
+    let mut rt = Runtime::new(
         cli.root
             .clone()
             .unwrap_or_else(vessel::container::default_root),
     );
+    rt.gpu = vessel::gpu::GpuOptions::new(cli.gpu_root.clone());
     match command {
         Command::Create(a) => {
             rt.create(&a.id, &create_options(&a))?;
@@ -122,11 +134,40 @@ fn dispatch(cli: Cli) -> Result<i32> {
             std::fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
             Ok(0)
         }
+        Command::Gpu(g) => gpu(&rt, g),
         Command::Features => {
             print_json(&vessel::specgen::features())?;
             Ok(0)
         }
     }
+}
+
+fn gpu(rt: &Runtime, cmd: GpuCommand) -> Result<i32> {
+    use vessel::gpu::{discover::Driver, doctor, inject};
+    match cmd {
+        GpuCommand::Info => print!("{}", doctor::info(&rt.gpu)?),
+        GpuCommand::Cdi { format } => {
+            let spec = inject::cdi_spec(&Driver::discover(&rt.gpu.root)?);
+            let text = match format {
+                CdiFormat::Json => serde_json::to_string_pretty(&spec)
+                    .map_err(|e| Error::invalid(e.to_string()))?,
+                CdiFormat::Yaml => {
+                    serde_yaml_ng::to_string(&spec).map_err(|e| Error::invalid(e.to_string()))?
+                }
+            };
+            println!("{}", text.trim_end());
+        }
+        GpuCommand::Doctor { id } => {
+            let state = match id {
+                Some(id) => Some(rt.state(&id)?.0),
+                None => None,
+            };
+            let report = doctor::doctor(&rt.gpu, state.as_ref());
+            print!("{}", report.text);
+            return Ok(if report.failed { 1 } else { 0 });
+        }
+    }
+    Ok(0)
 }
 
 fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {

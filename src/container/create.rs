@@ -56,11 +56,21 @@ impl Runtime {
         &self,
         id: &str,
         opts: &CreateOptions,
-        bundle: Bundle,
+        mut bundle: Bundle,
         plan: &spawn::NamespacePlan,
         cleanup: &mut Cleanup,
         lock_fd: std::os::fd::RawFd,
     ) -> Result<Created> {
+        // GPUs first: from here on they are ordinary devices and mounts.
+        let container_dir = self.root.container_dir(id);
+        if let Some(report) =
+            crate::gpu::prepare(&mut bundle.spec, &bundle.rootfs, &container_dir, &self.gpu)?
+        {
+            crate::log::debug(&format!("gpu: {report:?}"));
+            bundle.config = serde_json::to_string(&bundle.spec)
+                .map_err(|e| Error::invalid(format!("serializing the GPU-edited spec: {e}")))?;
+        }
+        trace("gpu");
         let fifo_path = self.root.fifo_path(id);
         nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e))?;

@@ -58,6 +58,8 @@ pub struct Created {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub root: StateRoot,
+    /// Where GPU drivers and CDI specs are found (`--gpu-root`).
+    pub gpu: crate::gpu::GpuOptions,
 }
 
 /// With VESSEL_TRACE set, prints the time since the process started
@@ -74,6 +76,7 @@ impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
             root: StateRoot::new(root),
+            gpu: crate::gpu::GpuOptions::default(),
         }
     }
 

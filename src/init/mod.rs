@@ -5,7 +5,7 @@
 
 mod devnodes;
 pub mod exec;
-mod fsutil;
+pub(crate) mod fsutil;
 pub(crate) mod process;
 pub mod pty;
 mod rootfs;

@@ -1,0 +1,422 @@
+//! GPU passthrough against a fake NVIDIA driver (`gpu/make-fake-driver.sh`:
+//! procfs files, real device nodes, libraries with the driver's sonames in
+//! an ld.so.cache). The fake libcuda counts the `/dev/nvidiaN` nodes it can
+//! see, so `gpu-probe` inside the container reports exactly the GPUs the
+//! container was given. vessel only (runc has no GPU support): needs root,
+//! cc and ldconfig.
+
+use crate::harness::{self, unique, Bundle};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn gpu_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runtime-tests/gpu")
+}
+
+/// The fake driver's root, built once per test process.
+fn fake_root() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-gpu-{}", std::process::id()));
+        let ok = Command::new("sh")
+            .arg(gpu_dir().join("make-fake-driver.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run make-fake-driver.sh");
+        assert!(ok.success(), "make-fake-driver.sh failed");
+        dir
+    })
+}
+
+fn can_run() -> bool {
+    if !harness::can_run() {
+        return false;
+    }
+    if !harness::is_vessel() {
+        eprintln!("SKIPPED: GPU passthrough is vessel's own (RUNTIME is not vessel)");
+        return false;
+    }
+    true
+}
+
+/// A bundle whose image has glibc and gpu-probe (`layout`: debian, rhel or
+/// nocache), run against the fake driver with this `env`.
+fn gpu_bundle(script: &str, layout: &str, env: &[&str]) -> Bundle {
+    let mut b = Bundle::new(&["sh", "-c", script]);
+    let ok = Command::new("sh")
+        .arg(gpu_dir().join("make-gpu-image.sh"))
+        .arg(b.rootfs())
+        .arg(layout)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "make-gpu-image.sh failed");
+    let vars = b.config["process"]["env"].as_array_mut().unwrap();
+    for e in env {
+        vars.push(json!(e));
+    }
+    b.runtime_env
+        .push(("VESSEL_GPU_ROOT".into(), fake_root().display().to_string()));
+    b
+}
+
+fn run_gpu(script: &str, env: &[&str]) -> String {
+    gpu_bundle(script, "debian", env).run_ok(&unique("gpu"))
+}
+
+/// (exit ok, stdout + stderr) of a run expected to fail.
+fn run_fail(b: &Bundle) -> String {
+    let out = b.run(&unique("gpu"));
+    assert!(!out.status.success(), "run unexpectedly succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const NODES: &str = "ls /dev | grep nvidia | tr '\\n' ' '; echo";
+
+#[test]
+fn an_index_gives_exactly_that_gpu() {
+    if !can_run() {
+        return;
+    }
+    // Index 0 is the GPU on the lower PCI bus, whose device minor is 1.
+    let out = run_gpu(
+        &format!("{NODES}; gpu-probe; nvidia-smi"),
+        &["NVIDIA_VISIBLE_DEVICES=0"],
+    );
+    assert!(out.contains("nvidia1 "), "{out}");
+    assert!(!out.contains("nvidia0 "), "{out}");
+    assert!(
+        out.contains("nvidiactl") && out.contains("nvidia-uvm"),
+        "{out}"
+    );
+    assert!(out.contains("gpus=1"), "{out}");
+    assert!(out.contains("GPU 0: fake (node /dev/nvidia1)"), "{out}");
+}
+
+#[test]
+fn every_device_form_selects_the_right_gpus() {
+    if !can_run() {
+        return;
+    }
+    let cases = [
+        (
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "gpus=2",
+            vec!["nvidia0 ", "nvidia1 "],
+        ),
+        ("NVIDIA_VISIBLE_DEVICES=1", "gpus=1", vec!["nvidia0 "]),
+        (
+            "NVIDIA_VISIBLE_DEVICES=GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "gpus=1",
+            vec!["nvidia0 "],
+        ),
+        (
+            "NVIDIA_VISIBLE_DEVICES=0000:3B:00.0",
+            "gpus=1",
+            vec!["nvidia1 "],
+        ),
+        (
+            "NVIDIA_VISIBLE_DEVICES=0,1,0",
+            "gpus=2",
+            vec!["nvidia0 ", "nvidia1 "],
+        ),
+        (
+            "NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=1",
+            "gpus=1",
+            vec!["nvidia0 "],
+        ),
+        (
+            "NVIDIA_VISIBLE_DEVICES=0:0",
+            "gpus=1",
+            vec!["nvidia1 ", "nvidia-cap12", "nvidia-cap13"],
+        ),
+    ];
+    for (env, count, nodes) in cases {
+        let out = run_gpu(
+            &format!("{NODES}; ls /dev/nvidia-caps 2>/dev/null | tr '\\n' ' '; echo; gpu-probe"),
+            &[env],
+        );
+        assert!(out.contains(count), "{env}: {out}");
+        for n in nodes {
+            assert!(out.contains(n), "{env}: no {n}: {out}");
+        }
+    }
+}
+
+#[test]
+fn no_request_injects_nothing() {
+    if !can_run() {
+        return;
+    }
+    for env in [
+        vec![],
+        vec!["NVIDIA_VISIBLE_DEVICES=void"],
+        vec!["NVIDIA_VISIBLE_DEVICES="],
+    ] {
+        let b = gpu_bundle(
+            &format!("{NODES}; echo libs=$(ls /usr/lib/x86_64-linux-gnu | grep -c cuda); gpu-probe; echo probe=$?"),
+            "debian",
+            &env,
+        );
+        let cache = std::fs::read(b.rootfs().join("etc/ld.so.cache")).unwrap();
+        let out = b.run_ok(&unique("gpu"));
+        assert!(out.starts_with("\nlibs=0\n"), "{env:?}: {out}");
+        assert!(out.contains("probe=2"), "{env:?}: {out}");
+        assert_eq!(
+            std::fs::read(b.rootfs().join("etc/ld.so.cache")).unwrap(),
+            cache
+        );
+    }
+}
+
+#[test]
+fn none_gives_driver_files_and_no_gpu() {
+    if !can_run() {
+        return;
+    }
+    let out = run_gpu(
+        &format!("{NODES}; gpu-probe"),
+        &["NVIDIA_VISIBLE_DEVICES=none"],
+    );
+    assert!(out.contains("gpus=0"), "{out}");
+    assert!(out.contains("nvidiactl"), "{out}");
+    assert!(
+        !out.contains("nvidia0 ") && !out.contains("nvidia1 "),
+        "{out}"
+    );
+}
+
+#[test]
+fn capabilities_select_the_files() {
+    if !can_run() {
+        return;
+    }
+    let script = format!("{NODES}; ls /usr/lib/x86_64-linux-gnu /usr/bin | tr '\\n' ' '");
+    let has = |caps: &str| run_gpu(&script, &["NVIDIA_VISIBLE_DEVICES=0", caps]);
+    let utility = has("NVIDIA_DRIVER_CAPABILITIES=utility");
+    assert!(
+        utility.contains("libnvidia-ml.so.1 ") && utility.contains("nvidia-smi"),
+        "{utility}"
+    );
+    assert!(
+        !utility.contains("libcuda") && !utility.contains("nvidia-uvm"),
+        "{utility}"
+    );
+    let compute = has("NVIDIA_DRIVER_CAPABILITIES=compute");
+    assert!(
+        compute.contains("libcuda.so.1 ") && compute.contains("nvidia-uvm"),
+        "{compute}"
+    );
+    assert!(
+        !compute.contains("nvidia-smi") && !compute.contains("libnvidia-ml"),
+        "{compute}"
+    );
+    let video = has("NVIDIA_DRIVER_CAPABILITIES=video");
+    assert!(
+        video.contains("libnvidia-encode.so.1 ") && video.contains("libnvcuvid.so.1 "),
+        "{video}"
+    );
+    let graphics = has("NVIDIA_DRIVER_CAPABILITIES=graphics");
+    assert!(
+        graphics.contains("libGLX_nvidia.so.0 ")
+            && graphics.contains("libnvidia-glcore.so.580.159.04 "),
+        "{graphics}"
+    );
+    assert!(!graphics.contains("libcuda"), "{graphics}");
+    let all = has("NVIDIA_DRIVER_CAPABILITIES=all");
+    for want in [
+        "libcuda.so ",
+        "libnvidia-ml.so ",
+        "libGLX_nvidia.so.0 ",
+        "libnvcuvid.so ",
+        "nvidia-smi",
+    ] {
+        assert!(all.contains(want), "all: no {want}: {all}");
+    }
+}
+
+#[test]
+fn bad_requests_fail_create_with_a_clear_message() {
+    if !can_run() {
+        return;
+    }
+    let cases = [
+        ("NVIDIA_DRIVER_CAPABILITIES=compute,warp", "\"warp\""),
+        ("NVIDIA_VISIBLE_DEVICES=7", "GPU device 7: not found"),
+        ("NVIDIA_VISIBLE_DEVICES=GPU-nope", "GPU-nope"),
+        ("NVIDIA_VISIBLE_DEVICES=1:5", "MIG"),
+        ("NVIDIA_REQUIRE_CUDA=cuda>=99.0", "requirement not met"),
+        ("CUDA_VERSION=99.1.0", "cuda>=99.1"),
+        ("NVIDIA_REQUIRE_ARCH=arch=5.0", "arch=5.0"),
+        ("NVIDIA_VISIBLE_DEVICES=example.com/none=x", "CDI device"),
+    ];
+    for (env, want) in cases {
+        let mut vars = vec![env];
+        if !env.starts_with("NVIDIA_VISIBLE_DEVICES") {
+            vars.push("NVIDIA_VISIBLE_DEVICES=all");
+        }
+        let b = gpu_bundle("true", "debian", &vars);
+        let err = run_fail(&b);
+        assert!(err.contains(want), "{env}: {err}");
+        let list = b.rt(&["list", "-q"]);
+        assert!(
+            String::from_utf8_lossy(&list.stdout).trim().is_empty(),
+            "{env}: state left behind"
+        );
+    }
+    // The same requirements pass when met or disabled.
+    run_gpu(
+        "gpu-probe",
+        &[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_REQUIRE_CUDA=cuda>=12.0 brand=tesla",
+        ],
+    );
+    run_gpu(
+        "gpu-probe",
+        &[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_REQUIRE_CUDA=cuda>=99.0",
+            "NVIDIA_DISABLE_REQUIRE=true",
+        ],
+    );
+}
+
+#[test]
+fn the_device_cgroup_denies_gpus_not_requested() {
+    if !can_run() {
+        return;
+    }
+    // GPU index 0 is /dev/nvidia1; the host's /dev/nvidia0 is bound in
+    // behind the runtime's back and must stay unusable.
+    let mut b = gpu_bundle(
+        "cat /dev/nvidia1 2>&1; cat /dev/smuggled 2>&1; true",
+        "debian",
+        &["NVIDIA_VISIBLE_DEVICES=0"],
+    );
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/dev/smuggled", "type": "bind",
+        "source": fake_root().join("dev/nvidia0"), "options": ["bind"]
+    }));
+    let out = b.run_ok(&unique("gpu"));
+    assert!(
+        out.contains("/dev/nvidia1': No such device or address"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/dev/smuggled': Operation not permitted"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rhel_and_cacheless_images_resolve_libcuda_by_soname() {
+    if !can_run() {
+        return;
+    }
+    for layout in ["rhel", "nocache"] {
+        let b = gpu_bundle(
+            "gpu-probe; ldconfig -p 2>/dev/null | grep -c libcuda || true",
+            layout,
+            &["NVIDIA_VISIBLE_DEVICES=1"],
+        );
+        let out = b.run_ok(&unique("gpu"));
+        assert!(out.contains("gpus=1"), "{layout}: {out}");
+    }
+    let rhel = gpu_bundle(
+        "ls /usr/lib64 | grep cuda",
+        "rhel",
+        &["NVIDIA_VISIBLE_DEVICES=0"],
+    );
+    let out = rhel.run_ok(&unique("gpu"));
+    assert!(out.contains("libcuda.so.1"), "{out}");
+}
+
+#[test]
+fn engine_gpu_hooks_are_translated_and_never_run() {
+    if !can_run() {
+        return;
+    }
+    // Docker --gpus: env + a hook whose binary does not even exist here.
+    let mut docker = gpu_bundle(
+        &format!("{NODES}; gpu-probe"),
+        "debian",
+        &["NVIDIA_VISIBLE_DEVICES=1"],
+    );
+    docker.config["hooks"] = json!({"prestart": [{
+        "path": "/nonexistent/nvidia-container-runtime-hook",
+        "args": ["nvidia-container-runtime-hook", "prestart"]}]});
+    let out = docker.run_ok(&unique("gpu"));
+    assert!(out.contains("gpus=1") && out.contains("nvidia0 "), "{out}");
+    // ctr --gpus 0: only the hook says which GPU.
+    let mut ctr = gpu_bundle(&format!("{NODES}; gpu-probe"), "debian", &[]);
+    ctr.config["hooks"] = json!({"prestart": [{
+        "path": "/nonexistent/containerd",
+        "args": ["containerd", "oci-hook", "--", "/nonexistent/nvidia-container-cli", "--load-kmods",
+                 "configure", "--device=0", "--compute", "--utility", "--pid={{pid}}", "{{rootfs}}"]}]});
+    let out = ctr.run_ok(&unique("gpu"));
+    assert!(out.contains("gpus=1") && out.contains("nvidia1 "), "{out}");
+}
+
+#[test]
+fn cdi_specs_on_disk_are_applied() {
+    if !can_run() {
+        return;
+    }
+    let cdi = tempfile::tempdir().unwrap();
+    let node = fake_root().join("dev/nvidia0");
+    std::fs::write(
+        cdi.path().join("vendor.yaml"),
+        format!(
+            "cdiVersion: \"0.6.0\"\nkind: example.com/gpu\ncontainerEdits:\n  env: [FROM_CDI=common]\ndevices:\n  - name: first\n    containerEdits:\n      env: [CDI_DEVICE=first]\n      deviceNodes:\n        - path: /dev/cdi-gpu\n          hostPath: {}\n",
+            node.display()
+        ),
+    )
+    .unwrap();
+    let mut b = gpu_bundle(
+        "echo $FROM_CDI $CDI_DEVICE; ls -l /dev/cdi-gpu",
+        "debian",
+        &[],
+    );
+    b.config["annotations"] = json!({"cdi.k8s.io/test": "example.com/gpu=first"});
+    b.runtime_env.push((
+        "VESSEL_CDI_SPEC_DIRS".into(),
+        cdi.path().display().to_string(),
+    ));
+    let out = b.run_ok(&unique("gpu"));
+    assert!(out.contains("common first"), "{out}");
+    assert!(out.contains("195,   0"), "{out}");
+
+    // `vessel gpu cdi` writes a spec that resolves the same way.
+    let spec = Command::new(harness::runtime_bin())
+        .args(["--gpu-root"])
+        .arg(fake_root())
+        .args(["gpu", "cdi"])
+        .output()
+        .unwrap();
+    assert!(
+        spec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec.stderr)
+    );
+    std::fs::write(cdi.path().join("nvidia.json"), &spec.stdout).unwrap();
+    let mut b = gpu_bundle(
+        &format!("{NODES}; gpu-probe; echo V=$NVIDIA_VISIBLE_DEVICES"),
+        "debian",
+        &[],
+    );
+    b.config["annotations"] =
+        json!({"cdi.k8s.io/gpu": "nvidia.com/gpu=GPU-11111111-2222-3333-4444-555555555555"});
+    b.runtime_env.push((
+        "VESSEL_CDI_SPEC_DIRS".into(),
+        cdi.path().display().to_string(),
+    ));
+    let out = b.run_ok(&unique("gpu"));
+    assert!(
+        out.contains("nvidia1 ") && !out.contains("nvidia0 "),
+        "{out}"
+    );
+    assert!(out.contains("V=void"), "{out}");
+}

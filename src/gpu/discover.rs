@@ -1,0 +1,628 @@
+//! What the host's NVIDIA driver provides, read from files under a host root
+//! (`/`, or a fake driver's root in tests): version, GPUs, device majors,
+//! device nodes, libraries (from the host's ld.so.cache), binaries,
+//! firmware, sockets. Nothing is forked and nothing is loaded.
+
+use super::ldcache;
+use super::request::Caps;
+use crate::error::{Error, Result};
+use crate::init::fsutil::open_in_root;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// One GPU, in PCI bus order (its position is its index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpu {
+    pub index: usize,
+    pub bus_id: String,
+    pub minor: u32,
+    pub uuid: String,
+    pub model: String,
+    /// The host's `proc/driver/nvidia/gpus/<bus>` directory.
+    pub proc_dir: PathBuf,
+    /// MIG devices: (gi, ci, gi access minor, ci access minor), in order.
+    pub migs: Vec<Mig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mig {
+    pub gi: u32,
+    pub ci: u32,
+    pub gi_minor: u32,
+    pub ci_minor: u32,
+}
+
+/// A driver library: the real file on the host and the names it answers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    /// The real host path (symlinks resolved inside the host root).
+    pub host_path: PathBuf,
+    /// `libcuda.so.580.159.04`
+    pub file_name: String,
+    /// `libcuda.so.1` (the ELF SONAME); may equal `file_name`.
+    pub soname: String,
+    /// `libcuda`
+    pub name: String,
+    pub bits32: bool,
+}
+
+/// A host file other than a library (binary, firmware, socket, ICD file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFile {
+    pub host_path: PathBuf,
+    pub container_path: PathBuf,
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Binary,
+    Firmware,
+    Socket,
+    Config,
+}
+
+/// A character device the driver provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub path: String,
+    pub major: u32,
+    pub minor: u32,
+    pub mode: u32,
+    /// Whether the host has this node (else it is made from /proc/devices).
+    pub on_host: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Driver {
+    pub root: PathBuf,
+    pub version: String,
+    pub gpus: Vec<Gpu>,
+    pub nvidia_major: u32,
+    pub uvm_major: Option<u32>,
+    pub caps_major: Option<u32>,
+    pub libraries: Vec<Library>,
+    /// Where the libraries were found: the host cache, or a directory scan.
+    pub library_source: String,
+}
+
+/// The libraries each capability brings (NVIDIA's legacy list).
+pub fn capability_libraries(cap: Caps) -> &'static [&'static str] {
+    match cap {
+        Caps::UTILITY => &["libnvidia-ml", "libnvidia-cfg", "libnvidia-nscq"],
+        Caps::COMPUTE => &[
+            "libcuda",
+            "libcudadebugger",
+            "libnvidia-opencl",
+            "libnvidia-gpucomp",
+            "libnvidia-ptxjitcompiler",
+            "libnvidia-fatbinaryloader",
+            "libnvidia-allocator",
+            "libnvidia-compiler",
+            "libnvidia-pkcs11",
+            "libnvidia-pkcs11-openssl3",
+            "libnvidia-nvvm",
+            "libnvidia-tileiras",
+        ],
+        Caps::VIDEO => &[
+            "libvdpau_nvidia",
+            "libnvidia-encode",
+            "libnvidia-opticalflow",
+            "libnvcuvid",
+        ],
+        Caps::GRAPHICS | Caps::DISPLAY => &[
+            "libnvidia-eglcore",
+            "libnvidia-glcore",
+            "libnvidia-tls",
+            "libnvidia-glsi",
+            "libnvidia-fbc",
+            "libnvidia-ifr",
+            "libnvidia-rtcore",
+            "libnvoptix",
+            "libGLX_nvidia",
+            "libEGL_nvidia",
+            "libGLESv2_nvidia",
+            "libGLESv1_CM_nvidia",
+            "libnvidia-glvkspirv",
+            "libnvidia-cbl",
+            "libnvidia-egl-gbm",
+            "libnvidia-egl-wayland",
+        ],
+        Caps::NGX => &["libnvidia-ngx"],
+        _ => &[],
+    }
+}
+
+/// `libcuda.so.1` → `libcuda`.
+pub fn library_name(file: &str) -> &str {
+    file.find(".so").map_or(file, |i| &file[..i])
+}
+
+impl Driver {
+    /// Reads the driver under `root`. Fails, saying what is missing, when
+    /// no NVIDIA driver is loaded there.
+    pub fn discover(root: &Path) -> Result<Driver> {
+        let version_file = root.join("proc/driver/nvidia/version");
+        let text = std::fs::read_to_string(&version_file).map_err(|e| {
+            Error::invalid(format!(
+                "no NVIDIA driver: {}: {e} (is the nvidia kernel module loaded? try `modprobe nvidia`)",
+                version_file.display()
+            ))
+        })?;
+        let version = parse_version(&text).ok_or_else(|| {
+            Error::invalid(format!(
+                "{}: no driver version in it",
+                version_file.display()
+            ))
+        })?;
+        let devices = std::fs::read_to_string(root.join("proc/devices")).unwrap_or_default();
+        let majors = parse_char_majors(&devices);
+        let major_of = |names: &[&str]| {
+            majors
+                .iter()
+                .find(|(_, n)| names.contains(&n.as_str()))
+                .map(|(m, _)| *m)
+        };
+        let root_fd = open_root(root)?;
+        let mut gpus = read_gpus(root)?;
+        read_migs(root, &mut gpus);
+        let (libraries, library_source) = find_libraries(root, &root_fd, &version);
+        Ok(Driver {
+            root: root.to_path_buf(),
+            version,
+            gpus,
+            nvidia_major: major_of(&["nvidia", "nvidia-frontend"]).unwrap_or(195),
+            uvm_major: major_of(&["nvidia-uvm"]),
+            caps_major: major_of(&["nvidia-caps"]),
+            libraries,
+            library_source,
+        })
+    }
+
+    /// `/dev/nvidiaN` for a GPU.
+    pub fn gpu_node(&self, gpu: &Gpu) -> Node {
+        self.node(
+            &format!("/dev/nvidia{}", gpu.minor),
+            self.nvidia_major,
+            gpu.minor,
+        )
+    }
+
+    /// The driver-wide nodes a request with these capabilities needs.
+    pub fn control_nodes(&self, caps: Caps) -> Vec<Node> {
+        let mut nodes = vec![self.node("/dev/nvidiactl", self.nvidia_major, 255)];
+        if caps.contains(Caps::COMPUTE) {
+            if let Some(m) = self.uvm_major {
+                nodes.push(self.node("/dev/nvidia-uvm", m, 0));
+                nodes.push(self.node("/dev/nvidia-uvm-tools", m, 1));
+            }
+        }
+        if caps.contains(Caps::DISPLAY) {
+            nodes.push(self.node("/dev/nvidia-modeset", self.nvidia_major, 254));
+        }
+        nodes
+    }
+
+    /// The MIG capability nodes of one MIG device.
+    pub fn mig_nodes(&self, mig: &Mig) -> Vec<Node> {
+        let Some(major) = self.caps_major else {
+            return Vec::new();
+        };
+        [mig.gi_minor, mig.ci_minor]
+            .iter()
+            .map(|&minor| self.node(&format!("/dev/nvidia-caps/nvidia-cap{minor}"), major, minor))
+            .collect()
+    }
+
+    /// The node at `path`: the host's own numbers and mode when it exists
+    /// (it is what the kernel will check), else the driver's numbers.
+    pub fn node(&self, path: &str, major: u32, minor: u32) -> Node {
+        let host = self.root.join(path.trim_start_matches('/'));
+        match std::fs::metadata(&host) {
+            Ok(m) if m.file_type().is_char_device() => Node {
+                path: path.to_string(),
+                major: libc::major(m.rdev()),
+                minor: libc::minor(m.rdev()),
+                mode: m.mode() & 0o777,
+                on_host: true,
+            },
+            _ => Node {
+                path: path.to_string(),
+                major,
+                minor,
+                mode: 0o666,
+                on_host: false,
+            },
+        }
+    }
+
+    /// The libraries for these capabilities (`all`: every driver library).
+    pub fn libraries_for(&self, caps: Caps) -> Vec<&Library> {
+        self.libraries
+            .iter()
+            .filter(|l| caps.contains(Caps::COMPAT32) || !l.bits32)
+            .filter(|l| {
+                caps.is_all()
+                    || Caps::each()
+                        .filter(|c| caps.contains(*c))
+                        .any(|c| capability_libraries(c).contains(&l.name.as_str()))
+            })
+            .collect()
+    }
+
+    /// Binaries, firmware, sockets and ICD files for these capabilities.
+    pub fn files_for(&self, caps: Caps) -> Vec<HostFile> {
+        let mut want: Vec<(String, FileKind)> = Vec::new();
+        let bins = |names: &[&str], want: &mut Vec<(String, FileKind)>| {
+            for n in names {
+                for dir in ["usr/bin", "usr/sbin", "bin", "sbin", "usr/local/bin"] {
+                    let p = format!("{dir}/{n}");
+                    if self.root.join(&p).exists() {
+                        want.push((p, FileKind::Binary));
+                        break;
+                    }
+                }
+            }
+        };
+        if caps.contains(Caps::UTILITY) {
+            bins(
+                &["nvidia-smi", "nvidia-debugdump", "nvidia-persistenced"],
+                &mut want,
+            );
+        }
+        if caps.contains(Caps::COMPUTE) {
+            bins(
+                &["nvidia-cuda-mps-control", "nvidia-cuda-mps-server"],
+                &mut want,
+            );
+            want.push(("run/nvidia-fabricmanager/socket".into(), FileKind::Socket));
+        }
+        if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
+            want.push(("run/nvidia-persistenced/socket".into(), FileKind::Socket));
+        }
+        if caps.intersects(Caps::GRAPHICS | Caps::DISPLAY) {
+            for p in [
+                "usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+                "etc/vulkan/icd.d/nvidia_icd.json",
+                "usr/share/vulkan/icd.d/nvidia_icd.json",
+                "etc/vulkan/implicit_layer.d/nvidia_layers.json",
+                "usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
+                "usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
+                "usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json",
+            ] {
+                want.push((p.into(), FileKind::Config));
+            }
+        }
+        let mut out = Vec::new();
+        let Ok(root_fd) = open_root(&self.root) else {
+            return out;
+        };
+        for (rel, kind) in want {
+            if let Some(host_path) = real_path(&root_fd, Path::new(&rel)) {
+                let container_path = match kind {
+                    FileKind::Binary => {
+                        Path::new("/usr/bin").join(Path::new(&rel).file_name().unwrap_or_default())
+                    }
+                    _ => Path::new("/").join(&rel),
+                };
+                out.push(HostFile {
+                    host_path,
+                    container_path,
+                    kind,
+                });
+            }
+        }
+        if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
+            let fw = format!("lib/firmware/nvidia/{}", self.version);
+            if let Ok(rd) = std::fs::read_dir(self.root.join(&fw)) {
+                let mut names: Vec<String> = rd
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".bin"))
+                    .collect();
+                names.sort();
+                for n in names {
+                    let rel = format!("{fw}/{n}");
+                    if let Some(host_path) = real_path(&root_fd, Path::new(&rel)) {
+                        out.push(HostFile {
+                            host_path,
+                            container_path: Path::new("/").join(&rel),
+                            kind: FileKind::Firmware,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn open_root(root: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        root,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(|fd| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+    .map_err(|e| Error::invalid(format!("GPU host root {}: {e}", root.display())))
+}
+
+/// The real host path of `rel`, resolving symlinks without leaving `root`.
+fn real_path(root: &OwnedFd, rel: &Path) -> Option<PathBuf> {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    let fd = open_in_root(root.as_raw_fd(), rel, libc::O_PATH).ok()?;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
+}
+
+/// The version after "Kernel Module" in `/proc/driver/nvidia/version`.
+pub fn parse_version(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
+    line.split_whitespace()
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() >= 2
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+/// (major, name) of the character devices in `/proc/devices`.
+pub fn parse_char_majors(text: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut in_char = false;
+    for line in text.lines() {
+        if line.starts_with("Character devices") {
+            in_char = true;
+            continue;
+        }
+        if line.starts_with("Block devices") {
+            in_char = false;
+        }
+        if !in_char {
+            continue;
+        }
+        let mut it = line.split_whitespace();
+        if let (Some(m), Some(n)) = (it.next(), it.next()) {
+            if let Ok(m) = m.parse() {
+                out.push((m, n.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// `Key: value` lines of a driver information file.
+pub fn parse_information(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn read_gpus(root: &Path) -> Result<Vec<Gpu>> {
+    let dir = root.join("proc/driver/nvidia/gpus");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("reading", dir, e)),
+    };
+    let mut gpus = Vec::new();
+    for entry in rd.flatten() {
+        let info_path = entry.path().join("information");
+        let Ok(text) = std::fs::read_to_string(&info_path) else {
+            continue;
+        };
+        let info = parse_information(&text);
+        let get = |k: &str| {
+            info.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let dir_name = entry.file_name().to_string_lossy().into_owned();
+        let minor = get("Device Minor")
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| {
+                Error::invalid(format!("{}: no \"Device Minor\" line", info_path.display()))
+            })?;
+        gpus.push(Gpu {
+            index: 0,
+            bus_id: get("Bus Location").unwrap_or(dir_name).to_lowercase(),
+            minor,
+            uuid: get("GPU UUID").unwrap_or_default(),
+            model: get("Model").unwrap_or_default(),
+            proc_dir: entry.path(),
+            migs: Vec::new(),
+        });
+    }
+    gpus.sort_by_key(|g| normalize_bus_id(&g.bus_id));
+    for (i, g) in gpus.iter_mut().enumerate() {
+        g.index = i;
+    }
+    Ok(gpus)
+}
+
+/// `0000:3b:00.0` with the domain padded to 8 hex digits, for comparison.
+pub fn normalize_bus_id(id: &str) -> String {
+    let id = id.trim().to_lowercase();
+    match id.split_once(':') {
+        Some((dom, rest)) if rest.contains(':') => format!("{dom:0>8}:{rest}"),
+        _ => format!("00000000:{id}"),
+    }
+}
+
+/// MIG devices from `proc/driver/nvidia/capabilities/gpu<minor>/mig/gi*/ci*/access`.
+fn read_migs(root: &Path, gpus: &mut [Gpu]) {
+    let access_minor = |p: &Path| -> Option<u32> {
+        let text = std::fs::read_to_string(p.join("access")).ok()?;
+        parse_information(&text)
+            .into_iter()
+            .find(|(k, _)| k == "DeviceFileMinor")?
+            .1
+            .parse()
+            .ok()
+    };
+    let numbered = |dir: &Path, prefix: &str| -> Vec<(u32, PathBuf)> {
+        let mut v: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_prefix(prefix)?
+                    .parse()
+                    .ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for gpu in gpus {
+        let mig_dir = root.join(format!(
+            "proc/driver/nvidia/capabilities/gpu{}/mig",
+            gpu.minor
+        ));
+        for (gi, gi_path) in numbered(&mig_dir, "gi") {
+            let Some(gi_minor) = access_minor(&gi_path) else {
+                continue;
+            };
+            for (ci, ci_path) in numbered(&gi_path, "ci") {
+                if let Some(ci_minor) = access_minor(&ci_path) {
+                    gpu.migs.push(Mig {
+                        gi,
+                        ci,
+                        gi_minor,
+                        ci_minor,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Driver libraries: from the host's ld.so.cache, else a scan of the usual
+/// library directories. Only files named `*.so.<driver version>` count.
+fn find_libraries(root: &Path, root_fd: &OwnedFd, version: &str) -> (Vec<Library>, String) {
+    let suffix = format!(".so.{version}");
+    let mut libs: Vec<Library> = Vec::new();
+    let cache_path = root.join("etc/ld.so.cache");
+    let cached = std::fs::read(&cache_path)
+        .ok()
+        .and_then(|b| ldcache::parse(&b).ok())
+        .filter(|e| !e.is_empty());
+    let source;
+    if let Some(entries) = cached {
+        source = format!("{} ({} entries)", cache_path.display(), entries.len());
+        for e in entries {
+            if e.hwcap != 0 || !(e.is_x86_64() || e.is_i386()) {
+                continue;
+            }
+            let Some(host_path) = real_path(root_fd, Path::new(&e.value)) else {
+                continue;
+            };
+            let file_name = host_path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if !file_name.ends_with(&suffix) {
+                continue;
+            }
+            add_library(&mut libs, host_path, file_name, Some(&e.key), e.is_i386());
+        }
+    } else {
+        let dirs = [
+            ("usr/lib64", false),
+            ("usr/lib/x86_64-linux-gnu", false),
+            ("usr/lib/x86_64-linux-gnu/nvidia/current", false),
+            ("lib64", false),
+            ("lib/x86_64-linux-gnu", false),
+            ("usr/lib32", true),
+            ("usr/lib/i386-linux-gnu", true),
+            ("usr/lib", true),
+        ];
+        source = "a scan of the library directories (no usable etc/ld.so.cache)".to_string();
+        for (dir, bits32) in dirs {
+            let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+                continue;
+            };
+            let mut names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(&suffix))
+                .collect();
+            names.sort();
+            for n in names {
+                let Some(host_path) = real_path(root_fd, &Path::new(dir).join(&n)) else {
+                    continue;
+                };
+                let soname = super::elf::soname(&host_path);
+                let is32 = super::elf::is_32bit(&host_path).unwrap_or(bits32);
+                add_library(&mut libs, host_path, n, soname.as_deref(), is32);
+            }
+        }
+    }
+    libs.sort_by(|a, b| (a.bits32, &a.file_name).cmp(&(b.bits32, &b.file_name)));
+    (libs, source)
+}
+
+fn add_library(
+    libs: &mut Vec<Library>,
+    host_path: PathBuf,
+    file_name: String,
+    key: Option<&str>,
+    bits32: bool,
+) {
+    // The cache may list a file under its soname and its dev name (`.so`).
+    let soname = key.filter(|k| !k.ends_with(".so")).map(str::to_string);
+    if let Some(l) = libs.iter_mut().find(|l| l.host_path == host_path) {
+        if let Some(s) = soname {
+            l.soname = s;
+        }
+        return;
+    }
+    libs.push(Library {
+        name: library_name(&file_name).to_string(),
+        soname: soname.unwrap_or_else(|| file_name.clone()),
+        file_name,
+        host_path,
+        bits32,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_version_lines_of_both_kernel_modules() {
+        let proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Jan  1 00:00:00 UTC 2026\nGCC version:  gcc version 12.2.0\n";
+        assert_eq!(parse_version(proprietary).as_deref(), Some("580.159.04"));
+        let open = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:15:33 UTC 2024\n";
+        assert_eq!(parse_version(open).as_deref(), Some("550.54.15"));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn reads_char_majors_only() {
+        let t = "Character devices:\n  1 mem\n195 nvidia-frontend\n508 nvidia-uvm\n\nBlock devices:\n  8 sd\n195 notchar\n";
+        let m = parse_char_majors(t);
+        assert!(m.contains(&(195, "nvidia-frontend".into())));
+        assert!(m.contains(&(508, "nvidia-uvm".into())));
+        assert!(!m.iter().any(|(_, n)| n == "notchar"));
+    }
+
+    #[test]
+    fn bus_ids_sort_in_pci_order() {
+        assert!(normalize_bus_id("0000:3b:00.0") < normalize_bus_id("0000:af:00.0"));
+        assert_eq!(
+            normalize_bus_id("00000000:3B:00.0"),
+            normalize_bus_id("0000:3b:00.0")
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! `vessel gpu info` (what vessel sees on this host) and `vessel gpu doctor
+//! [ID]` (why a GPU would not be visible, step by step, with what to do).
+
+use super::discover::{parse_char_majors, Driver, Node};
+use super::request::{self, Caps};
+use super::{cdi, ldcache, require, GpuOptions};
+use crate::state::State;
+use std::fmt::Write;
+use std::path::Path;
+
+/// What vessel sees: driver, GPUs, nodes, libraries, files, CDI specs.
+pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
+    let d = Driver::discover(&opts.root)?;
+    let mut o = String::new();
+    let _ = writeln!(o, "host root:   {}", opts.root.display());
+    let _ = writeln!(
+        o,
+        "driver:      {} (CUDA {} by driver branch)",
+        d.version,
+        require::cuda_for_driver(&d.version)
+            .as_deref()
+            .unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        o,
+        "majors:      nvidia {}, nvidia-uvm {}, nvidia-caps {}",
+        d.nvidia_major,
+        d.uvm_major.map_or("-".into(), |m| m.to_string()),
+        d.caps_major.map_or("-".into(), |m| m.to_string())
+    );
+    let _ = writeln!(o, "GPUs:        {}", d.gpus.len());
+    for g in &d.gpus {
+        let n = d.gpu_node(g);
+        let _ = writeln!(
+            o,
+            "  {}  {}  {}  {}  {} {}:{}{}",
+            g.index,
+            g.uuid,
+            g.bus_id,
+            g.model,
+            n.path,
+            n.major,
+            n.minor,
+            if n.on_host { "" } else { " (no host node)" }
+        );
+        for (i, m) in g.migs.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "     MIG {}:{i}  gi {} ci {}  caps {} {}",
+                g.index, m.gi, m.ci, m.gi_minor, m.ci_minor
+            );
+        }
+    }
+    let _ = writeln!(o, "nodes:");
+    for n in d.control_nodes(Caps::all()) {
+        let _ = writeln!(
+            o,
+            "  {} {}:{}{}",
+            n.path,
+            n.major,
+            n.minor,
+            if n.on_host { "" } else { " (no host node)" }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "libraries:   {} from {}",
+        d.libraries.len(),
+        d.library_source
+    );
+    for l in &d.libraries {
+        let _ = writeln!(
+            o,
+            "  {}{}  {}",
+            l.soname,
+            if l.bits32 { " (32-bit)" } else { "" },
+            l.host_path.display()
+        );
+    }
+    let files = d.files_for(Caps::all());
+    let _ = writeln!(o, "files:       {}", files.len());
+    for f in files {
+        let _ = writeln!(
+            o,
+            "  {} -> {}",
+            f.host_path.display(),
+            f.container_path.display()
+        );
+    }
+    let reg = cdi::Registry::load(&opts.cdi_dirs);
+    let dirs: Vec<String> = opts
+        .cdi_dirs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(o, "CDI specs:   {}", dirs.join(", "));
+    for n in reg.names() {
+        let _ = writeln!(o, "  {n}");
+    }
+    for e in &reg.errors {
+        let _ = writeln!(o, "  unreadable: {e}");
+    }
+    Ok(o)
+}
+
+/// A doctor's report: lines and whether any check failed.
+#[derive(Default)]
+pub struct Report {
+    pub text: String,
+    pub failed: bool,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str) {
+        let _ = writeln!(self.text, "ok    {what}");
+    }
+    fn warn(&mut self, what: &str, fix: &str) {
+        let _ = writeln!(self.text, "warn  {what}\n      -> {fix}");
+    }
+    fn fail(&mut self, what: &str, fix: &str) {
+        self.failed = true;
+        let _ = writeln!(self.text, "FAIL  {what}\n      -> {fix}");
+    }
+}
+
+fn check_node(r: &mut Report, d: &Driver, n: &Node, want: (u32, u32)) {
+    let host = d.root.join(n.path.trim_start_matches('/'));
+    if !n.on_host {
+        r.warn(
+            &format!("{} is missing on the host", host.display()),
+            "vessel creates it inside containers from /proc/devices; host tools want it too: run `nvidia-modprobe -c 0 -u` or `nvidia-smi` once as root",
+        );
+    } else if (n.major, n.minor) != want {
+        r.fail(
+            &format!(
+                "{} is {}:{} but the driver uses {}:{}",
+                host.display(),
+                n.major,
+                n.minor,
+                want.0,
+                want.1
+            ),
+            &format!(
+                "recreate it: rm {0} && mknod -m 666 {0} c {1} {2}",
+                host.display(),
+                want.0,
+                want.1
+            ),
+        );
+    } else {
+        r.ok(&format!("{} is {}:{}", n.path, n.major, n.minor));
+    }
+}
+
+/// Checks the host, then (with `state`) what one container really got.
+pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
+    let mut r = Report::default();
+    let d = match Driver::discover(&opts.root) {
+        Ok(d) => {
+            r.ok(&format!("NVIDIA driver {} is loaded", d.version));
+            d
+        }
+        Err(e) => {
+            r.fail(
+                &e.to_string(),
+                "install the NVIDIA driver and load it (`modprobe nvidia`); `dmesg | grep NVRM` tells why it did not load",
+            );
+            return r;
+        }
+    };
+    if d.gpus.is_empty() {
+        r.fail(
+            "the driver lists no GPU (proc/driver/nvidia/gpus is empty)",
+            "check `lspci | grep -i nvidia` and `dmesg | grep NVRM` (GPU fallen off the bus, or excluded)",
+        );
+    } else {
+        r.ok(&format!(
+            "{} GPU(s): {}",
+            d.gpus.len(),
+            d.gpus
+                .iter()
+                .map(|g| g.model.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let devices = std::fs::read_to_string(d.root.join("proc/devices")).unwrap_or_default();
+    let majors = parse_char_majors(&devices);
+    if !majors
+        .iter()
+        .any(|(_, n)| n == "nvidia" || n == "nvidia-frontend")
+    {
+        r.warn(
+            "proc/devices names no nvidia major; assuming 195",
+            "the nvidia module looks half-loaded: reload it",
+        );
+    }
+    for g in &d.gpus {
+        check_node(&mut r, &d, &d.gpu_node(g), (d.nvidia_major, g.minor));
+    }
+    check_node(
+        &mut r,
+        &d,
+        &d.node("/dev/nvidiactl", d.nvidia_major, 255),
+        (d.nvidia_major, 255),
+    );
+    match d.uvm_major {
+        Some(m) => check_node(&mut r, &d, &d.node("/dev/nvidia-uvm", m, 0), (m, 0)),
+        None => r.warn(
+            "nvidia-uvm is not loaded: CUDA programs will fail to initialise",
+            "`modprobe nvidia-uvm` (or `nvidia-modprobe -u -c 0`)",
+        ),
+    }
+    let has = |name: &str| d.libraries.iter().any(|l| l.name == name && !l.bits32);
+    for (lib, cap) in [("libcuda", "compute"), ("libnvidia-ml", "utility")] {
+        if has(lib) {
+            r.ok(&format!(
+                "{lib}.so.{} found ({})",
+                d.version, d.library_source
+            ));
+        } else {
+            r.fail(
+                &format!("{lib}.so.{} not found ({}): containers with {cap} get no {lib}", d.version, d.library_source),
+                "install the driver's user-space libraries of the same version as the kernel module, then run `ldconfig`",
+            );
+        }
+    }
+    let stale = stale_libraries(&d);
+    if !stale.is_empty() {
+        r.warn(
+            &format!("libraries of another driver version are installed: {}", stale.join(", ")),
+            "the kernel module and the libraries must match: reboot after a driver upgrade, or reinstall one version",
+        );
+    }
+    let reg = cdi::Registry::load(&opts.cdi_dirs);
+    for e in &reg.errors {
+        r.warn(
+            &format!("CDI spec unreadable: {e}"),
+            "fix or remove that file (`vessel gpu cdi` writes a valid one)",
+        );
+    }
+    if let Some(s) = state {
+        container(&mut r, &d, s);
+    }
+    r
+}
+
+fn stale_libraries(d: &Driver) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(d.root.join("etc/ld.so.cache")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = ldcache::parse(&bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.key.starts_with("libcuda.so") || e.key.starts_with("libnvidia-ml.so"))
+        .filter_map(|e| {
+            let target =
+                std::fs::canonicalize(d.root.join(e.value.trim_start_matches('/'))).ok()?;
+            let name = target.file_name()?.to_string_lossy().into_owned();
+            let version = name.split(".so.").nth(1)?.to_string();
+            (version.contains('.') && version != d.version).then_some(name)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What a container asked for and what it really has.
+fn container(r: &mut Report, d: &Driver, s: &State) {
+    let spec = match s.spec() {
+        Ok(spec) => spec,
+        Err(e) => {
+            r.fail(
+                &format!("container {}: {e}", s.id),
+                "the state is unreadable: delete and recreate the container",
+            );
+            return;
+        }
+    };
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    match request::parse(&env, &annotations, &[]) {
+        Ok(Some(req)) => r.ok(&format!(
+            "container {} asked for GPUs: {}",
+            s.id, req.source
+        )),
+        Ok(None) => {
+            let has_nodes = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.devices().clone())
+                .is_some_and(|v| {
+                    v.iter()
+                        .any(|n| n.path().to_string_lossy().starts_with("/dev/nvidia"))
+                });
+            if !has_nodes {
+                r.fail(
+                    &format!("container {} asked for no GPU (NVIDIA_VISIBLE_DEVICES unset or void, no CDI device)", s.id),
+                    "run it with NVIDIA_VISIBLE_DEVICES=all (docker run --gpus all; podman --device nvidia.com/gpu=all)",
+                );
+                return;
+            }
+        }
+        Err(e) => r.fail(&format!("container {}: {e}", s.id), "fix the request"),
+    }
+    let nodes: Vec<(String, i64, i64)> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.path().to_string_lossy().contains("nvidia"))
+        .map(|n| (n.path().display().to_string(), n.major(), n.minor()))
+        .collect();
+    let rules = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    for (path, major, minor) in &nodes {
+        // Last matching rule wins, as the kernel applies them.
+        let allowed = rules
+            .iter()
+            .rev()
+            .find(|rule| {
+                rule.major().map_or(true, |m| m == *major)
+                    && rule.minor().map_or(true, |m| m == *minor)
+            })
+            .is_some_and(|rule| rule.allow());
+        let inside = Path::new(&format!("/proc/{}/root{}", s.pid, path)).exists();
+        let what = format!("{path} {major}:{minor}");
+        match (allowed, inside || s.pid <= 0) {
+            (true, true) => r.ok(&format!("{what}: in the container, allowed by the device cgroup")),
+            (false, _) => r.fail(
+                &format!("{what}: denied by linux.resources.devices"),
+                "a later deny rule in the spec overrides vessel's allow rule: remove it",
+            ),
+            (true, false) => r.fail(
+                &format!("{what}: not present in the container's /dev"),
+                "something replaced /dev after create (a mount over /dev?): check the spec's mounts",
+            ),
+        }
+    }
+    let libs = spec
+        .mounts()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.destination().to_string_lossy().contains("libcuda.so"))
+        .count();
+    if libs > 0 {
+        r.ok(&format!(
+            "libcuda is mounted ({libs} names), driver {}",
+            d.version
+        ));
+    } else {
+        r.warn(
+            "no libcuda in the container",
+            "add compute to NVIDIA_DRIVER_CAPABILITIES (default utility,compute) if it runs CUDA",
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The container image's side of GPU injection: where its libraries live
+//! (Debian's `/usr/lib/x86_64-linux-gnu` or RHEL's `/usr/lib64`), which libc
+//! it has, and its linker cache, which gets the driver libraries added.
+//!
+//! The cache is written from Rust (no `ldconfig` run, so nothing of the
+//! image ever executes on the host's behalf) and replaced atomically inside
+//! the rootfs, every path resolved with RESOLVE_IN_ROOT so an image's
+//! symlinks cannot redirect the write (CVE-2025-23267's class of bug).
+
+use super::ldcache::{self, Entry};
+use crate::error::{Error, Result};
+use crate::init::fsutil::{ensure_in_root, open_in_root, Leaf};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Libc {
+    Glibc,
+    Musl,
+    /// No dynamic loader at all (static binaries only).
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Where 64-bit driver libraries go.
+    pub lib64: String,
+    /// Where 32-bit (compat32) driver libraries go.
+    pub lib32: String,
+    /// The image's own cache entries (None: it has no usable cache).
+    pub cache: Option<Vec<Entry>>,
+    pub libc: Libc,
+}
+
+const LIB64_DIRS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib64",
+    "/lib64",
+];
+
+fn open_root(rootfs: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::invalid(format!("rootfs {}: {e}", rootfs.display())))?;
+    // SAFETY: open returned a new fd we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn exists(root: &OwnedFd, p: &str) -> bool {
+    open_in_root(
+        root.as_raw_fd(),
+        Path::new(p.trim_start_matches('/')),
+        libc::O_PATH,
+    )
+    .is_ok()
+}
+
+fn parent(p: &str) -> Option<String> {
+    Path::new(p)
+        .parent()
+        .map(|d| d.to_string_lossy().into_owned())
+}
+
+/// Reads what injection needs to know about the image at `rootfs`.
+pub fn inspect(rootfs: &Path) -> Result<Image> {
+    let root = open_root(rootfs)?;
+    let cache = open_in_root(
+        root.as_raw_fd(),
+        Path::new("etc/ld.so.cache"),
+        libc::O_RDONLY,
+    )
+    .ok()
+    .and_then(|fd| {
+        let mut bytes = Vec::new();
+        std::fs::File::from(fd).read_to_end(&mut bytes).ok()?;
+        ldcache::parse(&bytes).ok()
+    });
+    let from_cache = |want64: bool| {
+        cache.as_ref().and_then(|c| {
+            c.iter()
+                .find(|e| {
+                    e.key == "libc.so.6"
+                        && e.hwcap == 0
+                        && e.is_x86_64() == want64
+                        && (want64 || e.is_i386())
+                })
+                .and_then(|e| parent(&e.value))
+        })
+    };
+    let libc_dir = from_cache(true).or_else(|| {
+        LIB64_DIRS
+            .iter()
+            .find(|d| exists(&root, &format!("{d}/libc.so.6")))
+            .map(|d| d.to_string())
+    });
+    let libc = if libc_dir.is_some() || exists(&root, "lib64/ld-linux-x86-64.so.2") {
+        Libc::Glibc
+    } else if exists(&root, "lib/ld-musl-x86_64.so.1") {
+        Libc::Musl
+    } else {
+        Libc::Missing
+    };
+    let lib64 = libc_dir.unwrap_or_else(|| {
+        LIB64_DIRS
+            .iter()
+            .find(|d| exists(&root, d))
+            .unwrap_or(&"/usr/lib64")
+            .to_string()
+    });
+    let lib32 = from_cache(false).unwrap_or_else(|| {
+        if lib64.contains("x86_64-linux-gnu") {
+            lib64.replace("x86_64-linux-gnu", "i386-linux-gnu")
+        } else {
+            "/usr/lib".to_string()
+        }
+    });
+    Ok(Image {
+        lib64,
+        lib32,
+        cache,
+        libc,
+    })
+}
+
+/// The image's cache with `ours` added; an image entry for the same soname
+/// and word size is replaced (the driver's library must win over, say, a
+/// stub or an old compat copy).
+pub fn merged_cache(image: &Image, ours: &[Entry]) -> Vec<u8> {
+    let mut all: Vec<Entry> = ours.to_vec();
+    for e in image.cache.iter().flatten() {
+        let shadowed = ours
+            .iter()
+            .any(|o| o.key == e.key && o.is_x86_64() == e.is_x86_64());
+        if !shadowed {
+            all.push(e.clone());
+        }
+    }
+    ldcache::write(&all)
+}
+
+/// Replaces the rootfs's `/etc/ld.so.cache` with `bytes` (write to a
+/// temporary file, then rename), unless it already holds exactly that.
+pub fn write_cache(rootfs: &Path, bytes: &[u8]) -> Result<()> {
+    let root = open_root(rootfs)?;
+    let etc_path = ensure_in_root(root.as_raw_fd(), Path::new("/etc"), Leaf::Dir)?;
+    let etc = open_in_root(
+        etc_path.as_raw_fd(),
+        Path::new("."),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )
+    .map_err(|e| Error::invalid(format!("rootfs /etc: {e}")))?;
+    if let Ok(fd) = open_in_root(
+        etc.as_raw_fd(),
+        Path::new("ld.so.cache"),
+        libc::O_RDONLY | libc::O_NOFOLLOW,
+    ) {
+        let mut cur = Vec::new();
+        if std::fs::File::from(fd).read_to_end(&mut cur).is_ok() && cur == bytes {
+            return Ok(());
+        }
+    }
+    let tmp = c".ld.so.cache.vessel~";
+    let fail = |what: &str| {
+        Error::invalid(format!(
+            "writing the container's /etc/ld.so.cache ({what}): {}",
+            std::io::Error::last_os_error()
+        ))
+    };
+    // SAFETY: plain syscalls on fds we own and NUL-terminated names.
+    unsafe {
+        libc::unlinkat(etc.as_raw_fd(), tmp.as_ptr(), 0);
+        let fd = libc::openat(
+            etc.as_raw_fd(),
+            tmp.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(fail("create"));
+        }
+        let file = std::fs::File::from_raw_fd(fd);
+        if let Err(e) = std::io::Write::write_all(&mut &file, bytes) {
+            libc::unlinkat(etc.as_raw_fd(), tmp.as_ptr(), 0);
+            return Err(Error::invalid(format!(
+                "writing the container's /etc/ld.so.cache: {e}"
+            )));
+        }
+        drop(file);
+        if libc::renameat(
+            etc.as_raw_fd(),
+            tmp.as_ptr(),
+            etc.as_raw_fd(),
+            c"ld.so.cache".as_ptr(),
+        ) != 0
+        {
+            let e = fail("rename");
+            libc::unlinkat(etc.as_raw_fd(), tmp.as_ptr(), 0);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_debian_and_rhel_layouts_and_writes_the_cache_inside_the_root() {
+        let deb = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(deb.path().join("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::write(deb.path().join("usr/lib/x86_64-linux-gnu/libc.so.6"), "").unwrap();
+        let img = inspect(deb.path()).unwrap();
+        assert_eq!(img.lib64, "/usr/lib/x86_64-linux-gnu");
+        assert_eq!(img.lib32, "/usr/lib/i386-linux-gnu");
+        assert_eq!(img.libc, Libc::Glibc);
+        assert!(img.cache.is_none());
+
+        let rhel = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(rhel.path().join("usr/lib64")).unwrap();
+        std::fs::write(rhel.path().join("usr/lib64/libc.so.6"), "").unwrap();
+        // An image whose /etc/ld.so.cache points at the host must not
+        // make vessel write there.
+        std::fs::create_dir_all(rhel.path().join("etc")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("cache"),
+            rhel.path().join("etc/ld.so.cache"),
+        )
+        .unwrap();
+        let img = inspect(rhel.path()).unwrap();
+        assert_eq!(
+            (img.lib64.as_str(), img.lib32.as_str()),
+            ("/usr/lib64", "/usr/lib")
+        );
+        let bytes = merged_cache(
+            &img,
+            &[Entry::new(
+                ldcache::FLAG_X86_64,
+                "libcuda.so.1",
+                "/usr/lib64/libcuda.so.1",
+            )],
+        );
+        write_cache(rhel.path(), &bytes).unwrap();
+        assert!(!outside.path().join("cache").exists());
+        let back =
+            ldcache::parse(&std::fs::read(rhel.path().join("etc/ld.so.cache")).unwrap()).unwrap();
+        assert_eq!(back[0].key, "libcuda.so.1");
+        assert_eq!(inspect(rhel.path()).unwrap().cache.unwrap().len(), 1);
+    }
+}

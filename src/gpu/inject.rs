@@ -1,0 +1,272 @@
+//! From a discovered driver and a request to container edits (pure): which
+//! GPUs, which nodes, which files where, and the linker cache entries that
+//! make the libraries resolve by soname. `vessel gpu cdi` shares the parts.
+
+use super::cdi::{CdiDevice, CdiSpec};
+use super::discover::{Driver, FileKind, Gpu, Library, Mig, Node};
+use super::edits::{ro_bind_options, CdiMount, ContainerEdits, DeviceNode};
+use super::ldcache::{Entry, FLAG_LIBC6, FLAG_X86_64};
+use super::request::{Caps, DeviceRef, Devices};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// One selected GPU, or one MIG device of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    pub gpu: Gpu,
+    pub mig: Option<Mig>,
+}
+
+fn known(driver: &Driver) -> String {
+    if driver.gpus.is_empty() {
+        return "this host has no GPU".into();
+    }
+    let list: Vec<String> = driver
+        .gpus
+        .iter()
+        .map(|g| format!("{} ({})", g.index, g.uuid))
+        .collect();
+    format!("this host has {}", list.join(", "))
+}
+
+/// Resolves the device list against the driver; an unknown device is an
+/// error that lists what exists.
+pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
+    let whole = |g: &Gpu| Selected {
+        gpu: g.clone(),
+        mig: None,
+    };
+    let refs = match devices {
+        Devices::All => return Ok(driver.gpus.iter().map(whole).collect()),
+        Devices::NoGpu => return Ok(Vec::new()),
+        Devices::List(refs) => refs,
+    };
+    let mut out: Vec<Selected> = Vec::new();
+    for r in refs {
+        let sel = match r {
+            DeviceRef::Index(i) => driver.gpus.get(*i).map(whole),
+            DeviceRef::Uuid(u) => driver.gpus.iter().find(|g| g.uuid.eq_ignore_ascii_case(u)).map(whole),
+            DeviceRef::BusId(b) => {
+                let b = super::discover::normalize_bus_id(b);
+                driver
+                    .gpus
+                    .iter()
+                    .find(|g| super::discover::normalize_bus_id(&g.bus_id) == b)
+                    .map(whole)
+            }
+            DeviceRef::Mig(g, m) => {
+                let gpu = driver.gpus.get(*g).ok_or_else(|| {
+                    Error::invalid(format!("GPU device {g}:{m}: no GPU with index {g} ({})", known(driver)))
+                })?;
+                let mig = gpu.migs.get(*m).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "GPU device {g}:{m}: GPU {g} has {} MIG devices (is MIG mode enabled and are instances created?)",
+                        gpu.migs.len()
+                    ))
+                })?;
+                Some(Selected {
+                    gpu: gpu.clone(),
+                    mig: Some(mig.clone()),
+                })
+            }
+            DeviceRef::MigUuid(u) => {
+                return Err(Error::invalid(format!(
+                    "GPU device {u}: MIG UUIDs are only known to NVML, which vessel does not load; name it <gpu>:<mig> (see `vessel gpu info`) or through a CDI spec"
+                )))
+            }
+        };
+        let sel = sel.ok_or_else(|| {
+            Error::invalid(format!(
+                "GPU device {}: not found ({})",
+                match r {
+                    DeviceRef::Index(i) => i.to_string(),
+                    DeviceRef::Uuid(s) | DeviceRef::BusId(s) => s.clone(),
+                    _ => format!("{r:?}"),
+                },
+                known(driver)
+            ))
+        })?;
+        if !out.contains(&sel) {
+            out.push(sel);
+        }
+    }
+    Ok(out)
+}
+
+fn device_node(n: &Node, host_path: Option<String>) -> DeviceNode {
+    DeviceNode {
+        path: n.path.clone(),
+        host_path,
+        typ: Some("c".into()),
+        major: Some(n.major as i64),
+        minor: Some(n.minor as i64),
+        file_mode: Some(n.mode),
+        ..Default::default()
+    }
+}
+
+/// The device nodes of a request, control nodes first.
+pub fn nodes(driver: &Driver, selected: &[Selected], caps: Caps) -> Vec<Node> {
+    let mut out = driver.control_nodes(caps);
+    for s in selected {
+        let mut add = vec![driver.gpu_node(&s.gpu)];
+        if let Some(m) = &s.mig {
+            add.extend(driver.mig_nodes(m));
+        }
+        for n in add {
+            if !out.iter().any(|o| o.path == n.path) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// The names a library is mounted under in `dir`: its file, its soname,
+/// and its development name (`libcuda.so`).
+pub fn library_names(lib: &Library) -> Vec<String> {
+    let mut names = vec![lib.file_name.clone()];
+    for n in [lib.soname.clone(), format!("{}.so", lib.name)] {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+fn file_options(kind: FileKind) -> Vec<String> {
+    let mut o = ro_bind_options();
+    if matches!(
+        kind,
+        FileKind::Socket | FileKind::Firmware | FileKind::Config
+    ) {
+        o.insert(3, "noexec".into());
+    }
+    o
+}
+
+/// Edits for a container: nodes, and files put where the image keeps its
+/// libraries (`lib64`/`lib32`), plus the cache entries naming them.
+pub fn runtime_edits(
+    driver: &Driver,
+    selected: &[Selected],
+    caps: Caps,
+    lib64: &str,
+    lib32: &str,
+) -> (ContainerEdits, Vec<Entry>) {
+    let mut edits = ContainerEdits::default();
+    for n in nodes(driver, selected, caps) {
+        edits.device_nodes.push(device_node(&n, None));
+    }
+    let mut cache = Vec::new();
+    for lib in driver.libraries_for(caps) {
+        let (dir, flags) = if lib.bits32 {
+            (lib32, FLAG_LIBC6)
+        } else {
+            (lib64, FLAG_X86_64)
+        };
+        for name in library_names(lib) {
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            edits.mounts.push(CdiMount {
+                host_path: lib.host_path.to_string_lossy().into_owned(),
+                container_path: path.clone(),
+                options: ro_bind_options(),
+                typ: Some("bind".into()),
+            });
+            if name != lib.file_name {
+                cache.push(Entry::new(flags, &name, &path));
+            }
+        }
+    }
+    for f in driver.files_for(caps) {
+        edits.mounts.push(CdiMount {
+            host_path: f.host_path.to_string_lossy().into_owned(),
+            container_path: f.container_path.to_string_lossy().into_owned(),
+            options: file_options(f.kind),
+            typ: Some("bind".into()),
+        });
+    }
+    (edits, cache)
+}
+
+/// Where a host file appears in the container when the host layout is
+/// kept (CDI specs): its path below the driver's root.
+fn in_host_layout(driver: &Driver, p: &Path) -> String {
+    let rel = p.strip_prefix(&driver.root).unwrap_or(p);
+    Path::new("/").join(rel).to_string_lossy().into_owned()
+}
+
+/// A CDI spec for this host's GPUs (`vessel gpu cdi`): one device per
+/// index and UUID, and `all`; driver files at the host's own paths.
+pub fn cdi_spec(driver: &Driver) -> CdiSpec {
+    let caps = Caps::all();
+    let gpu_edits = |gpus: &[&Gpu]| ContainerEdits {
+        device_nodes: gpus
+            .iter()
+            .map(|g| {
+                let n = driver.gpu_node(g);
+                let host = driver.root.join(n.path.trim_start_matches('/'));
+                device_node(&n, n.on_host.then(|| host.to_string_lossy().into_owned()))
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut devices = Vec::new();
+    for g in &driver.gpus {
+        devices.push(CdiDevice {
+            name: g.index.to_string(),
+            annotations: Default::default(),
+            container_edits: gpu_edits(&[g]),
+        });
+        if !g.uuid.is_empty() {
+            devices.push(CdiDevice {
+                name: g.uuid.clone(),
+                annotations: Default::default(),
+                container_edits: gpu_edits(&[g]),
+            });
+        }
+    }
+    devices.push(CdiDevice {
+        name: "all".into(),
+        annotations: Default::default(),
+        container_edits: gpu_edits(&driver.gpus.iter().collect::<Vec<_>>()),
+    });
+    let mut common = ContainerEdits {
+        env: vec!["NVIDIA_VISIBLE_DEVICES=void".into()],
+        ..Default::default()
+    };
+    for n in driver.control_nodes(caps) {
+        let host = driver.root.join(n.path.trim_start_matches('/'));
+        common.device_nodes.push(device_node(
+            &n,
+            n.on_host.then(|| host.to_string_lossy().into_owned()),
+        ));
+    }
+    for lib in driver.libraries_for(caps) {
+        let container = in_host_layout(driver, &lib.host_path);
+        let dir = Path::new(&container).parent().unwrap_or(Path::new("/"));
+        for name in library_names(lib) {
+            common.mounts.push(CdiMount {
+                host_path: lib.host_path.to_string_lossy().into_owned(),
+                container_path: dir.join(name).to_string_lossy().into_owned(),
+                options: ro_bind_options(),
+                typ: Some("bind".into()),
+            });
+        }
+    }
+    for f in driver.files_for(caps) {
+        common.mounts.push(CdiMount {
+            host_path: f.host_path.to_string_lossy().into_owned(),
+            container_path: f.container_path.to_string_lossy().into_owned(),
+            options: file_options(f.kind),
+            typ: Some("bind".into()),
+        });
+    }
+    CdiSpec {
+        cdi_version: "0.6.0".into(),
+        kind: "nvidia.com/gpu".into(),
+        annotations: Default::default(),
+        devices,
+        container_edits: common,
+    }
+}

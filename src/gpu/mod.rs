@@ -1,0 +1,263 @@
+//! Native NVIDIA GPU passthrough, as an edit of the spec before it is
+//! applied: request (pure) → discovery (host files) → edits (pure) →
+//! spec. Afterwards GPU nodes are ordinary `linux.devices` with allow
+//! rules and driver files are ordinary read-only bind mounts.
+
+pub mod cdi;
+pub mod discover;
+pub mod doctor;
+pub mod edits;
+pub mod elf;
+pub mod image;
+pub mod inject;
+pub mod ldcache;
+pub mod request;
+pub mod require;
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+/// Where the driver and the CDI specs are looked for.
+#[derive(Debug, Clone)]
+pub struct GpuOptions {
+    /// The host root the driver is found under (`/`; a fake driver in tests).
+    pub root: PathBuf,
+    /// CDI spec directories, in increasing priority.
+    pub cdi_dirs: Vec<PathBuf>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions::new(None)
+    }
+}
+
+impl GpuOptions {
+    /// `--gpu-root`, else `VESSEL_GPU_ROOT`, else `/`. CDI directories are
+    /// `VESSEL_CDI_SPEC_DIRS` (colon-separated), else `/etc/cdi` and
+    /// `/var/run/cdi` under that root.
+    pub fn new(flag: Option<PathBuf>) -> GpuOptions {
+        let root = flag
+            .or_else(|| {
+                std::env::var_os("VESSEL_GPU_ROOT")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let cdi_dirs = match std::env::var("VESSEL_CDI_SPEC_DIRS") {
+            Ok(v) if !v.is_empty() => v
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            _ => cdi::DEFAULT_DIRS
+                .iter()
+                .map(|d| root.join(d.trim_start_matches('/')))
+                .collect(),
+        };
+        GpuOptions { root, cdi_dirs }
+    }
+}
+
+/// What `prepare` did, for the debug log and `gpu doctor`.
+#[derive(Debug, Default)]
+pub struct Injected {
+    pub request: Option<request::GpuRequest>,
+    pub gpus: Vec<String>,
+    pub nodes: usize,
+    pub mounts: usize,
+    pub notes: Vec<String>,
+}
+
+/// Splits CDI names into those a spec on disk defines and the
+/// `nvidia.com/gpu=X` ones vessel answers itself from discovery.
+fn split_cdi(
+    reg: &cdi::Registry,
+    names: &[String],
+) -> Result<(Vec<String>, Option<request::Devices>)> {
+    let mut on_disk = Vec::new();
+    let mut own: Option<request::Devices> = None;
+    for full in names {
+        let (kind, name) = full.split_once('=').unwrap_or((full, ""));
+        if kind == "nvidia.com/gpu" && !reg.has_kind(kind) {
+            let mut refs = match own.take() {
+                Some(request::Devices::List(r)) => r,
+                Some(other) => {
+                    own = Some(other);
+                    continue;
+                }
+                None => Vec::new(),
+            };
+            if name == "all" {
+                own = Some(request::Devices::All);
+                continue;
+            }
+            let env = format!("NVIDIA_VISIBLE_DEVICES={name}");
+            let parsed = request::parse(&[env], &Default::default(), &[])?;
+            if let Some(request::Devices::List(r)) = parsed.and_then(|p| p.devices) {
+                refs.extend(r);
+            }
+            own = Some(request::Devices::List(refs));
+        } else {
+            on_disk.push(full.clone());
+        }
+    }
+    Ok((on_disk, own))
+}
+
+fn merge_devices(
+    a: Option<request::Devices>,
+    b: Option<request::Devices>,
+) -> Option<request::Devices> {
+    use request::Devices::*;
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(All), _) | (_, Some(All)) => Some(All),
+        (Some(List(mut x)), Some(List(y))) => {
+            x.extend(y);
+            Some(List(x))
+        }
+        (Some(List(x)), Some(NoGpu)) | (Some(NoGpu), Some(List(x))) => Some(List(x)),
+        (Some(NoGpu), Some(NoGpu)) => Some(NoGpu),
+    }
+}
+
+/// Turns the container's GPU request into spec edits. `rootfs` is the
+/// image (its linker cache gets the driver libraries), `state_dir` holds
+/// files the container's mounts read. None when nothing was asked for.
+pub fn prepare(
+    spec: &mut Spec,
+    rootfs: &Path,
+    state_dir: &Path,
+    opts: &GpuOptions,
+) -> Result<Option<Injected>> {
+    let hooks = request::take_gpu_hooks(spec);
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let Some(req) = request::parse(&env, &annotations, &hooks)? else {
+        return Ok((!hooks.is_empty()).then(Injected::default));
+    };
+    let mut report = Injected::default();
+    let mut edits = edits::ContainerEdits::default();
+    let mut devices = req.devices.clone();
+    if !req.cdi.is_empty() {
+        let reg = cdi::Registry::load(&opts.cdi_dirs);
+        let (on_disk, own) = split_cdi(&reg, &req.cdi)?;
+        edits.extend(&reg.resolve(&on_disk)?);
+        devices = merge_devices(devices, own);
+        report.gpus.extend(on_disk);
+    }
+    if let Some(devices) = &devices {
+        let driver = discover::Driver::discover(&opts.root)?;
+        let selected = inject::select(&driver, devices)?;
+        let models: Vec<&str> = selected.iter().map(|s| s.gpu.model.as_str()).collect();
+        require::check(
+            &req.requires,
+            &require::Facts::new(&driver.version, &models),
+        )?;
+        let img = image::inspect(rootfs)?;
+        let (ours, cache) =
+            inject::runtime_edits(&driver, &selected, req.caps, &img.lib64, &img.lib32);
+        edits.extend(&ours);
+        report.gpus.extend(selected.iter().map(|s| match &s.mig {
+            Some(m) => format!("{}:{} (gi {} ci {})", s.gpu.index, m.gi, m.gi, m.ci),
+            None => format!("{} {} ({})", s.gpu.index, s.gpu.uuid, s.gpu.bus_id),
+        }));
+        match img.libc {
+            image::Libc::Glibc => {}
+            image::Libc::Musl => report.notes.push(
+                "the image uses musl libc: NVIDIA's driver libraries need glibc and will not load (use a glibc-based image)".into(),
+            ),
+            image::Libc::Missing => report.notes.push(
+                "the image has no dynamic loader: only static programs run, and NVIDIA's driver libraries cannot be loaded".into(),
+            ),
+        }
+        if !cache.is_empty() && img.libc == image::Libc::Glibc {
+            let bytes = image::merged_cache(&img, &cache);
+            if let Err(e) = image::write_cache(rootfs, &bytes) {
+                // A read-only image: give the container its own copy instead.
+                let path = state_dir.join("ld.so.cache");
+                std::fs::write(&path, &bytes).map_err(|e| Error::io("writing", &path, e))?;
+                edits.mounts.push(edits::CdiMount {
+                    host_path: path.to_string_lossy().into_owned(),
+                    container_path: "/etc/ld.so.cache".into(),
+                    options: edits::ro_bind_options(),
+                    typ: Some("bind".into()),
+                });
+                report
+                    .notes
+                    .push(format!("{e}; bound a copy over /etc/ld.so.cache"));
+            }
+        }
+        if let Some(m) = proc_driver_overlay(&driver, &selected, state_dir)? {
+            edits.mounts.push(m);
+        }
+    }
+    report.nodes = edits.device_nodes.len();
+    report.mounts = edits.mounts.len();
+    edits::apply(spec, &edits)?;
+    for n in &report.notes {
+        crate::log::warn(&format!("gpu: {n}"));
+    }
+    report.request = Some(req);
+    Ok(Some(report))
+}
+
+/// `/proc/driver/nvidia` as the container should see it: only the selected
+/// GPUs, and `ModifyDeviceFiles: 0` so the driver library does not try to
+/// create nodes. Only when the real host's procfs has the driver (the
+/// container's /proc is the same kernel's).
+fn proc_driver_overlay(
+    driver: &discover::Driver,
+    selected: &[inject::Selected],
+    state_dir: &Path,
+) -> Result<Option<edits::CdiMount>> {
+    let host = Path::new("/proc/driver/nvidia");
+    if driver.root != Path::new("/") || !host.join("version").exists() {
+        return Ok(None);
+    }
+    let dir = state_dir.join("proc-driver-nvidia");
+    let io = |p: &Path, e| Error::io("preparing", p, e);
+    std::fs::create_dir_all(dir.join("gpus")).map_err(|e| io(&dir, e))?;
+    for f in ["version", "registry", "params"] {
+        if let Ok(text) = std::fs::read_to_string(host.join(f)) {
+            let text = if f == "params" {
+                text.replace("ModifyDeviceFiles: 1", "ModifyDeviceFiles: 0")
+            } else {
+                text
+            };
+            std::fs::write(dir.join(f), text).map_err(|e| io(&dir.join(f), e))?;
+        }
+    }
+    for s in selected {
+        let Some(bus) = s.gpu.proc_dir.file_name() else {
+            continue;
+        };
+        let to = dir.join("gpus").join(bus);
+        std::fs::create_dir_all(&to).map_err(|e| io(&to, e))?;
+        for e in std::fs::read_dir(&s.gpu.proc_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                if let Ok(bytes) = std::fs::read(e.path()) {
+                    let _ = std::fs::write(to.join(e.file_name()), bytes);
+                }
+            }
+        }
+    }
+    Ok(Some(edits::CdiMount {
+        host_path: dir.to_string_lossy().into_owned(),
+        container_path: "/proc/driver/nvidia".into(),
+        options: ["ro", "nosuid", "nodev", "noexec", "bind"]
+            .map(String::from)
+            .to_vec(),
+        typ: Some("bind".into()),
+    }))
+}
