@@ -32,7 +32,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ENGINES=${ENGINES:-docker podman ctr}
+ENGINES=${ENGINES:-docker podman ctr gpu}
 CMD_TIMEOUT=${CMD_TIMEOUT:-60}
 DOCKER=/usr/bin/docker   # not a docker CLI that may come first in PATH
 
@@ -462,6 +462,45 @@ stage_ctr() {
   fi
   st=$(runtime_state "$CTR_RUNTIME_ROOT" "$id")
   if [ -z "$st" ]; then ok "ctr delete leaves no runtime state"; else notok "ctr delete leaves no runtime state" "runtime state of $id: $st"; fi
+}
+
+# ------------------------------------------------------------------ GPUs
+# The fake driver (runtime-tests/gpu/make-fake-driver.sh) has two GPUs:
+# index 0 is /dev/nvidia1, index 1 is /dev/nvidia0; its nvidia-smi (a
+# shell script, mounted into the busybox image) lists the nodes it sees.
+stage_gpu() {
+  if ! "$RUNTIME" --version 2>/dev/null | grep -q vessel; then
+    skip "GPU checks" "the runtime is not vessel"; return
+  fi
+  if [ ! -f "$BASE/fake-gpu/proc/driver/nvidia/version" ]; then
+    skip "GPU checks" "no fake driver: make-fake-driver.sh failed (see setup output)"; return
+  fi
+  local count='ls /dev | grep -c "^nvidia[0-9]" || true'
+  expect_out "docker run --gpus device=1 gets only GPU 1 (/dev/nvidia0)" "GPU 0: fake (node /dev/nvidia0)" \
+    $DOCKER run --rm --network none --runtime vessel --gpus device=1 "$IMG" nvidia-smi
+  expect_out "docker run --gpus all gets both GPUs" 2 \
+    $DOCKER run --rm --network none --runtime vessel --gpus all "$IMG" sh -c "$count"
+  expect_out "docker run without --gpus gets no GPU" 0 \
+    $DOCKER run --rm --network none --runtime vessel "$IMG" sh -c "$count"
+  expect_out "podman -e NVIDIA_VISIBLE_DEVICES=1 gets only GPU 1" "GPU 0: fake (node /dev/nvidia0)" \
+    podman --runtime vessel run --rm --network none -e NVIDIA_VISIBLE_DEVICES=1 "$IMG" nvidia-smi
+  # podman resolves CDI itself, from /etc/cdi and /var/run/cdi only.
+  local spec=/var/run/cdi/vessel-clients-$$.json
+  if grep -qs '"nvidia.com/gpu"\|kind: *nvidia.com/gpu' /etc/cdi/* /var/run/cdi/*; then
+    skip "podman --device nvidia.com/gpu=0 (CDI)" "this host has its own nvidia.com/gpu CDI spec"
+  else
+    mkdir -p /var/run/cdi
+    echo "$spec" > "$BASE/cdi-spec-path"
+    if "$RUNTIME" --gpu-root "$BASE/fake-gpu" gpu cdi > "$spec"; then
+      expect_out "podman --device nvidia.com/gpu=0 (CDI spec from vessel gpu cdi) gets only GPU 0" "GPU 0: fake (node /dev/nvidia1)" \
+        podman --runtime vessel run --rm --network none --device nvidia.com/gpu=0 "$IMG" nvidia-smi
+    else
+      notok "vessel gpu cdi writes a CDI spec" "see stderr above"
+    fi
+    rm -f "$spec"
+  fi
+  PATH="$BASE/bin:$PATH" expect_out "ctr run --gpus 0 gets only GPU 0 (nvidia-container-cli never runs)" "GPU 0: fake (node /dev/nvidia1)" \
+    ctr run --runc-binary "$REGISTERED" --rm --gpus 0 "$IMG" "vessel-clients-gpu-$$" nvidia-smi
 }
 
 # ------------------------------------------------------------------ main

@@ -61,7 +61,7 @@ start_daemon() {
       fd=${fd##*/}
       if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
     done
-    exec setsid env -i PATH="$DAEMON_PATH" HOME=/root "$@" </dev/null >>"$logf" 2>&1
+    exec setsid env -i PATH="$DAEMON_PATH" HOME=/root VESSEL_GPU_ROOT="$BASE/fake-gpu" "$@" </dev/null >>"$logf" 2>&1
   ) &
   local want p
   want=$(printf '%s\n' "$@")
@@ -103,7 +103,19 @@ cmd_start() {
   # ------------------------------------------------ what exists before we start
   # (/run/runc, /run/vessel and the like are left alone: other users of the
   # runtimes may rely on them.)
-  mkdir -p "$BASE"/{docker,containerd,podman,log,tmp}
+  mkdir -p "$BASE"/{docker,containerd,podman,log,tmp,bin}
+  # GPUs: a fake NVIDIA driver, found by the runtime through
+  # VESSEL_GPU_ROOT in the daemons' environment; dockerd accepts --gpus only
+  # with nvidia-container-runtime-hook on its PATH (vessel under that name
+  # does nothing), and ctr --gpus looks up nvidia-container-cli (a stand-in
+  # that fails loudly: vessel must never run it).
+  ln -sf "$RUNTIME" "$BASE/bin/nvidia-container-runtime-hook"
+  printf '#!/bin/sh\necho "nvidia-container-cli: must never run under vessel" >&2\nexit 1\n' > "$BASE/bin/nvidia-container-cli"
+  chmod 755 "$BASE/bin/nvidia-container-cli"
+  if ! sh "$REPO/runtime-tests/gpu/make-fake-driver.sh" "$BASE/fake-gpu" >&2; then
+    log "no fake GPU driver (make-fake-driver.sh failed): the GPU checks will be skipped"
+  fi
+  DAEMON_PATH=$BASE/bin:$DAEMON_PATH
   : > "$BASE/created-paths"
   local d h g
   for d in /run/containerd /run/containerd/s /run/containerd/fifo /run/containerd/runc \
@@ -203,6 +215,7 @@ network_backend = "cni"
 network_config_dir = "$BASE/podman/cni-empty"
 
 [engine]
+conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "VESSEL_GPU_ROOT=$BASE/fake-gpu"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$BASE/podman/events.log"

@@ -20,6 +20,13 @@ alive() { # pid: running and the daemon we started (its command line names BASE)
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null && grep -qF "$BASE/" "/proc/$1/cmdline" 2>/dev/null
 }
 
+# A CDI spec the GPU checks wrote for podman (podman reads only /etc/cdi
+# and /var/run/cdi).
+if [ -f "$BASE/cdi-spec-path" ]; then
+  rm -f "$(cat "$BASE/cdi-spec-path")"
+  rmdir /var/run/cdi 2>/dev/null
+fi
+
 # ---------------------------------------------------------------- containers
 if [ -f "$BASE/dockerd.pid" ] && alive "$(cat "$BASE/dockerd.pid")" && [ -n "${DOCKER_HOST:-}" ]; then
   ids=$(timeout 30 /usr/bin/docker ps -aq 2>/dev/null)

@@ -263,7 +263,9 @@ pub fn cdi_spec(driver: &Driver) -> CdiSpec {
         });
     }
     CdiSpec {
-        cdi_version: "0.6.0".into(),
+        // 0.5.0 has every field used here and is understood by older CDI
+        // readers too (podman 4.3 rejects 0.6.0).
+        cdi_version: "0.5.0".into(),
         kind: "nvidia.com/gpu".into(),
         annotations: Default::default(),
         devices,

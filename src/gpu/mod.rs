@@ -36,7 +36,8 @@ impl Default for GpuOptions {
 impl GpuOptions {
     /// `--gpu-root`, else `VESSEL_GPU_ROOT`, else `/`. CDI directories are
     /// `VESSEL_CDI_SPEC_DIRS` (colon-separated), else `/etc/cdi` and
-    /// `/var/run/cdi` under that root.
+    /// `/var/run/cdi`, followed (when the root is not `/`) by the same two
+    /// under the root; later directories win.
     pub fn new(flag: Option<PathBuf>) -> GpuOptions {
         let root = flag
             .or_else(|| {
@@ -51,10 +52,13 @@ impl GpuOptions {
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)
                 .collect(),
-            _ => cdi::DEFAULT_DIRS
-                .iter()
-                .map(|d| root.join(d.trim_start_matches('/')))
-                .collect(),
+            _ => {
+                let mut dirs: Vec<PathBuf> = cdi::DEFAULT_DIRS.iter().map(PathBuf::from).collect();
+                if root != Path::new("/") {
+                    dirs.extend(cdi::DEFAULT_DIRS.iter().map(|d| root.join(d.trim_start_matches('/'))));
+                }
+                dirs
+            }
         };
         GpuOptions { root, cdi_dirs }
     }
