@@ -420,3 +420,131 @@ fn cdi_specs_on_disk_are_applied() {
     );
     assert!(out.contains("V=void"), "{out}");
 }
+
+/// A copy of the fake driver's root, to break on purpose.
+fn fake_root_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", fake_root().display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    dir
+}
+
+fn vessel_gpu(root: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(harness::runtime_bin())
+        .arg("--gpu-root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_driver_without_ld_so_cache_is_found_by_a_directory_scan() {
+    if !can_run() {
+        return;
+    }
+    let root = fake_root_copy();
+    std::fs::remove_file(root.path().join("etc/ld.so.cache")).unwrap();
+    let (rc, info) = vessel_gpu(root.path(), &["gpu", "info"]);
+    assert_eq!(rc, 0, "{info}");
+    assert!(
+        info.contains("a scan of the library directories") && info.contains("libcuda.so.1 "),
+        "{info}"
+    );
+    let mut b = gpu_bundle("gpu-probe", "debian", &["NVIDIA_VISIBLE_DEVICES=all"]);
+    b.runtime_env = vec![("VESSEL_GPU_ROOT".into(), root.path().display().to_string())];
+    assert!(b.run_ok(&unique("gpu")).contains("gpus=2"));
+}
+
+#[test]
+fn gpu_doctor_explains_what_is_wrong() {
+    if !can_run() {
+        return;
+    }
+    let (rc, out) = vessel_gpu(fake_root(), &["gpu", "doctor"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("ok    NVIDIA driver 580.159.04 is loaded"),
+        "{out}"
+    );
+    assert!(!out.contains("FAIL"), "{out}");
+
+    let broken = fake_root_copy();
+    let lib = broken.path().join("usr/lib/x86_64-linux-gnu");
+    for f in std::fs::read_dir(&lib).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("libcuda") {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    std::fs::remove_file(broken.path().join("dev/nvidia0")).unwrap();
+    let ok = Command::new("mknod")
+        .arg(broken.path().join("dev/nvidia0"))
+        .args(["c", "195", "7"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (rc, out) = vessel_gpu(broken.path(), &["gpu", "doctor"]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains("FAIL  libcuda.so.580.159.04 not found"),
+        "{out}"
+    );
+    assert!(
+        out.contains("is 195:7 but the driver uses 195:0") && out.contains("mknod"),
+        "{out}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let (rc, out) = vessel_gpu(empty.path(), &["gpu", "doctor"]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains("FAIL  no NVIDIA driver") && out.contains("modprobe nvidia"),
+        "{out}"
+    );
+}
+
+#[test]
+fn gpu_doctor_checks_a_container() {
+    if !can_run() {
+        return;
+    }
+    for (env, want, rc_want) in [
+        (
+            vec!["NVIDIA_VISIBLE_DEVICES=0"],
+            "ok    /dev/nvidia1 195:1: in the container",
+            0,
+        ),
+        (vec![], "asked for no GPU", 1),
+    ] {
+        let b = gpu_bundle("sleep 30", "debian", &env);
+        let id = unique("gpu");
+        b.create_ok(&id);
+        let mut cmd = b.cmd();
+        cmd.args(["gpu", "doctor", &id]);
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(rc_want), "{env:?}: {text}");
+        assert!(text.contains(want), "{env:?}: {text}");
+    }
+}
+
+#[test]
+fn invoked_as_the_nvidia_hook_it_does_nothing() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("nvidia-container-runtime-hook");
+    std::os::unix::fs::symlink(harness::runtime_bin(), &hook).unwrap();
+    let out = Command::new(&hook).arg("prestart").output().unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}

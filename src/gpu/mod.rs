@@ -55,7 +55,11 @@ impl GpuOptions {
             _ => {
                 let mut dirs: Vec<PathBuf> = cdi::DEFAULT_DIRS.iter().map(PathBuf::from).collect();
                 if root != Path::new("/") {
-                    dirs.extend(cdi::DEFAULT_DIRS.iter().map(|d| root.join(d.trim_start_matches('/'))));
+                    dirs.extend(
+                        cdi::DEFAULT_DIRS
+                            .iter()
+                            .map(|d| root.join(d.trim_start_matches('/'))),
+                    );
                 }
                 dirs
             }
