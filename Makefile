@@ -58,6 +58,7 @@ test-oracle:
 
 bench: build bundle
 	python3 bench/bench.py --vessel $(BIN)
+	python3 bench/gpu.py --vessel $(BIN)
 
 # `docker run --rm` round trips, vessel vs runc, through a private dockerd
 # (needs the engines: VESSEL_TEST_SYSTEM=1 installs them).
