@@ -548,3 +548,21 @@ fn invoked_as_the_nvidia_hook_it_does_nothing() {
     assert!(out.status.success());
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
+
+#[test]
+fn the_real_gpu_script_passes_on_the_fake_driver() {
+    if !can_run() {
+        return;
+    }
+    // real-gpu.sh is run by hand on GPU machines; here it is kept honest.
+    let out = Command::new("bash")
+        .arg(gpu_dir().join("real-gpu.sh"))
+        .arg(harness::runtime_bin())
+        .env("GPU_ROOT", fake_root())
+        .env("N", "2")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("5 passed, 0 failed") && text.contains("kernel: 2+3=5"), "{text}");
+}

@@ -118,11 +118,11 @@ for i in $(seq 1 $((N + 2))); do
   config ',"NVIDIA_VISIBLE_DEVICES=all"' /bin/cuda-check --noop
   t0=$(date +%s%N); run; t1=$(date +%s%N)
   config '' /bin/cuda-check --noop
-  run; t2=$(date +%s%N)
+  t2=$(date +%s%N); run; t3=$(date +%s%N)
   [ "$i" -le 2 ] && continue   # warm-up
   echo $(( (t1 - t0) / 1000 )) >> "$T/with"
-  echo $(( (t2 - t1) / 1000 )) >> "$T/without"
-  echo $(( (t1 - t0) - (t2 - t1) )) >> "$T/diff"
+  echo $(( (t3 - t2) / 1000 )) >> "$T/without"
+  echo $(( (t1 - t0) - (t3 - t2) )) >> "$T/diff"
 done
 w=$(awk '{print $1/1000}' "$T/with" | median)
 wo=$(awk '{print $1/1000}' "$T/without" | median)
