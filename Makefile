@@ -65,8 +65,22 @@ bench: build bundle
 bench-docker: build bundle
 	VESSEL_CLIENTS_BENCH=$${N:-30} ENGINES=docker bash runtime-tests/clients/run.sh $(BIN)
 
+# NVIDIA_HOOK=1 also installs vessel as nvidia-container-runtime-hook:
+# dockerd accepts --gpus only when that name is on its PATH, and vessel under
+# that name does nothing (docs/gpu.md: it conflicts with NVIDIA's toolkit,
+# whose hook runc needs, so an existing file of that name is not replaced).
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vessel
+	@if [ "$(NVIDIA_HOOK)" = 1 ]; then \
+		hook=$(DESTDIR)$(PREFIX)/bin/nvidia-container-runtime-hook; \
+		if [ -e "$$hook" ] && [ "$$(readlink "$$hook")" != vessel ]; then \
+			echo "$$hook exists and is not vessel (NVIDIA's toolkit?): left alone; see docs/gpu.md" >&2; exit 1; \
+		fi; \
+		ln -sf vessel "$$hook"; \
+		other=$$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v nvidia-container-runtime-hook || true); \
+		if [ -n "$$other" ]; then echo "note: $$other (NVIDIA's) is also installed; $$hook comes first only where $(PREFIX)/bin is earlier in PATH" >&2; fi; \
+		echo "installed $$hook -> vessel (restart dockerd so it sees it)"; \
+	fi
 
 clean:
 	$(CARGO) clean
