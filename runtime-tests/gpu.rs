@@ -563,6 +563,13 @@ fn the_real_gpu_script_passes_on_the_fake_driver() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("5 passed, 0 failed") && text.contains("kernel: 2+3=5"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("5 passed, 0 failed") && text.contains("kernel: 2+3=5"),
+        "{text}"
+    );
 }

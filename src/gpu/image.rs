@@ -33,6 +33,9 @@ pub struct Image {
     pub libc: Libc,
 }
 
+/// The most of an image's ld.so.cache that is read.
+const MAX_CACHE: u64 = 64 << 20;
+
 const LIB64_DIRS: [&str; 4] = [
     "/usr/lib/x86_64-linux-gnu",
     "/lib/x86_64-linux-gnu",
@@ -160,7 +163,10 @@ pub fn write_cache(rootfs: &Path, bytes: &[u8]) -> Result<()> {
         libc::O_RDONLY | libc::O_NOFOLLOW,
     ) {
         let mut cur = Vec::new();
-        if std::fs::File::from(fd).read_to_end(&mut cur).is_ok() && cur == bytes {
+        let read = std::fs::File::from(fd)
+            .take(MAX_CACHE)
+            .read_to_end(&mut cur);
+        if read.is_ok() && cur == bytes {
             return Ok(());
         }
     }
