@@ -16,6 +16,7 @@ mod lifecycle;
 mod namespaces;
 mod ops;
 mod process;
+mod resources;
 mod rootfs;
 mod rootless;
 mod security;

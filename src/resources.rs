@@ -56,6 +56,9 @@ pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
         if let Some(v) = c.quota().filter(|&v| v != 0) {
             out.push(w("cpu.cfs_quota_us", v));
         }
+        if let Some(v) = c.burst() {
+            out.push(w("cpu.cfs_burst_us", v));
+        }
         if let Some(v) = c.realtime_period().filter(|&v| v != 0) {
             out.push(w("cpu.rt_period_us", v));
         }
@@ -117,6 +120,7 @@ pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
             h.limit(),
         ));
     }
+    rdma(&mut out, r);
     if let Some(n) = r.network() {
         if let Some(id) = n.class_id() {
             out.push(w("net_cls.classid", id));
@@ -137,6 +141,24 @@ fn cpuset(out: &mut Vec<Write>, cpus: &Option<String>, mems: &Option<String>) {
     }
     if let Some(v) = mems.as_deref().filter(|v| !v.is_empty()) {
         out.push(w("cpuset.mems", v));
+    }
+}
+
+/// `rdma.max` lines, the same on v1 and v2.
+fn rdma(out: &mut Vec<Write>, r: &LinuxResources) {
+    let mut devs: Vec<_> = r.rdma().iter().flatten().collect();
+    devs.sort_by(|a, b| a.0.cmp(b.0));
+    for (dev, limits) in devs {
+        let mut line = dev.clone();
+        if let Some(h) = limits.hca_handles() {
+            line.push_str(&format!(" hca_handle={h}"));
+        }
+        if let Some(o) = limits.hca_objects() {
+            line.push_str(&format!(" hca_object={o}"));
+        }
+        if line != *dev {
+            out.push(w("rdma.max", line));
+        }
     }
 }
 
@@ -187,8 +209,18 @@ pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
             let q = quota.map_or("max".to_string(), max);
             out.push(w("cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
         }
+        if let Some(v) = c.burst() {
+            out.push(w("cpu.max.burst", v));
+        }
         if let Some(idle) = c.idle() {
             out.push(w("cpu.idle", idle));
+        }
+        if c.realtime_period().is_some_and(|v| v != 0)
+            || c.realtime_runtime().is_some_and(|v| v != 0)
+        {
+            crate::log::warn(
+                "linux.resources.cpu.realtime*: cgroup v2 has no realtime controller: ignored",
+            );
         }
         cpuset(&mut out, c.cpus(), c.mems());
     }
@@ -225,6 +257,7 @@ pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
     for h in r.hugepage_limits().iter().flatten() {
         out.push(w(&format!("hugetlb.{}.max", h.page_size()), max(h.limit())));
     }
+    rdma(&mut out, r);
     if r.network().as_ref().is_some_and(|n| {
         n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
     }) {
@@ -258,6 +291,33 @@ fn order_memory_and_swap(dirs: &[PathBuf], writes: &mut [Write]) {
     if swap_first != (s < l) {
         writes.swap(l, s);
     }
+}
+
+/// `memory.checkBeforeUpdate`: refuse a limit below what the container
+/// already uses (the kernel would start reclaiming or OOM-killing).
+pub fn check_before_update(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
+    let Some(m) = r.memory() else {
+        return Ok(());
+    };
+    let Some(limit) = m
+        .limit()
+        .filter(|&l| l > 0 && m.check_before_update() == Some(true))
+    else {
+        return Ok(());
+    };
+    let usage = dirs.iter().find_map(|d| {
+        ["memory.usage_in_bytes", "memory.current"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+    });
+    if let Some(usage) = usage.and_then(|u| u.trim().parse::<i64>().ok()) {
+        if usage > limit {
+            return Err(Error::invalid(format!(
+                "linux.resources.memory.limit {limit} is below the container's current usage {usage} (checkBeforeUpdate)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Applies `r` to a container's cgroup directories: v1 files where v1
@@ -360,6 +420,45 @@ mod tests {
         assert!(p.contains(&w("net_cls.classid", 1048577)));
         assert!(p.contains(&w("net_prio.ifpriomap", "eth0 5")));
         assert!(plan_v2(&r).contains(&w("io.max", "8:0 rbps=1048576")));
+    }
+
+    #[test]
+    fn burst_and_rdma_on_both_versions() {
+        let r = res(
+            r#"{"cpu":{"burst":20000},"rdma":{"mlx5_1":{"hcaHandles":3},"mlx4_0":{"hcaHandles":2,"hcaObjects":2000}}}"#,
+        );
+        let v1 = plan_v1(&r);
+        assert!(v1.contains(&w("cpu.cfs_burst_us", 20000)));
+        assert_eq!(
+            v1.iter()
+                .filter(|x| x.file == "rdma.max")
+                .cloned()
+                .collect::<Vec<_>>(),
+            vec![
+                w("rdma.max", "mlx4_0 hca_handle=2 hca_object=2000"),
+                w("rdma.max", "mlx5_1 hca_handle=3")
+            ]
+        );
+        let v2 = plan_v2(&r);
+        assert!(v2.contains(&w("cpu.max.burst", 20000)));
+        assert!(v2.contains(&w("rdma.max", "mlx5_1 hca_handle=3")));
+    }
+
+    #[test]
+    fn check_before_update_refuses_a_limit_below_usage() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("memory.current"), "50000000\n").unwrap();
+        let dirs = [tmp.path().to_path_buf()];
+        let low = res(r#"{"memory":{"limit":10000000,"checkBeforeUpdate":true}}"#);
+        let e = check_before_update(&dirs, &low).unwrap_err().to_string();
+        assert!(
+            e.contains("checkBeforeUpdate") && e.contains("50000000"),
+            "{e}"
+        );
+        let unchecked = res(r#"{"memory":{"limit":10000000}}"#);
+        assert!(check_before_update(&dirs, &unchecked).is_ok());
+        let high = res(r#"{"memory":{"limit":100000000,"checkBeforeUpdate":true}}"#);
+        assert!(check_before_update(&dirs, &high).is_ok());
     }
 
     #[test]

@@ -150,8 +150,32 @@ struct ProgAttachAttr {
     pad: [u32; 11],
 }
 
+#[repr(C)]
+#[derive(Default)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    pad: [u32; 9],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetFdByIdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+    pad: [u32; 13],
+}
+
 const BPF_PROG_LOAD: i64 = 5;
 const BPF_PROG_ATTACH: i64 = 8;
+const BPF_PROG_DETACH: i64 = 9;
+const BPF_PROG_GET_FD_BY_ID: i64 = 13;
+const BPF_PROG_QUERY: i64 = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -171,6 +195,69 @@ fn bpf<T>(cmd: i64, attr: &T) -> std::io::Result<i64> {
     } else {
         Ok(r)
     }
+}
+
+/// The ids of the device programs attached to the cgroup at `dir`.
+fn attached(cg: &std::fs::File) -> Result<Vec<u32>> {
+    let mut ids = [0u32; 64];
+    let mut attr = ProgQueryAttr {
+        target_fd: cg.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    // SAFETY: the kernel writes prog_cnt back into attr and the ids into
+    // `ids`; both are passed as pointers to memory we own and then read.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut attr as *mut ProgQueryAttr,
+            std::mem::size_of::<ProgQueryAttr>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::invalid(format!(
+            "listing the cgroup's device filters: {e}"
+        )));
+    }
+    let ids = std::hint::black_box(ids);
+    Ok(ids[..(attr.prog_cnt as usize).min(ids.len())].to_vec())
+}
+
+/// Replaces the device program of the cgroup at `dir` (`update`): the new
+/// one is attached before the old ones are detached, so there is never a
+/// moment without a filter (for that moment both apply: only stricter).
+pub fn replace(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
+    let cg = std::fs::File::open(dir).map_err(|e| Error::io("opening cgroup", dir, e))?;
+    let old = attached(&cg)?;
+    attach(dir, rules)?;
+    for id in old {
+        let get = GetFdByIdAttr {
+            prog_id: id,
+            ..Default::default()
+        };
+        let Ok(fd) = bpf(BPF_PROG_GET_FD_BY_ID, &get) else {
+            continue; // detached meanwhile
+        };
+        // SAFETY: the kernel returned a new fd.
+        let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let detach = ProgAttachAttr {
+            target_fd: cg.as_raw_fd() as u32,
+            attach_bpf_fd: prog.as_raw_fd() as u32,
+            attach_type: BPF_CGROUP_DEVICE,
+            ..Default::default()
+        };
+        bpf(BPF_PROG_DETACH, &detach).map_err(|e| {
+            Error::invalid(format!(
+                "detaching the old device filter from {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Loads the program for `rules` and attaches it to the cgroup at `dir`.

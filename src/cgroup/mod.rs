@@ -156,6 +156,29 @@ fn unescape(s: &str) -> PathBuf {
 /// The cgroup path (inside every hierarchy) for a container: absolute
 /// `cgroupsPath` as is, a relative one under this process's own cgroup in
 /// each hierarchy (as runc does), none as `/vessel/ID`.
+/// `update` with `linux.resources.devices`: on cgroup v2 the container's
+/// device program is replaced (the new rules, then the default allow list,
+/// as at create). cgroup v1 keeps its rules, as runc's update does: a v1
+/// change would pass through "deny everything" while the container runs.
+pub fn update_devices(dirs: &[PathBuf], r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    let v2 = dirs.len() == 1
+        && dirs[0].join("cgroup.controllers").exists()
+        && !dirs[0].join("tasks").exists();
+    if !v2 {
+        crate::log::warn("update: linux.resources.devices cannot change on cgroup v1: ignored");
+        return Ok(());
+    }
+    let all: Vec<_> = rules
+        .iter()
+        .cloned()
+        .chain(default_device_rules())
+        .collect();
+    bpf_devices::replace(&dirs[0], &all)
+}
+
 pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> PathBuf {
     match cgroups_path {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

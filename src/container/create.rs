@@ -128,6 +128,14 @@ impl Runtime {
         {
             crate::resources::apply(&cg.dirs, r)?;
         }
+        if linux.is_some_and(|l| l.intel_rdt().is_some()) {
+            let why = if Path::new("/sys/fs/resctrl/info").exists() {
+                "vessel does not manage resctrl groups yet"
+            } else {
+                "this host has no resctrl (Intel RDT) filesystem"
+            };
+            crate::log::warn(&format!("linux.intelRdt ignored: {why}"));
+        }
         trace("cgroup");
 
         let seccomp = match bundle

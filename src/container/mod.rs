@@ -261,7 +261,9 @@ impl Runtime {
         if status == Status::Stopped {
             return Err(wrong_state(id, status, "cannot update a stopped container"));
         }
-        crate::resources::apply(&state.cgroup_dirs, resources)
+        crate::resources::check_before_update(&state.cgroup_dirs, resources)?;
+        crate::resources::apply(&state.cgroup_dirs, resources)?;
+        cgroup::update_devices(&state.cgroup_dirs, resources)
     }
 
     /// Host pids of every process in the container's cgroup.
