@@ -17,7 +17,7 @@ BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients bench bench-docker install clean
+.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients test-cgroup-vms bench bench-docker install clean
 
 all: build
 
@@ -42,7 +42,7 @@ $(BUNDLE)/rootfs/bin/busybox:
 run: deps build bundle
 	$(PRIVATE) $(BIN) --root /run/vessel run --bundle $(BUNDLE) vessel-demo-$$$$
 
-test: test-unit test-runtime test-clients
+test: test-unit test-runtime test-clients test-cgroup-vms
 
 test-unit:
 	$(CARGO) test --lib --bins
@@ -85,6 +85,14 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf $(BUNDLE)/rootfs
+
+# The cgroup tests inside one throw-away VM per layout: pure v2, v2 with
+# systemd, v1 (runtime-tests/vm/cgroup-layouts.sh; about 10 minutes under
+# emulation). Skipped (exit 0) unless root and either VESSEL_TEST_SYSTEM=1
+# (downloads qemu and a kernel into /tmp/kvm, installs nothing) or that
+# cache exists. LAYOUTS="v2" or FILTER="resources::" narrow it.
+test-cgroup-vms:
+	bash runtime-tests/vm/cgroup-layouts.sh
 
 # docker, podman and ctr running vessel (runtime-tests/clients/run.sh): the
 # engines' daemons run with their state in a temporary directory and are

@@ -320,9 +320,39 @@ pub fn check_before_update(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
     Ok(())
 }
 
+/// Values no cgroup version accepts, named by their spec field (-1 is
+/// "unlimited"; other negatives are mistakes, whatever v2's "max" allows).
+pub fn check(r: &LinuxResources) -> Result<()> {
+    let bad = |field: &str, v: Option<i64>| match v {
+        Some(v) if v < -1 => Err(Error::invalid(format!(
+            "linux.resources.{field}: {v} is not valid (a size in bytes, or -1 for unlimited)"
+        ))),
+        _ => Ok(()),
+    };
+    if let Some(m) = r.memory() {
+        bad("memory.limit", m.limit())?;
+        bad("memory.reservation", m.reservation())?;
+        bad("memory.swap", m.swap())?;
+    }
+    if let Some(c) = r.cpu() {
+        bad("cpu.quota", c.quota())?;
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        if h.limit() < -1 {
+            return Err(Error::invalid(format!(
+                "linux.resources.hugepageLimits[{}].limit: {} is not valid",
+                h.page_size(),
+                h.limit()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Applies `r` to a container's cgroup directories: v1 files where v1
 /// controllers exist, else v2.
 pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
+    check(r)?;
     let v1 = dirs.iter().any(|d| d.join("tasks").exists());
     if v1 && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(Error::invalid(
