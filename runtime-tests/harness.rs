@@ -90,6 +90,8 @@ pub struct Bundle {
     pub config: Value,
     /// Environment given to every runtime command (e.g. VESSEL_GPU_ROOT).
     pub runtime_env: Vec<(String, String)>,
+    /// Global flags given to every runtime command (e.g. --systemd-cgroup).
+    pub runtime_args: Vec<String>,
     ids: std::cell::RefCell<Vec<String>>,
 }
 
@@ -115,6 +117,7 @@ impl Bundle {
         Bundle {
             config: default_config(args),
             runtime_env: Vec::new(),
+            runtime_args: Vec::new(),
             root,
             dir,
             ids: Default::default(),
@@ -143,6 +146,7 @@ impl Bundle {
         let mut c = Command::new(runtime_bin());
         c.arg("--root").arg(&self.root);
         c.envs(self.runtime_env.iter().map(|(k, v)| (k, v)));
+        c.args(&self.runtime_args);
         c.stdin(Stdio::null());
         c
     }

@@ -20,4 +20,5 @@ mod resources;
 mod rootfs;
 mod rootless;
 mod security;
+mod systemd;
 mod userns;

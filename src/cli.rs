@@ -22,7 +22,7 @@ pub struct Cli {
     /// Log debug messages
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported yet: fails with a clear error)
+    /// Let systemd make the container's cgroup: a transient scope (cgroupsPath slice:prefix:name)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Find the NVIDIA driver and CDI specs under this host root (default /, or $VESSEL_GPU_ROOT)

@@ -67,15 +67,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         return Ok(0);
     };
-    if cli.systemd_cgroup {
-        return Err(Error::invalid("--systemd-cgroup: the systemd cgroup driver is not supported by this vessel version yet"));
-    }
     let mut rt = Runtime::new(
         cli.root
             .clone()
             .unwrap_or_else(vessel::container::default_root),
     );
     rt.gpu = vessel::gpu::GpuOptions::new(cli.gpu_root.clone());
+    rt.systemd_cgroup = cli.systemd_cgroup;
     match command {
         Command::Create(a) => {
             rt.create(&a.id, &create_options(&a))?;

@@ -52,6 +52,9 @@ pub struct State {
     /// The cgroup directories vessel made (parents first): delete removes these.
     #[serde(default)]
     pub cgroup_created: Vec<PathBuf>,
+    /// The systemd scope of the container (`--systemd-cgroup`): delete stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// True when the container has its own pid namespace (its processes all
     /// die with the init process).
     #[serde(default)]

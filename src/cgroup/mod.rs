@@ -8,8 +8,10 @@ use oci_spec::runtime::LinuxDeviceCgroup;
 use std::path::{Path, PathBuf};
 
 pub mod bpf_devices;
+pub mod dbus;
 mod devices;
 mod freezer;
+pub mod systemd;
 
 pub use devices::{default_device_rules, v1_device_line};
 pub use freezer::{is_frozen, set_frozen};
@@ -153,9 +155,6 @@ fn unescape(s: &str) -> PathBuf {
     ))
 }
 
-/// The cgroup path (inside every hierarchy) for a container: absolute
-/// `cgroupsPath` as is, a relative one under this process's own cgroup in
-/// each hierarchy (as runc does), none as `/vessel/ID`.
 /// `update` with `linux.resources.devices`: on cgroup v2 the container's
 /// device program is replaced (the new rules, then the default allow list,
 /// as at create). cgroup v1 keeps its rules, as runc's update does: a v1
@@ -179,6 +178,9 @@ pub fn update_devices(dirs: &[PathBuf], r: &oci_spec::runtime::LinuxResources) -
     bpf_devices::replace(&dirs[0], &all)
 }
 
+/// The cgroup path (inside every hierarchy) for a container: absolute
+/// `cgroupsPath` as is, a relative one under this process's own cgroup in
+/// each hierarchy (as runc does), none as `/vessel/ID`.
 pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> PathBuf {
     match cgroups_path {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -247,6 +249,8 @@ pub struct Cgroup {
     /// Directories created by vessel, parents before children.
     pub created: Vec<PathBuf>,
     pub devices_dir: Option<PathBuf>,
+    /// The systemd scope holding it (`--systemd-cgroup`).
+    pub systemd_unit: Option<String>,
 }
 
 impl Cgroup {
@@ -347,8 +351,59 @@ impl Cgroup {
         pids
     }
 
+    /// The scope's directories for the systemd driver: nothing is made
+    /// here; `join_systemd` starts the unit once the init pid exists.
+    pub fn for_systemd(hs: &Hierarchies, unit: &systemd::Unit) -> Cgroup {
+        let mut cg = Cgroup {
+            systemd_unit: Some(unit.name.clone()),
+            ..Default::default()
+        };
+        for h in &hs.all {
+            let dir = dir_in(h, &unit.cgroup, "");
+            if h.controllers.iter().any(|c| c == "devices") {
+                cg.devices_dir = Some(dir.clone());
+            }
+            cg.dirs.push(dir);
+        }
+        cg
+    }
+
+    /// Starts the systemd scope around `pid`; hierarchies systemd did not
+    /// realise the scope in get the directory from vessel (and lose it on
+    /// delete).
+    pub fn join_systemd(
+        &mut self,
+        unit: &systemd::Unit,
+        pid: i32,
+        props: &[(String, dbus::Value)],
+    ) -> Result<()> {
+        systemd::start(unit, pid, props)?;
+        let mut missing = Vec::new();
+        for dir in &self.dirs {
+            if !dir.exists() {
+                mkdir_all_recording(dir, &mut self.created)?;
+                missing.push(dir.clone());
+            }
+        }
+        let pid = pid.to_string();
+        for dir in missing {
+            let procs = dir.join("cgroup.procs");
+            std::fs::write(&procs, &pid).ctx("adding the container to", &procs)?;
+        }
+        Ok(())
+    }
+
     /// Removes what create made (used on a failed create).
     pub fn remove(&self) {
+        if let Some(unit) = self
+            .systemd_unit
+            .as_ref()
+            .filter(|_| Path::new(systemd::SOCKET).exists())
+        {
+            if let Err(e) = systemd::stop(unit) {
+                crate::log::warn(&e.to_string());
+            }
+        }
         remove_dirs(&self.created);
     }
 }

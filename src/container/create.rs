@@ -84,7 +84,13 @@ impl Runtime {
 
         let hierarchies = Hierarchies::detect()?;
         let linux = bundle.spec.linux().as_ref();
-        let cg_path = cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+        let unit = if self.systemd_cgroup {
+            Some(cgroup::systemd::parse_path(cgroups_path, id)?)
+        } else {
+            None
+        };
+        let cg_path = cgroup::container_path(cgroups_path, id);
         // Recorded before the cgroup exists, so a create killed from here on
         // leaves a state that `delete --force` cleans up.
         let mut state = State {
@@ -104,28 +110,36 @@ impl Runtime {
                 .collect(),
             cgroup_dirs: Vec::new(),
             // What create is about to make; replaced by what it made.
-            cgroup_created: Cgroup::planned(&hierarchies, &cg_path).unwrap_or_default(),
+            cgroup_created: match unit {
+                Some(_) => Vec::new(),
+                None => Cgroup::planned(&hierarchies, &cg_path).unwrap_or_default(),
+            },
+            systemd_unit: unit.as_ref().map(|u| u.name.clone()),
             own_pid_ns: plan.own_pid,
             config: bundle.config.clone(),
             creator: Some(crate::state::this_process()),
         };
         self.root.save(&state)?;
-        let cg = match Cgroup::create(&hierarchies, &cg_path) {
-            Ok(cg) => cg,
-            // Rootless without a delegated cgroup: no cgroup, as runc does.
-            Err(e) if !is_root() => {
-                crate::log::debug(&format!("rootless: running without a cgroup ({e})"));
-                Cgroup::default()
-            }
-            Err(e) => return Err(e),
+        let mut cg = match &unit {
+            // systemd makes the scope around the init process, after the clone.
+            Some(u) => Cgroup::for_systemd(&hierarchies, u),
+            None => match Cgroup::create(&hierarchies, &cg_path) {
+                Ok(cg) => cg,
+                // Rootless without a delegated cgroup: no cgroup, as runc does.
+                Err(e) if !is_root() => {
+                    crate::log::debug(&format!("rootless: running without a cgroup ({e})"));
+                    Cgroup::default()
+                }
+                Err(e) => return Err(e),
+            },
         };
         cleanup.cgroup = Some(cg.clone());
         state.cgroup_dirs = cg.dirs.clone();
         state.cgroup_created = cg.created.clone();
-        if let Some(r) = linux
-            .and_then(|l| l.resources().as_ref())
-            .filter(|_| !cg.dirs.is_empty())
-        {
+        let resources = linux
+            .and_then(|l| l.resources().clone())
+            .filter(|_| !cg.dirs.is_empty());
+        if let (Some(r), None) = (&resources, &unit) {
             crate::resources::apply(&cg.dirs, r)?;
         }
         if linux.is_some_and(|l| l.intel_rdt().is_some()) {
@@ -170,7 +184,7 @@ impl Runtime {
             seccomp,
             console,
         };
-        let into = (hierarchies.layout() == Layout::Unified)
+        let into = (hierarchies.layout() == Layout::Unified && unit.is_none())
             .then(|| cg.dirs.first())
             .flatten();
         let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
@@ -182,10 +196,6 @@ impl Runtime {
         if plan.new_user {
             spawn::write_id_maps(pid, &cfg.bundle.spec)?;
         }
-        if !born_in_cgroup {
-            cg.add(pid)?;
-        }
-        trace("cgroup add");
         let rules = cfg
             .bundle
             .spec
@@ -194,6 +204,24 @@ impl Runtime {
             .and_then(|l| l.resources().as_ref())
             .and_then(|r| r.devices().clone())
             .unwrap_or_default();
+        if let Some(u) = &unit {
+            let all: Vec<_> = rules
+                .iter()
+                .cloned()
+                .chain(cgroup::default_device_rules())
+                .collect();
+            let v2 = hierarchies.layout() == Layout::Unified;
+            let props = cgroup::systemd::properties(u, id, pid, resources.as_ref(), &all, v2);
+            cg.join_systemd(u, pid, &props)?;
+            cleanup.cgroup = Some(cg.clone());
+            state.cgroup_created = cg.created.clone();
+            if let Some(r) = &resources {
+                crate::resources::apply(&cg.dirs, r)?;
+            }
+        } else if !born_in_cgroup {
+            cg.add(pid)?;
+        }
+        trace("cgroup add");
         if cg.dirs.is_empty() {
             // rootless without a cgroup: no device filter either
         } else if hierarchies.layout() != Layout::Unified {

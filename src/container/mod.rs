@@ -60,6 +60,8 @@ pub struct Runtime {
     pub root: StateRoot,
     /// Where GPU drivers and CDI specs are found (`--gpu-root`).
     pub gpu: crate::gpu::GpuOptions,
+    /// Containers created get their cgroup from systemd (`--systemd-cgroup`).
+    pub systemd_cgroup: bool,
 }
 
 /// With VESSEL_TRACE set, prints the time since the process started
@@ -77,6 +79,7 @@ impl Runtime {
         Runtime {
             root: StateRoot::new(root),
             gpu: crate::gpu::GpuOptions::default(),
+            systemd_cgroup: false,
         }
     }
 
@@ -206,6 +209,12 @@ impl Runtime {
             }
             if cgroup::is_frozen(&state.cgroup_dirs) {
                 let _ = cgroup::set_frozen(&state.cgroup_dirs, false);
+            }
+        }
+        if let Some(unit) = &state.systemd_unit {
+            // Best effort: with systemd gone, so is the unit.
+            if let Err(e) = cgroup::systemd::stop(unit) {
+                crate::log::warn(&e.to_string());
             }
         }
         cgroup::remove_dirs(&state.cgroup_created);
