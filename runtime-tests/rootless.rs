@@ -18,12 +18,8 @@ fn as_nobody(state: &std::path::Path) -> Command {
     c
 }
 
-#[test]
-fn rootless_container_runs_as_the_users_own_id() {
-    if !harness::can_run() {
-        return;
-    }
-    let userns_ok = Command::new("setpriv")
+fn userns_ok() -> bool {
+    let ok = Command::new("setpriv")
         .args([
             "--reuid",
             NOBODY,
@@ -36,10 +32,15 @@ fn rootless_container_runs_as_the_users_own_id() {
         ])
         .status()
         .is_ok_and(|s| s.success());
-    if !userns_ok {
+    if !ok {
         eprintln!("SKIPPED: unprivileged user namespaces are not allowed on this host");
-        return;
     }
+    ok
+}
+
+/// A bundle from `spec --rootless` owned by nobody, running ARGS, and the
+/// state directory for `as_nobody`.
+fn rootless_bundle(args: &[&str]) -> (harness::Bundle, std::path::PathBuf) {
     let b = harness::Bundle::new(&["true"]);
     let state = b.path().join("rootless-state");
     std::fs::create_dir(&state).unwrap();
@@ -63,9 +64,18 @@ fn rootless_container_runs_as_the_users_own_id() {
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap()).unwrap();
     config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!(["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    config["process"]["args"] = serde_json::json!(args);
     config["root"]["path"] = "rootfs".into();
     std::fs::write(b.path().join("config.json"), config.to_string()).unwrap();
+    (b, state)
+}
+
+#[test]
+fn rootless_container_runs_as_the_users_own_id() {
+    if !harness::can_run() || !userns_ok() {
+        return;
+    }
+    let (b, state) = rootless_bundle(&["sh", "-c", "id -u; cat /proc/self/uid_map"]);
     let id = harness::unique("rootless");
     let out = as_nobody(&state)
         .args(["run", "--bundle"])
@@ -85,4 +95,77 @@ fn rootless_container_runs_as_the_users_own_id() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(lines, ["0", &format!("0 {NOBODY} 1")]);
+}
+
+#[test]
+fn rootless_uses_a_delegated_cgroup() {
+    if !harness::can_run() || !userns_ok() {
+        return;
+    }
+    let unified = harness::cgroup_hierarchies();
+    if unified.len() != 1 || !unified[0].label.is_empty() {
+        eprintln!("SKIPPED: delegation to a user needs a pure cgroup v2 host");
+        return;
+    }
+    // A subtree delegated to nobody, as systemd's user@.service does.
+    let name = harness::unique("vessel-test-deleg");
+    let deleg = unified[0].mount.join(&name);
+    let _guard = harness::CgroupGuard::new(&format!("/{name}"));
+    std::fs::create_dir(&deleg).unwrap();
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        let ok = Command::new("chown")
+            .arg(format!("{NOBODY}:{NOBODY}"))
+            .arg(deleg.join(f))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let (b, state) = rootless_bundle(&["sleep", "30"]);
+    let id = harness::unique("rootless-cg");
+    let runtime = as_nobody(&state);
+    let argv: Vec<String> = std::iter::once(runtime.get_program())
+        .chain(runtime.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Enter the delegated cgroup as root, then become nobody. The container
+    // keeps running: no pipes for it to hold open.
+    let err_path = b.path().join("run.err");
+    let err = std::fs::File::create(&err_path).unwrap();
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec \"$@\"",
+            deleg.display()
+        ))
+        .arg("sh")
+        .args(&argv)
+        .args(["run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "{}",
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    let st = as_nobody(&state).args(["state", &id]).output().unwrap();
+    let pid = serde_json::from_slice::<serde_json::Value>(&st.stdout).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let _ = as_nobody(&state).args(["delete", "--force", &id]).output();
+    assert!(cg.trim().ends_with(&format!("/{name}/vessel-{id}")), "{cg}");
+    assert!(
+        !deleg.join(format!("vessel-{id}")).exists(),
+        "the container's cgroup was left"
+    );
 }

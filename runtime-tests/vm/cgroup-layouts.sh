@@ -20,7 +20,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 LAYOUTS=${LAYOUTS:-v2 systemd v1}
-FILTER=${FILTER:-resources:: ops:: cgroups:: systemd::}
+FILTER=${FILTER:-resources:: ops:: cgroups:: systemd:: rootless::}
 CACHE=${V2VM_CACHE:-/tmp/kvm/cgroupv2-vm}
 
 if [ "$(id -u)" != 0 ]; then

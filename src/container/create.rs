@@ -90,7 +90,15 @@ impl Runtime {
         } else {
             None
         };
-        let cg_path = cgroup::container_path(cgroups_path, id);
+        let rootless_default =
+            !is_root() && cgroups_path.map_or(true, |p| p.as_os_str().is_empty());
+        let cg_path = if rootless_default {
+            // A child of the caller's own cgroup: usable where that subtree
+            // is delegated to the user (systemd's user@UID.service), as runc.
+            PathBuf::from(format!("vessel-{id}"))
+        } else {
+            cgroup::container_path(cgroups_path, id)
+        };
         // Recorded before the cgroup exists, so a create killed from here on
         // leaves a state that `delete --force` cleans up.
         let mut state = State {
@@ -127,7 +135,14 @@ impl Runtime {
                 Ok(cg) => cg,
                 // Rootless without a delegated cgroup: no cgroup, as runc does.
                 Err(e) if !is_root() => {
-                    crate::log::debug(&format!("rootless: running without a cgroup ({e})"));
+                    let msg = format!(
+                        "rootless: no delegated cgroup to use ({e}): running without a cgroup"
+                    );
+                    if linux.is_some_and(|l| l.resources().is_some()) {
+                        crate::log::warn(&format!("{msg}; linux.resources are not applied"));
+                    } else {
+                        crate::log::debug(&msg);
+                    }
                     Cgroup::default()
                 }
                 Err(e) => return Err(e),
@@ -222,8 +237,9 @@ impl Runtime {
             cg.add(pid)?;
         }
         trace("cgroup add");
-        if cg.dirs.is_empty() {
-            // rootless without a cgroup: no device filter either
+        if cg.dirs.is_empty() || !is_root() {
+            // Rootless: no device filter (loading one needs privilege, and
+            // the container can only bind the host's nodes), as runc.
         } else if hierarchies.layout() != Layout::Unified {
             cg.apply_v1_devices(&rules)?;
         } else if let Some(dir) = cg.dirs.first() {
