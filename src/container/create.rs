@@ -199,7 +199,9 @@ impl Runtime {
             seccomp,
             console,
         };
-        let into = (hierarchies.layout() == Layout::Unified && unit.is_none())
+        // VESSEL_CLONE_INTO_CGROUP=0 turns it off, to measure what it saves.
+        let into_allowed = std::env::var_os("VESSEL_CLONE_INTO_CGROUP").map_or(true, |v| v != "0");
+        let into = (hierarchies.layout() == Layout::Unified && unit.is_none() && into_allowed)
             .then(|| cg.dirs.first())
             .flatten();
         let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
