@@ -29,8 +29,29 @@ fn our_zombies() -> usize {
         .count()
 }
 
-/// Many create/start/delete cycles (VESSEL_CHURN, default 300; the issue's
-/// figure is 1000) leave no cgroups, mounts, state or zombies.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Peak RSS (KiB) of one runtime command, from wait4.
+fn max_rss(mut cmd: std::process::Command) -> i64 {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, child.id() as i32);
+    assert_eq!(status, 0, "runtime command failed");
+    ru.ru_maxrss
+}
+
+/// Many create/start/delete cycles (VESSEL_CHURN, default 1000), one in ten
+/// with a GPU from the fake driver (vessel only), leave no cgroups, mounts,
+/// state, fds or zombies, and the runtime's own memory does not grow.
 #[test]
 fn churn_leaves_nothing_behind() {
     if !harness::can_run() {
@@ -39,14 +60,41 @@ fn churn_leaves_nothing_behind() {
     let n: usize = std::env::var("VESSEL_CHURN")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1000);
     let (_guard, mut b, cg) = harness::isolated_bundle(&["true"]);
     b.config["linux"]["cgroupsPath"] = serde_json::json!(cg);
     b.write_config();
-    let mounts_before = mount_count();
+    let vessel = harness::is_vessel();
+    let gpu = vessel.then(|| {
+        let gpu_bundle = b.path().join("gpu");
+        std::fs::create_dir(&gpu_bundle).unwrap();
+        let mut config = b.config.clone();
+        config["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!("NVIDIA_VISIBLE_DEVICES=all"));
+        config["root"]["path"] = serde_json::json!(b.rootfs());
+        std::fs::write(gpu_bundle.join("config.json"), config.to_string()).unwrap();
+        gpu_bundle
+    });
+    let (mounts_before, fds_before) = (mount_count(), open_fds());
+    let mut rss = Vec::new();
     for i in 0..n {
         let id = format!("churn-{}-{i}", std::process::id());
-        let pid = b.create_ok(&id);
+        let mut create = b.cmd();
+        match (&gpu, i % 10) {
+            (Some(g), 5) => create
+                .arg("--gpu-root")
+                .arg(crate::gpu::fake_root())
+                .args(["create", "--bundle"])
+                .arg(g),
+            _ => create.args(["create", "--bundle"]).arg(b.path()),
+        };
+        create.arg(&id);
+        rss.push(max_rss(create));
+        let pid = b.state(&id).expect("state after create")["pid"]
+            .as_i64()
+            .unwrap() as i32;
         harness::stdout_ok(&b.rt(&["start", &id]));
         assert!(
             harness::wait_for(10.0, || !harness::pid_alive(pid)),
@@ -62,6 +110,17 @@ fn churn_leaves_nothing_behind() {
         "state left behind"
     );
     assert_eq!(our_zombies(), 0, "zombies of the test process");
+    assert_eq!(open_fds(), fds_before, "fds leaked into the test process");
+    // Each create is a fresh process: the last ones use what the first did.
+    let (first, last) = (
+        rss[..10].iter().max().unwrap(),
+        rss[n - 10..].iter().max().unwrap(),
+    );
+    assert!(
+        *last <= first + 1024,
+        "create's peak RSS grew from {first} to {last} KiB"
+    );
+    eprintln!("churn: {n} containers, create peak RSS {first} KiB first, {last} KiB last");
 }
 
 /// `create` killed at many points leaves nothing `delete --force` cannot

@@ -16,7 +16,7 @@ fn gpu_dir() -> PathBuf {
 }
 
 /// The fake driver's root, built once per test process.
-fn fake_root() -> &'static Path {
+pub(crate) fn fake_root() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

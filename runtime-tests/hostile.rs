@@ -216,3 +216,44 @@ fn sysctl_is_not_written_to_a_fake_proc() {
         "0"
     );
 }
+
+/// CVE-2024-21626's shape: a cwd through /proc/self/fd/N (a leaked fd of
+/// the runtime would put the process outside the rootfs). Refused: the cwd
+/// is resolved inside the rootfs without following magic links.
+#[test]
+fn cwd_through_proc_self_fd_is_refused() {
+    if !harness::can_run() || !harness::is_vessel() {
+        return;
+    }
+    for n in 3..9 {
+        let mut b = Bundle::new(&["sh", "-c", "echo RAN; readlink /proc/self/cwd"]);
+        b.config["process"]["cwd"] = serde_json::json!(format!("/proc/self/fd/{n}"));
+        let out = b.run(&harness::unique("cwdfd"));
+        assert!(!out.status.success(), "cwd /proc/self/fd/{n} accepted");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("RAN"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("process.cwd"));
+    }
+}
+
+/// A linux.devices path through an image symlink that points at the host
+/// makes its node inside the rootfs, never on the host.
+#[test]
+fn device_path_through_a_symlink_stays_in_the_rootfs() {
+    if !harness::can_run() {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    let b = {
+        let mut b = Bundle::new(&["true"]);
+        std::os::unix::fs::symlink(host.path(), b.rootfs().join("escape")).unwrap();
+        b.config["linux"]["devices"] = serde_json::json!([
+            {"path": "/escape/null42", "type": "c", "major": 1, "minor": 3, "fileMode": 438}
+        ]);
+        b
+    };
+    let _ = b.run(&harness::unique("devlink"));
+    assert!(
+        !host.path().join("null42").exists(),
+        "a device node was made on the host through the image's symlink"
+    );
+}
