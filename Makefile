@@ -17,7 +17,7 @@ BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients test-cgroup-vms bench bench-docker install clean
+.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients test-cgroup-vms fuzz bench bench-docker install clean
 
 all: build
 
@@ -93,6 +93,12 @@ clean:
 # cache exists. LAYOUTS="v2" or FILTER="resources::" narrow it.
 test-cgroup-vms:
 	bash runtime-tests/vm/cgroup-layouts.sh
+
+# libFuzzer on config.json loading/planning and on the GPU inputs
+# (fuzz/run.sh): FUZZ_SECONDS each (default 60). Needs nightly and
+# cargo-fuzz (VESSEL_TEST_SYSTEM=1 installs cargo-fuzz); else SKIPPED.
+fuzz:
+	bash fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 # docker, podman and ctr running vessel (runtime-tests/clients/run.sh): the
 # engines' daemons run with their state in a temporary directory and are

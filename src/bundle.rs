@@ -2,7 +2,7 @@
 //! must fail before anything is created.
 
 use crate::error::{Error, IoContext, Result};
-use oci_spec::runtime::Spec;
+pub use oci_spec::runtime::Spec;
 
 use std::path::{Path, PathBuf};
 
