@@ -34,6 +34,7 @@ fn open_fds() -> usize {
 }
 
 /// Peak RSS (KiB) of one runtime command, from wait4.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the rusage
 fn max_rss(mut cmd: std::process::Command) -> i64 {
     let child = cmd
         .stdout(Stdio::null())

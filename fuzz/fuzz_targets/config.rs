@@ -33,7 +33,5 @@ fuzz_target!(|data: &[u8]| {
     // The GPU step, up to discovery (which reads the host).
     let mut spec = spec;
     let hooks = vessel::gpu::request::take_gpu_hooks(&mut spec);
-    let env = spec.process().as_ref().and_then(|p| p.env().clone()).unwrap_or_default();
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    let _ = vessel::gpu::request::parse(&env, &annotations, &hooks);
+    let _ = vessel::gpu::request::from_spec(&spec, &hooks);
 });

@@ -101,6 +101,14 @@ impl Value {
     }
 }
 
+/// A received message: its type, the serial it answers, its error name.
+struct Message {
+    typ: u8,
+    reply_to: Option<u32>,
+    error: Option<String>,
+    body: Vec<u8>,
+}
+
 /// A connection to systemd.
 pub struct Conn {
     sock: UnixStream,
@@ -192,7 +200,12 @@ impl Conn {
         m.b.extend_from_slice(&body.b);
         self.sock.write_all(&m.b).map_err(|e| io(member, e))?;
         loop {
-            let (typ, reply_to, error, body) = self.read_message(member)?;
+            let Message {
+                typ,
+                reply_to,
+                error,
+                body,
+            } = self.read_message(member)?;
             if reply_to != Some(serial) {
                 continue; // a signal or something else: not ours
             }
@@ -207,8 +220,8 @@ impl Conn {
         }
     }
 
-    /// (type, reply serial, error name, body) of the next message.
-    fn read_message(&mut self, what: &str) -> Result<(u8, Option<u32>, Option<String>, Vec<u8>)> {
+    /// The next message.
+    fn read_message(&mut self, what: &str) -> Result<Message> {
         let mut fixed = [0u8; 16];
         self.sock.read_exact(&mut fixed).map_err(|e| io(what, e))?;
         if fixed[0] != b'l' {
@@ -272,7 +285,12 @@ impl Conn {
                 _ => break, // no other field type is sent by systemd
             }
         }
-        Ok((fixed[1], reply_to, error, body))
+        Ok(Message {
+            typ: fixed[1],
+            reply_to,
+            error,
+            body,
+        })
     }
 }
 

@@ -278,13 +278,7 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
             return;
         }
     };
-    let env = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.env().clone())
-        .unwrap_or_default();
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    match request::parse(&env, &annotations, &[]) {
+    match request::from_spec(&spec, &[]) {
         Ok(Some(req)) => r.ok(&format!(
             "container {} asked for GPUs: {}",
             s.id, req.source

@@ -141,13 +141,7 @@ pub fn prepare(
     opts: &GpuOptions,
 ) -> Result<Option<Injected>> {
     let hooks = request::take_gpu_hooks(spec);
-    let env = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.env().clone())
-        .unwrap_or_default();
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    let Some(req) = request::parse(&env, &annotations, &hooks)? else {
+    let Some(req) = request::from_spec(spec, &hooks)? else {
         return Ok((!hooks.is_empty()).then(Injected::default));
     };
     let mut report = Injected::default();

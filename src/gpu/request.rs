@@ -311,6 +311,17 @@ pub fn take_gpu_hooks(spec: &mut Spec) -> Vec<HookRequest> {
     found
 }
 
+/// `parse` of a spec's `process.env` and annotations.
+pub fn from_spec(spec: &Spec, hooks: &[HookRequest]) -> Result<Option<GpuRequest>> {
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    parse(&env, &annotations, hooks)
+}
+
 /// The container's GPU request; None means no GPU support at all.
 pub fn parse(
     env: &[String],
