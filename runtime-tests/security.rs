@@ -86,3 +86,95 @@ fn lsm_label_the_host_cannot_apply_fails_create() {
         assert!(b.state(&id).is_none());
     }
 }
+
+/// An agent at `listenerPath`: receives the state JSON and the listener fd
+/// (SCM_RIGHTS), notes what the fd is, and closes it, after which the
+/// notified syscalls fail with ENOSYS.
+fn seccomp_agent(path: &std::path::Path) -> std::thread::JoinHandle<(String, String)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let n = msg.bytes;
+        let fd = msg
+            .cmsgs()
+            .unwrap()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmRights(f) => f.first().copied(),
+                _ => None,
+            })
+            .expect("an fd with the message");
+        // SAFETY: received with SCM_RIGHTS: ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let what = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        drop(fd);
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), what)
+    })
+}
+
+#[test]
+fn seccomp_notify_sends_the_listener_fd_to_the_agent() {
+    if !harness::can_run() || !harness::is_vessel() {
+        return;
+    }
+    for exec in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let agent = seccomp_agent(&sock);
+        let script = "mkdir /tmp/notified 2>&1; echo done";
+        let mut b = harness::Bundle::new(&if exec {
+            vec!["sleep", "30"]
+        } else {
+            vec!["sh", "-c", script]
+        });
+        b.config["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "meta-1",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+        let id = harness::unique("notify");
+        let out = if exec {
+            // The init process's listener first, then exec's own.
+            b.start_detached(&id);
+            let (state, _) = agent.join().unwrap();
+            assert!(state.contains("\"seccompFd\""), "{state}");
+            let second = seccomp_agent(&sock.with_extension("2"));
+            std::fs::rename(sock.with_extension("2"), &sock).unwrap();
+            let out = b.rt(&["exec", &id, "sh", "-c", script]);
+            let (state, what) = second.join().unwrap();
+            assert!(
+                state.contains(&id) && what.contains("seccomp"),
+                "{state} {what}"
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else {
+            let out = b.run_ok(&id);
+            let (state, what) = agent.join().unwrap();
+            let v: serde_json::Value = serde_json::from_str(&state).expect("agent gets JSON");
+            assert_eq!(v["fds"], serde_json::json!(["seccompFd"]));
+            assert_eq!(v["metadata"], "meta-1");
+            assert_eq!(v["state"]["id"], id.as_str());
+            assert!(v["pid"].as_i64().unwrap() > 0);
+            assert!(what.contains("seccomp"), "the fd is {what}");
+            out
+        };
+        assert!(
+            out.contains("Function not implemented") && out.contains("done"),
+            "{out}"
+        );
+    }
+}

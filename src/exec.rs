@@ -231,7 +231,17 @@ impl Runtime {
         }
         parent.send(&Msg::Go).map_err(fail)?;
         // The socket closes on exec: end of file means the process runs.
-        match parent.recv().map_err(fail)? {
+        let mut msg = parent.recv().map_err(fail)?;
+        if let Some(Msg::SeccompFd(fd)) = msg {
+            // A notify filter: its listener goes to the agent, as at create.
+            let listener = crate::seccomp::listener_of(spec);
+            let mut st = state.clone();
+            st.pid = pid;
+            let json = st.hook_state(crate::state::Status::Running);
+            crate::spawn::pass_listener(&parent, fd, listener.as_ref(), &json).map_err(fail)?;
+            msg = parent.recv().map_err(fail)?;
+        }
+        match msg {
             None => {}
             Some(Msg::Error(e)) => return Err(fail(Error::Init(e))),
             Some(_) => {

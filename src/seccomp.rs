@@ -14,7 +14,13 @@ use std::str::FromStr;
 pub struct Program {
     filter: Vec<libc::sock_filter>,
     flags: u32,
+    /// Where the listener fd of a SCMP_ACT_NOTIFY filter goes, and the
+    /// metadata sent with it.
+    pub listener: Option<(std::path::PathBuf, String)>,
 }
+
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns the notify fd.
+const FLAG_NEW_LISTENER: u32 = 1 << 3;
 
 fn name_of<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
@@ -33,11 +39,7 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
         A::ScmpActTrace => ScmpAction::Trace(errno.map_or(libc::EPERM as u16, |e| e as u16)),
         A::ScmpActLog => ScmpAction::Log,
         A::ScmpActAllow => ScmpAction::Allow,
-        A::ScmpActNotify => {
-            return Err(Error::invalid(
-                "linux.seccomp: SCMP_ACT_NOTIFY is not supported by this vessel version yet",
-            ))
-        }
+        A::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -122,9 +124,30 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
             }
         }
     }
+    let notify = default == ScmpAction::Notify
+        || s.syscalls()
+            .iter()
+            .flatten()
+            .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
+    let listener = match (notify, s.listener_path()) {
+        (false, _) => None,
+        (true, Some(path)) if path.is_absolute() => Some((
+            path.clone(),
+            s.listener_metadata().clone().unwrap_or_default(),
+        )),
+        (true, _) => {
+            return Err(Error::invalid(
+                "linux.seccomp: SCMP_ACT_NOTIFY needs an absolute linux.seccomp.listenerPath",
+            ))
+        }
+    };
+    if notify {
+        flags |= FLAG_NEW_LISTENER;
+    }
     Ok(Program {
         filter: export(&ctx)?,
         flags,
+        listener,
     })
 }
 
@@ -161,8 +184,9 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
 }
 
 impl Program {
-    /// Installs the filter on this process (needs no_new_privs or CAP_SYS_ADMIN).
-    pub fn install(&self) -> Result<()> {
+    /// Installs the filter on this process (needs no_new_privs or
+    /// CAP_SYS_ADMIN); returns the listener fd of a notify filter.
+    pub fn install(&self) -> Result<Option<std::os::fd::OwnedFd>> {
         let prog = libc::sock_fprog {
             len: self.filter.len() as u16,
             filter: self.filter.as_ptr() as *mut _,
@@ -176,13 +200,24 @@ impl Program {
                 &prog as *const _,
             )
         };
-        if rc != 0 {
+        if rc < 0 {
             return Err(Error::invalid(format!(
                 "linux.seccomp: installing the filter: {}",
                 std::io::Error::last_os_error()
             )));
         }
-        Ok(())
+        if self.flags & FLAG_NEW_LISTENER != 0 {
+            // SAFETY: with NEW_LISTENER, seccomp(2) returns a new fd.
+            return Ok(Some(unsafe {
+                std::os::fd::FromRawFd::from_raw_fd(rc as i32)
+            }));
+        }
+        Ok(None)
+    }
+
+    /// True for a filter with SCMP_ACT_NOTIFY rules.
+    pub fn notifies(&self) -> bool {
+        self.listener.is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -192,6 +227,54 @@ impl Program {
     pub fn is_empty(&self) -> bool {
         self.filter.is_empty()
     }
+}
+
+/// `linux.seccomp.listenerPath` and `listenerMetadata`, when set.
+pub fn listener_of(spec: &oci_spec::runtime::Spec) -> Option<(std::path::PathBuf, String)> {
+    let s = spec.linux().as_ref()?.seccomp().as_ref()?;
+    Some((
+        s.listener_path().clone()?,
+        s.listener_metadata().clone().unwrap_or_default(),
+    ))
+}
+
+/// Sends a notify filter's listener fd to the agent at `listener.0`, with
+/// runc's `ContainerProcessState` JSON (fds ["seccompFd"], the pid, the
+/// metadata and the container's state) in the same message.
+pub fn forward_listener(
+    fd: std::os::fd::OwnedFd,
+    listener: &(std::path::PathBuf, String),
+    state_json: &[u8],
+) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let (path, metadata) = listener;
+    let state: serde_json::Value = serde_json::from_slice(state_json).unwrap_or_default();
+    let msg = serde_json::json!({
+        "ociVersion": state["ociVersion"],
+        "fds": ["seccompFd"],
+        "pid": state["pid"],
+        "metadata": metadata,
+        "state": state,
+    })
+    .to_string();
+    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        Error::invalid(format!(
+            "linux.seccomp.listenerPath {}: {e} (is the seccomp agent listening?)",
+            path.display()
+        ))
+    })?;
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(msg.as_bytes())];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| Error::sys(format!("sending the seccomp fd to {}", path.display()), e))?;
+    Ok(())
 }
 
 #[cfg(test)]

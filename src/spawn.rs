@@ -333,8 +333,30 @@ pub fn drive_child(
         }
     }
     chan.send(&Msg::HooksDone)?;
-    chan.expect(&Msg::Ready, "container init")?;
+    let listener = crate::seccomp::listener_of(spec);
+    if let Msg::SeccompFd(fd) =
+        chan.expect_either(&Msg::Ready, &Msg::SeccompFd(0), "container init")?
+    {
+        pass_listener(chan, fd, listener.as_ref(), state_json)?;
+        chan.expect(&Msg::Ready, "container init")?;
+    }
     Ok(())
+}
+
+/// The parent's side of a notify filter: the child's listener fd goes to
+/// the agent, then the child may go on.
+pub fn pass_listener(
+    chan: &Channel,
+    fd: std::os::fd::RawFd,
+    listener: Option<&(std::path::PathBuf, String)>,
+    state_json: &[u8],
+) -> Result<()> {
+    // SAFETY: received with SCM_RIGHTS: ours to own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let listener =
+        listener.ok_or_else(|| Error::Init("seccomp fd without a listenerPath".into()))?;
+    crate::seccomp::forward_listener(fd, listener, state_json)?;
+    chan.send(&Msg::SeccompDone)
 }
 
 #[cfg(test)]

@@ -5,13 +5,18 @@
 //! | 1    | parent | `Go`         | child is in its cgroup; start setting up           |
 //! | 2    | child  | `MountsDone` | rootfs mounted, not pivoted: run createRuntime     |
 //! | 3    | parent | `HooksDone`  | prestart and createRuntime hooks ran               |
+//! | 3a   | child  | `SeccompFd`  | (notify filters) the listener fd, via SCM_RIGHTS   |
+//! | 3b   | parent | `SeccompDone`| the fd reached linux.seccomp.listenerPath          |
 //! | 4    | child  | `Ready`      | about to block on exec.fifo until `start`          |
 //! | any  | either | `Error`      | payload: the message; the receiver gives up        |
 //!
 //! Each receive names what it expects, so a protocol error says what came instead.
 
 use crate::error::{Error, Result};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,9 @@ pub enum Msg {
     MountsDone,
     HooksDone,
     Ready,
+    /// The seccomp listener fd received with the message (owned by the receiver).
+    SeccompFd(i32),
+    SeccompDone,
     Error(String),
 }
 
@@ -31,6 +39,8 @@ impl Msg {
             Msg::HooksDone => 3,
             Msg::Ready => 4,
             Msg::Error(_) => 5,
+            Msg::SeccompFd(_) => 6,
+            Msg::SeccompDone => 7,
         }
     }
 
@@ -41,6 +51,8 @@ impl Msg {
             Msg::HooksDone => "hooks-done",
             Msg::Ready => "ready",
             Msg::Error(_) => "error",
+            Msg::SeccompFd(_) => "seccomp-fd",
+            Msg::SeccompDone => "seccomp-done",
         }
     }
 }
@@ -75,12 +87,44 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends `SeccompFd` with the fd attached.
+    pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [std::io::IoSlice::new(&[6u8])];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::sys("sync socket: sending the seccomp fd", e))?;
+        Ok(())
+    }
+
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let mut cmsg_buf = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, passed) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_buf),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.map_err(|e| Error::sys("sync socket: receiving", e))?,
+                Err(e) => return Err(Error::sys("sync socket: receiving", e)),
+                Ok(m) => {
+                    let mut fd = None;
+                    for c in m.cmsgs().into_iter().flatten() {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            fd = fds.first().copied();
+                        }
+                    }
+                    break (m.bytes, fd);
+                }
             }
         };
         if n == 0 {
@@ -93,8 +137,30 @@ impl Channel {
             3 => Msg::HooksDone,
             4 => Msg::Ready,
             5 => Msg::Error(String::from_utf8_lossy(&payload).into_owned()),
+            6 => Msg::SeccompFd(
+                passed
+                    .ok_or_else(|| Error::Init("sync socket: seccomp-fd without an fd".into()))?,
+            ),
+            7 => Msg::SeccompDone,
             t => return Err(Error::Init(format!("sync socket: unknown message tag {t}"))),
         }))
+    }
+
+    /// `expect` for either of two messages.
+    pub fn expect_either(&self, a: &Msg, b: &Msg, peer: &str) -> Result<Msg> {
+        match self.recv()? {
+            Some(Msg::Error(e)) => Err(Error::Init(e)),
+            Some(m) if m.tag() == a.tag() || m.tag() == b.tag() => Ok(m),
+            Some(m) => Err(Error::Init(format!(
+                "sync: expected {} from {peer}, got {}",
+                a.name(),
+                m.name()
+            ))),
+            None => Err(Error::Init(format!(
+                "{peer} exited before sending {}",
+                a.name()
+            ))),
+        }
     }
 
     /// Receives and checks the next message: an `Error` from the other side

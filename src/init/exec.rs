@@ -47,11 +47,12 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
         pty::setup(socket, &cfg.process, false)?;
     }
     super::process::set_oom_score_adj(&cfg.process)?;
-    let ready = prepare_exec(
+    let mut ready = prepare_exec(
         &cfg.process,
         cfg.seccomp.as_ref(),
         cfg.own_exe,
         cfg.preserve_fds,
     )?;
+    ready.hand_over_listener(chan)?;
     ready.exec()
 }

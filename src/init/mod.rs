@@ -142,7 +142,8 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     set_sysctls(spec)?;
     set_names(spec)?;
     rootfs::finish(cfg)?;
-    let ready = prepare_exec(process, cfg.seccomp.as_ref(), cfg.own_exe, cfg.preserve_fds)?;
+    let mut ready = prepare_exec(process, cfg.seccomp.as_ref(), cfg.own_exe, cfg.preserve_fds)?;
+    ready.hand_over_listener(chan)?;
     chan.send(&Msg::Ready)?;
     if let Some(fifo) = &cfg.fifo {
         wait_for_start(fifo)?;
@@ -172,6 +173,8 @@ pub struct ReadyToExec<'a> {
     argv: Vec<std::ffi::CString>,
     envp: Vec<std::ffi::CString>,
     late_seccomp: Option<&'a crate::seccomp::Program>,
+    /// A notify filter's listener fd, for the parent to pass on.
+    listener: Option<OwnedFd>,
 }
 
 pub fn prepare_exec<'a>(
@@ -184,8 +187,9 @@ pub fn prepare_exec<'a>(
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
     // before the capabilities go (as runc does); else as late as possible.
     let nnp = process.no_new_privileges().unwrap_or(false);
+    let mut listener = None;
     if let (Some(filter), false) = (seccomp, nnp) {
-        filter.install()?;
+        listener = filter.install()?;
     }
     process::set_lsm_labels(process)?;
     process::drop_bounding(process.capabilities().as_ref())?;
@@ -202,12 +206,19 @@ pub fn prepare_exec<'a>(
     let env = process::exec_env(process);
     let program = process::find_program(arg0, &env)?;
     process::refuse_own_binary(&program, own_exe)?;
+    // A notify filter goes in before Ready even with no_new_privs: its fd
+    // must reach the listener while the parent still waits (as runc).
+    let notifies = seccomp.is_some_and(|f| f.notifies());
+    if let (Some(filter), true) = (seccomp, nnp && notifies) {
+        listener = filter.install()?;
+    }
     let ready = ReadyToExec {
         program_c: fsutil::cstr(&program),
         program,
         argv: process::to_cstrings(&args)?,
         envp: process::to_cstrings(&env)?,
-        late_seccomp: if nnp { seccomp } else { None },
+        late_seccomp: if nnp && !notifies { seccomp } else { None },
+        listener,
     };
     reset_signals();
     close_fds_on_exec(3i32.saturating_add(preserve_fds.max(0)))?;
@@ -215,6 +226,17 @@ pub fn prepare_exec<'a>(
 }
 
 impl ReadyToExec<'_> {
+    /// Sends a notify filter's listener fd to the parent and waits until
+    /// it has reached `listenerPath`.
+    pub fn hand_over_listener(&mut self, chan: &Channel) -> Result<()> {
+        if let Some(fd) = self.listener.take() {
+            chan.send_fd(&fd)?;
+            drop(fd);
+            chan.expect(&Msg::SeccompDone, "parent")?;
+        }
+        Ok(())
+    }
+
     /// Installs a late seccomp filter and execs; returns only on failure.
     pub fn exec(self) -> Result<Never> {
         if let Some(filter) = self.late_seccomp {
