@@ -8,19 +8,21 @@
 # (run-in-vm.sh: Debian's kernel under qemu, the host's / read-only with a
 # tmpfs overlay, this repository shared read-write). Process creation is
 # about 100x slower in the emulated VM, so only the cgroup-related tests run
-# there: resources::, ops:: (pause/resume, update, ps, events) and cgroups::
-# (placement, removal; its v1-only tests say SKIPPED on v2), one test at a
-# time, with a rootfs template built beforehand on the host.
+# there, one test at a time, with a rootfs template built beforehand on the
+# host: resources:: everywhere; ops:: (pause/resume, update, ps, events) and
+# rootless:: (delegation) on v2; systemd:: under systemd; ops:: and cgroups::
+# (placement, the devices controller) on v1.
 #
 # Runs only as root and when asked (VESSEL_TEST_SYSTEM=1, which downloads
 # qemu and a kernel into /tmp/kvm, about 130 MB, nothing installed) or when
 # that cache exists; otherwise prints SKIPPED and exits 0.
-# LAYOUTS="v2 systemd v1" picks a subset; FILTER="resources:: ops::" the tests.
+# LAYOUTS="v2 systemd v1" picks a subset; FILTER="resources:: ops::" sets
+# the tests for every layout.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 LAYOUTS=${LAYOUTS:-v2 systemd v1}
-FILTER=${FILTER:-resources:: ops:: cgroups:: systemd:: rootless::}
+FILTER=${FILTER:-}
 CACHE=${V2VM_CACHE:-/tmp/kvm/cgroupv2-vm}
 
 if [ "$(id -u)" != 0 ]; then
@@ -49,16 +51,16 @@ echo "# setup and build: $(( $(now_ms) - T0 )) ms"
 FAILED=""
 for layout in $LAYOUTS; do
   case $layout in
-    v2) env=(V2VM_CGROUP=v2) ;;
-    systemd) env=(V2VM_CGROUP=v2 V2VM_INIT=systemd) ;;
-    v1) env=(V2VM_CGROUP=v1) ;;
-    hybrid) env=(V2VM_CGROUP=hybrid) ;;
+    v2) env=(V2VM_CGROUP=v2); tests="resources:: ops:: rootless::" ;;
+    systemd) env=(V2VM_CGROUP=v2 V2VM_INIT=systemd); tests="resources:: systemd::" ;;
+    v1) env=(V2VM_CGROUP=v1); tests="resources:: ops:: cgroups::" ;;
+    hybrid) env=(V2VM_CGROUP=hybrid); tests="resources:: ops:: cgroups::" ;;
     *) echo "cgroup-layouts: unknown layout $layout" >&2; exit 2 ;;
   esac
   T=$(now_ms)
   # shellcheck disable=SC2086
   env "${env[@]}" V2VM_SHARE="$REPO" VESSEL_TEST_ROOTFS="$ROOTFS" V2VM_TIMEOUT=1200 \
-    bash "$HERE/run-in-vm.sh" "$BIN" --test-threads=1 $FILTER > "$REPO/target/tmp/vm-$layout.log" 2>&1
+    bash "$HERE/run-in-vm.sh" "$BIN" --test-threads=1 ${FILTER:-$tests} > "$REPO/target/tmp/vm-$layout.log" 2>&1
   rc=$?
   grep -E "^test result|FAILED|panicked|SKIPPED" "$REPO/target/tmp/vm-$layout.log" | sed "s/^/# [$layout] /" | head -40
   echo "# $layout: rc=$rc in $(( ($(now_ms) - T) / 1000 )) s"
