@@ -178,6 +178,15 @@ pub fn properties(
                 if let Some(l) = m.reservation().filter(|&l| l != 0) {
                     p.push(("MemoryLow".into(), Value::U64(size(l))));
                 }
+                // v1's swap is memory+swap, v2's swap alone (as resources::plan_v2).
+                if let Some(sw) = m.swap().filter(|&s| s != 0) {
+                    let swap = match m.limit() {
+                        _ if sw < 0 => u64::MAX,
+                        Some(l) if l > 0 => (sw - l).max(0) as u64,
+                        _ => sw as u64,
+                    };
+                    p.push(("MemorySwapMax".into(), Value::U64(swap)));
+                }
             }
         }
         if let Some(l) = r.pids().as_ref().map(|p| p.limit()).filter(|&l| l != 0) {
