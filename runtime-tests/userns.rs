@@ -73,3 +73,44 @@ fn user_namespace_without_mappings_is_refused() {
     assert!(!out.status.success());
     assert!(b.state(&id).is_none());
 }
+
+/// A user namespace joined by path (a pod's shared one, say): the process
+/// gets that namespace's ids and its files belong to the mapped host ids;
+/// exec joins it too.
+#[test]
+fn a_user_namespace_joined_by_path() {
+    if !harness::can_run() {
+        return;
+    }
+    let holder = userns_bundle(&["sleep", "100"]);
+    let hid = harness::unique("userns-holder");
+    let hpid = holder.start_detached(&hid);
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; touch /tmp/joined; sleep 100",
+    ]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user", "path": format!("/proc/{hpid}/ns/user")}));
+    let id = harness::unique("userns-join");
+    let pid = b.start_detached(&id);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(),
+        std::fs::read_link(format!("/proc/{hpid}/ns/user")).unwrap()
+    );
+    assert!(harness::wait_for(10.0, || b
+        .rootfs()
+        .join("tmp/joined")
+        .exists()));
+    let meta = std::fs::metadata(b.rootfs().join("tmp/joined")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (100000, 100000));
+    let out =
+        harness::stdout_ok(&b.rt(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]));
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "100000", "65536"],
+        "{out}"
+    );
+}

@@ -188,9 +188,18 @@ impl Runtime {
             None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),
             _ => None,
         };
+        let user_last = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| {
+                n.iter()
+                    .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some())
+            });
         let cfg = ExecConfig {
             process,
             namespaces,
+            user_last,
             seccomp,
             console,
             preserve_fds: opts.preserve_fds,

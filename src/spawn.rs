@@ -22,6 +22,10 @@ pub struct NamespacePlan {
     pub own_pid: bool,
     /// A new user namespace: the parent writes its id maps after clone.
     pub new_user: bool,
+    /// A user namespace joined by path: init enters it last, just before
+    /// the process's credentials are set, so everything vessel sets up is
+    /// set up as the host's root.
+    pub join_user: Option<std::path::PathBuf>,
 }
 
 pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
@@ -33,6 +37,7 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         has_mount: false,
         own_pid: false,
         new_user: false,
+        join_user: None,
     };
     for ns in spec
         .linux()
@@ -42,11 +47,6 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         .flatten()
     {
         let typ = ns.typ();
-        if typ == LinuxNamespaceType::User && ns.path().is_some() {
-            return Err(Error::invalid(
-                "linux.namespaces: joining a user namespace by path is not supported by this vessel version yet",
-            ));
-        }
         match typ {
             LinuxNamespaceType::Mount => plan.has_mount = true,
             LinuxNamespaceType::Pid => plan.own_pid = ns.path().is_none(),
@@ -55,6 +55,9 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         if let Some(path) = ns.path() {
             if matches!(typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
                 plan.join_for_children.push((typ, path.clone()));
+            }
+            if typ == LinuxNamespaceType::User {
+                plan.join_user = Some(path.clone());
             }
             continue;
         }
@@ -396,11 +399,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("uidMappings"), "{e}");
-        let e = plan_namespaces(&spec(
+        let p = plan_namespaces(&spec(
             r#"[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]"#,
         ))
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("by path"), "{e}");
+        .unwrap();
+        assert_eq!(
+            p.join_user.as_deref(),
+            Some(std::path::Path::new("/proc/1/ns/user"))
+        );
+        assert!(!p.new_user && !p.clone_flags.contains(CloneFlags::CLONE_NEWUSER));
     }
 }

@@ -189,6 +189,7 @@ impl Runtime {
             cgroup_dirs: cg.dirs.clone(),
             cgroup_ns: plan.new_cgroup,
             new_user: plan.new_user,
+            join_user: plan.join_user.clone(),
             terminal,
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,

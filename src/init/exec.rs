@@ -13,6 +13,8 @@ pub struct ExecConfig {
     pub process: Process,
     /// `/proc/<init>/ns/<type>` of each namespace to join, pid and time excluded.
     pub namespaces: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// The container joined its user namespace by path: enter it last.
+    pub user_last: bool,
     pub seccomp: Option<crate::seccomp::Program>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
@@ -37,7 +39,7 @@ pub fn child_main(cfg: &ExecConfig, chan: &Channel) -> ! {
 
 fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
     chan.expect(&Msg::Go, "parent")?;
-    super::setns_all(&cfg.namespaces)?;
+    super::setns_all(&cfg.namespaces, cfg.user_last)?;
     nix::unistd::setsid().sys(|| "setsid".into())?;
     if cfg.process.terminal().unwrap_or(false) {
         let socket = cfg
@@ -52,6 +54,7 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
         cfg.seccomp.as_ref(),
         cfg.own_exe,
         cfg.preserve_fds,
+        None,
     )?;
     ready.hand_over_listener(chan)?;
     ready.exec()

@@ -33,6 +33,8 @@ pub struct InitConfig {
     pub cgroup_ns: bool,
     /// The init process is in a new user namespace (maps written by the parent).
     pub new_user: bool,
+    /// A user namespace to enter last, by path.
+    pub join_user: Option<PathBuf>,
     pub terminal: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -94,6 +96,9 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         nix::unistd::setresuid(root.1, root.1, root.1)
             .sys(|| "user namespace: uid 0 must be mapped (linux.uidMappings)".into())?;
     }
+    // A user namespace joined by path is entered last (prepare_exec): open
+    // it now, while its path still names the host's /proc.
+    let join_user = cfg.join_user.as_ref().map(open_namespace).transpose()?;
     join_namespaces(spec)?;
     if new_network_namespace(spec) {
         loopback_up()?;
@@ -142,7 +147,13 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     set_sysctls(spec)?;
     set_names(spec)?;
     rootfs::finish(cfg)?;
-    let mut ready = prepare_exec(process, cfg.seccomp.as_ref(), cfg.own_exe, cfg.preserve_fds)?;
+    let mut ready = prepare_exec(
+        process,
+        cfg.seccomp.as_ref(),
+        cfg.own_exe,
+        cfg.preserve_fds,
+        join_user,
+    )?;
     ready.hand_over_listener(chan)?;
     chan.send(&Msg::Ready)?;
     if let Some(fifo) = &cfg.fifo {
@@ -182,8 +193,17 @@ pub fn prepare_exec<'a>(
     seccomp: Option<&'a crate::seccomp::Program>,
     own_exe: (u64, u64),
     preserve_fds: i32,
+    join_user: Option<OwnedFd>,
 ) -> Result<ReadyToExec<'a>> {
     process::set_rlimits(process)?;
+    // Entered after everything that needs the host's root (mounts, nodes,
+    // rlimits); the user, groups and capabilities below are then the
+    // namespace's. The namespaces vessel made stay owned by the host's.
+    if let Some(fd) = join_user {
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWUSER).sys(|| {
+            "joining the user namespace of linux.namespaces (with --no-pivot this is refused: the process is chrooted)".into()
+        })?;
+    }
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
     // before the capabilities go (as runc does); else as late as possible.
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -268,25 +288,33 @@ fn join_namespaces(spec: &Spec) -> Result<()> {
         })
         .filter_map(|ns| ns.path().clone().map(|p| (ns.typ(), p)))
         .collect();
-    setns_all(&joins)
+    setns_all(&joins, false)
+}
+
+fn open_namespace(path: &PathBuf) -> Result<OwnedFd> {
+    std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| Error::invalid(format!("namespace path {}: {e}", path.display())))
 }
 
 /// Joins namespaces by path: every path opened first (in the runtime's
 /// mount namespace), then the user namespace first (it grants the
 /// capabilities to join the others) and mount last. setns checks each
 /// namespace is of the type named.
-pub(crate) fn setns_all(joins: &[(LinuxNamespaceType, PathBuf)]) -> Result<()> {
+pub(crate) fn setns_all(joins: &[(LinuxNamespaceType, PathBuf)], user_last: bool) -> Result<()> {
     let mut fds: Vec<(OwnedFd, LinuxNamespaceType, &PathBuf)> = Vec::new();
     for (typ, path) in joins {
-        let f = std::fs::File::open(path).map_err(|e| {
-            Error::invalid(format!(
-                "linux.namespaces {typ:?} path {}: {e}",
-                path.display()
-            ))
-        })?;
-        fds.push((f.into(), *typ, path));
+        fds.push((
+            open_namespace(path)
+                .map_err(|e| Error::invalid(format!("linux.namespaces {typ:?}: {e}")))?,
+            *typ,
+            path,
+        ));
     }
+    // A user namespace the container joined by path owns none of its other
+    // namespaces: those are joined first, as the host's root.
     fds.sort_by_key(|(_, t, _)| match t {
+        LinuxNamespaceType::User if user_last => 3,
         LinuxNamespaceType::User => 0,
         LinuxNamespaceType::Mount => 2,
         _ => 1,
