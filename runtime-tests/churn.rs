@@ -40,26 +40,11 @@ fn fds_under(dir: &std::path::Path) -> usize {
         .count()
 }
 
-/// Peak RSS (KiB) of one runtime command, from wait4.
-#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the rusage
-fn max_rss(mut cmd: std::process::Command) -> i64 {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    assert_eq!(r, child.id() as i32);
-    assert_eq!(status, 0, "runtime command failed");
-    ru.ru_maxrss
-}
-
 /// Many create/start/delete cycles (VESSEL_CHURN, default 1000), one in ten
 /// with a GPU from the fake driver (vessel only), leave no cgroups, mounts,
-/// state, fds or zombies, and the runtime's own memory does not grow.
+/// state, fds or zombies. (The runtime's memory cannot grow across them:
+/// each command is a new process; `make bench` measures its peak RSS, which
+/// a child of this big test process cannot: it inherits our high-water mark.)
 #[test]
 fn churn_leaves_nothing_behind() {
     if !harness::can_run() {
@@ -86,7 +71,6 @@ fn churn_leaves_nothing_behind() {
         gpu_bundle
     });
     let mounts_before = mount_count();
-    let mut rss = Vec::new();
     for i in 0..n {
         let id = format!("churn-{}-{i}", std::process::id());
         let mut create = b.cmd();
@@ -99,7 +83,13 @@ fn churn_leaves_nothing_behind() {
             _ => create.args(["create", "--bundle"]).arg(b.path()),
         };
         create.arg(&id);
-        rss.push(max_rss(create));
+        // The container holds create's stdio until it runs: no pipes.
+        let ok = create
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "create {i} failed");
         let pid = b.state(&id).expect("state after create")["pid"]
             .as_i64()
             .unwrap() as i32;
@@ -123,16 +113,10 @@ fn churn_leaves_nothing_behind() {
         0,
         "fds of the bundle or state left open"
     );
-    // Each create is a fresh process: the last ones use what the first did.
-    let (first, last) = (
-        rss[..10].iter().max().unwrap(),
-        rss[n - 10..].iter().max().unwrap(),
+    eprintln!(
+        "churn: {n} containers, {} with GPUs, nothing left",
+        if gpu.is_some() { n / 10 } else { 0 }
     );
-    assert!(
-        *last <= first + 1024,
-        "create's peak RSS grew from {first} to {last} KiB"
-    );
-    eprintln!("churn: {n} containers, create peak RSS {first} KiB first, {last} KiB last");
 }
 
 /// `create` killed at many points leaves nothing `delete --force` cannot
