@@ -94,6 +94,9 @@ fn a_user_namespace_joined_by_path() {
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "user", "path": format!("/proc/{hpid}/ns/user")}));
+    // The joined namespace's own maps (runc insists on being told them).
+    b.config["linux"]["uidMappings"] = holder.config["linux"]["uidMappings"].clone();
+    b.config["linux"]["gidMappings"] = holder.config["linux"]["gidMappings"].clone();
     let id = harness::unique("userns-join");
     let pid = b.start_detached(&id);
     assert_eq!(
