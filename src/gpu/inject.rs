@@ -3,9 +3,10 @@
 //! make the libraries resolve by soname. `vessel gpu cdi` shares the parts.
 
 use super::cdi::{CdiDevice, CdiSpec};
-use super::discover::{Driver, FileKind, Gpu, Library, Mig, Node};
+use super::discover::{Driver, FileKind, Gpu, Mig, Node};
 use super::edits::{ro_bind_options, CdiMount, ContainerEdits, DeviceNode};
 use super::ldcache::{Entry, FLAG_LIBC6, FLAG_X86_64};
+use super::libraries::Library;
 use super::request::{Caps, DeviceRef, Devices};
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -11,6 +11,7 @@ pub mod elf;
 pub mod image;
 pub mod inject;
 pub mod ldcache;
+pub mod libraries;
 pub mod request;
 pub mod require;
 
