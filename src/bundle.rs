@@ -46,6 +46,15 @@ impl Bundle {
     }
 }
 
+/// The spec's `linux.namespaces` (none when absent).
+pub fn namespaces(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::LinuxNamespace> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+}
+
 /// Parses config.json text; the error names the JSON path of the bad field.
 pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
     serde_json::from_slice(text).map_err(|e| crate::jsonpath::describe(text, &e))

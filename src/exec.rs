@@ -162,13 +162,7 @@ impl Runtime {
         crate::container::check_preserved_fds(opts.preserve_fds)?;
         let mut namespaces = Vec::new();
         let mut for_children = Vec::new();
-        for ns in spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-        {
+        for ns in crate::bundle::namespaces(spec) {
             let name = ns_name(ns.typ());
             let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
             match ns.typ() {
@@ -188,14 +182,8 @@ impl Runtime {
             None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),
             _ => None,
         };
-        let user_last = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|n| {
-                n.iter()
-                    .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some())
-            });
+        let user_last = crate::bundle::namespaces(spec)
+            .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some());
         let cfg = ExecConfig {
             process,
             namespaces,

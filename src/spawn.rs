@@ -39,13 +39,7 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         new_user: false,
         join_user: None,
     };
-    for ns in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for ns in crate::bundle::namespaces(spec) {
         let typ = ns.typ();
         match typ {
             LinuxNamespaceType::Mount => plan.has_mount = true,

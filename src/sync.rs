@@ -166,19 +166,7 @@ impl Channel {
     /// Receives and checks the next message: an `Error` from the other side
     /// becomes this side's error; anything else unexpected is named.
     pub fn expect(&self, want: &Msg, peer: &str) -> Result<Msg> {
-        match self.recv()? {
-            Some(Msg::Error(e)) => Err(Error::Init(e)),
-            Some(m) if m.tag() == want.tag() => Ok(m),
-            Some(m) => Err(Error::Init(format!(
-                "sync: expected {} from {peer}, got {}",
-                want.name(),
-                m.name()
-            ))),
-            None => Err(Error::Init(format!(
-                "{peer} exited before sending {}",
-                want.name()
-            ))),
-        }
+        self.expect_either(want, want, peer)
     }
 }
 

@@ -239,6 +239,14 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// /proc/self/cgroup, which a relative cgroupsPath is resolved against.
+fn own_cgroups_for(path: &Path) -> Result<String> {
+    if path.is_absolute() {
+        return Ok(String::new());
+    }
+    std::fs::read_to_string("/proc/self/cgroup").ctx("reading", "/proc/self/cgroup")
+}
+
 /// A container's cgroup: the directories it has in each hierarchy, and
 /// which of those (and of their parents) vessel made, so delete removes
 /// exactly what create made.
@@ -254,15 +262,10 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Makes the directories for `path` in every hierarchy.
     /// The directories `create` would make for `path` (parents first), made
     /// nothing yet: recorded first, so a create killed half-way can be undone.
     pub fn planned(hs: &Hierarchies, path: &Path) -> Result<Vec<PathBuf>> {
-        let self_cgroup = if path.is_absolute() {
-            String::new()
-        } else {
-            std::fs::read_to_string("/proc/self/cgroup").ctx("reading", "/proc/self/cgroup")?
-        };
+        let self_cgroup = own_cgroups_for(path)?;
         let mut out = Vec::new();
         for h in &hs.all {
             let mut missing = Vec::new();
@@ -278,12 +281,9 @@ impl Cgroup {
         Ok(out)
     }
 
+    /// Makes the directories for `path` in every hierarchy.
     pub fn create(hs: &Hierarchies, path: &Path) -> Result<Cgroup> {
-        let self_cgroup = if path.is_absolute() {
-            String::new()
-        } else {
-            std::fs::read_to_string("/proc/self/cgroup").ctx("reading", "/proc/self/cgroup")?
-        };
+        let self_cgroup = own_cgroups_for(path)?;
         let mut cg = Cgroup::default();
         for h in &hs.all {
             let dir = dir_in(h, path, &self_cgroup);

@@ -294,7 +294,13 @@ pub fn gpu_hook(hook: &Hook) -> Option<HookRequest> {
 /// Removes the engines' GPU hooks from `spec` and returns what they asked.
 pub fn take_gpu_hooks(spec: &mut Spec) -> Vec<HookRequest> {
     let mut found = Vec::new();
-    let Some(mut hooks) = spec.hooks().clone() else {
+    // Every container start comes here: copy the hooks only to edit them.
+    let has_gpu_hook = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.prestart().as_ref())
+        .is_some_and(|l| l.iter().any(|h| gpu_hook(h).is_some()));
+    let Some(mut hooks) = spec.hooks().clone().filter(|_| has_gpu_hook) else {
         return found;
     };
     if let Some(list) = hooks.prestart().clone() {
@@ -316,10 +322,10 @@ pub fn from_spec(spec: &Spec, hooks: &[HookRequest]) -> Result<Option<GpuRequest
     let env = spec
         .process()
         .as_ref()
-        .and_then(|p| p.env().clone())
-        .unwrap_or_default();
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    parse(&env, &annotations, hooks)
+        .and_then(|p| p.env().as_deref())
+        .unwrap_or(&[]);
+    let none = std::collections::HashMap::new();
+    parse(env, spec.annotations().as_ref().unwrap_or(&none), hooks)
 }
 
 /// The container's GPU request; None means no GPU support at all.

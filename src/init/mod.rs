@@ -341,11 +341,8 @@ fn setup_console(cfg: &InitConfig, process: &oci_spec::runtime::Process) -> Resu
 }
 
 fn new_network_namespace(spec: &Spec) -> bool {
-    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
-    namespaces.is_some_and(|n| {
-        n.iter()
-            .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
-    })
+    crate::bundle::namespaces(spec)
+        .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
 }
 
 /// A new network namespace starts with `lo` down; runc brings it up.
@@ -413,11 +410,7 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
 }
 
 fn set_names(spec: &Spec) -> Result<()> {
-    let own_uts = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Uts));
+    let own_uts = crate::bundle::namespaces(spec).any(|ns| ns.typ() == LinuxNamespaceType::Uts);
     let hostname = spec.hostname().as_deref().filter(|h| !h.is_empty());
     let domainname = spec.domainname().as_deref().filter(|h| !h.is_empty());
     if (hostname.is_some() || domainname.is_some()) && !own_uts {
