@@ -257,3 +257,82 @@ fn device_path_through_a_symlink_stays_in_the_rootfs() {
         "a device node was made on the host through the image's symlink"
     );
 }
+
+/// A rootfs directory swapped, over and over while containers are set up,
+/// with a symlink to a host directory (an image racing the runtime, or a
+/// second container sharing the rootfs): every mkdir and mount lands in
+/// the rootfs or create fails cleanly; nothing reaches the host.
+/// vessel only: Debian's runc 1.1.5 makes directories on the host here
+/// (CVE-2024-45310, fixed in runc 1.1.14).
+#[test]
+fn directory_swapped_for_a_symlink_during_setup_stays_in_the_rootfs() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    if !harness::can_run() {
+        return;
+    }
+    if !harness::is_vessel() {
+        eprintln!("SKIPPED for this runtime: Debian's runc 1.1.5 fails it (CVE-2024-45310)");
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    let mut b = Bundle::new(&["true"]);
+    let race = b.rootfs().join("mnt/race");
+    let swap = b.rootfs().join("mnt/swap");
+    std::fs::create_dir_all(&race).unwrap();
+    std::os::unix::fs::symlink(host.path(), &swap).unwrap();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/mnt/race/tmp/deep", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({"destination": "/mnt/race/bind", "type": "bind",
+        "source": source.path(), "options": ["rbind"]}));
+    b.write_config();
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let swaps = std::sync::Arc::new(AtomicUsize::new(0));
+    let swapper = {
+        let (stop, swaps) = (stop.clone(), swaps.clone());
+        let c =
+            |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let (a, z) = (c(&race), c(&swap));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: two valid C paths; RENAME_EXCHANGE swaps them atomically.
+                let rc = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        z.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(rc, 0, "renameat2: {}", std::io::Error::last_os_error());
+                swaps.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let runs = 150;
+    let mut started = 0;
+    for _ in 0..runs {
+        let id = harness::unique("swap");
+        let out = b.run(&id);
+        started += out.status.success() as usize;
+        assert!(b.state(&id).is_none(), "state of {id} left behind");
+        let on_host: Vec<_> = std::fs::read_dir(host.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(on_host.is_empty(), "made on the host: {on_host:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(
+        std::fs::read_dir(source.path()).unwrap().next().is_none(),
+        "written into the bind source"
+    );
+    eprintln!(
+        "swap race: {runs} runs ({started} started, the rest refused) against {} swaps, nothing on the host",
+        swaps.load(Ordering::Relaxed)
+    );
+}
