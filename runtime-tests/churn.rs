@@ -42,9 +42,9 @@ fn fds_under(dir: &std::path::Path) -> usize {
 
 /// Many create/start/delete cycles (VESSEL_CHURN, default 1000), one in ten
 /// with a GPU from the fake driver (vessel only), leave no cgroups, mounts,
-/// state, fds or zombies. (The runtime's memory cannot grow across them:
-/// each command is a new process; `make bench` measures its peak RSS, which
-/// a child of this big test process cannot: it inherits our high-water mark.)
+/// state, fds or zombies, and the peak RSS of `create` (measured through
+/// fixtures/maxrss.c where gcc is present) is the same at the end as at the
+/// start.
 #[test]
 fn churn_leaves_nothing_behind() {
     if !harness::can_run() {
@@ -70,10 +70,22 @@ fn churn_leaves_nothing_behind() {
         std::fs::write(gpu_bundle.join("config.json"), config.to_string()).unwrap();
         gpu_bundle
     });
+    let maxrss = harness::maxrss_helper();
+    if maxrss.is_none() {
+        eprintln!("churn: memory not measured (SKIPPED: no gcc for fixtures/maxrss.c)");
+    }
+    let mut peaks: Vec<(bool, u64)> = Vec::new();
     let mounts_before = mount_count();
     for i in 0..n {
         let id = format!("churn-{}-{i}", std::process::id());
-        let mut create = b.cmd();
+        let mut create = match maxrss {
+            Some(helper) => {
+                let mut c = std::process::Command::new(helper);
+                c.arg(harness::runtime_bin()).arg("--root").arg(&b.root);
+                c
+            }
+            None => b.cmd(),
+        };
         match (&gpu, i % 10) {
             (Some(g), 5) => create
                 .arg("--gpu-root")
@@ -83,13 +95,23 @@ fn churn_leaves_nothing_behind() {
             _ => create.args(["create", "--bundle"]).arg(b.path()),
         };
         create.arg(&id);
-        // The container holds create's stdio until it runs: no pipes.
-        let ok = create
-            .stdout(Stdio::null())
+        // The container holds create's stdio until it runs: no pipes (the
+        // helper gives the runtime /dev/null and prints only its own line).
+        let out = create
+            .stdin(Stdio::null())
+            .stdout(if maxrss.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::null())
-            .status()
+            .output()
             .unwrap();
-        assert!(ok.success(), "create {i} failed");
+        assert!(out.status.success(), "create {i} failed");
+        if maxrss.is_some() {
+            let kib: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            peaks.push((i % 10 == 5 && gpu.is_some(), kib));
+        }
         let pid = b.state(&id).expect("state after create")["pid"]
             .as_i64()
             .unwrap() as i32;
@@ -117,6 +139,37 @@ fn churn_leaves_nothing_behind() {
         "churn: {n} containers, {} with GPUs, nothing left",
         if gpu.is_some() { n / 10 } else { 0 }
     );
+    for with_gpu in [false, true] {
+        let kib: Vec<u64> = peaks
+            .iter()
+            .filter(|(g, _)| *g == with_gpu)
+            .map(|(_, k)| *k)
+            .collect();
+        if kib.len() < 10 {
+            continue;
+        }
+        let (first, last) = (
+            median(&kib[..kib.len() / 5]),
+            median(&kib[kib.len() * 4 / 5..]),
+        );
+        eprintln!(
+            "churn: create's peak RSS{}: median {first} KiB in the first fifth, {last} KiB in the last",
+            if with_gpu { " with a GPU" } else { "" }
+        );
+        // Single runs vary by ±300 KiB (address-space layout); the medians
+        // by well under 256. Anything that grew per container (1 KiB each
+        // is 1 MiB over the churn) would show.
+        assert!(
+            last <= first + 256,
+            "create's peak RSS grew over the churn: {first} -> {last} KiB"
+        );
+    }
+}
+
+fn median(v: &[u64]) -> u64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v[v.len() / 2]
 }
 
 /// `create` killed at many points leaves nothing `delete --force` cannot

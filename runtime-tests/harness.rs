@@ -698,3 +698,23 @@ pub fn isolated_bundle(args: &[&str]) -> (CgroupGuard, Bundle, String) {
 pub fn cgroup_gone(path: &str) -> bool {
     cgroup_dirs(path).iter().all(|d| !d.exists())
 }
+
+/// `fixtures/maxrss.c` built once per test process (None without gcc): runs
+/// a command and prints its peak RSS in KiB.
+pub fn maxrss_helper() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("maxrss-{}", std::process::id()));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime-tests/fixtures/maxrss.c");
+        let built = Command::new("gcc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&bin)
+            .arg(src)
+            .status()
+            .is_ok_and(|s| s.success());
+        built.then_some(bin)
+    })
+    .as_deref()
+}
