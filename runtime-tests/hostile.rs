@@ -180,18 +180,21 @@ fn killed_create_is_cleaned_by_delete_force() {
     assert!(b.state(&id).is_none());
 }
 
-/// CVE-2019-16884 shape: an image whose /proc is a symlink.
+/// CVE-2019-16884 shape: an image whose /proc (or /sys) is a symlink, so
+/// that procfs would land where the image controls what is under it.
 #[test]
-fn proc_that_is_a_symlink_in_the_image_is_refused() {
+fn proc_or_sys_that_is_a_symlink_in_the_image_is_refused() {
     if !harness::can_run() {
         return;
     }
-    let b = Bundle::new(&["true"]);
-    let proc_dir = b.rootfs().join("proc");
-    std::fs::remove_dir(&proc_dir).unwrap();
-    std::fs::create_dir(b.rootfs().join("evil")).unwrap();
-    std::os::unix::fs::symlink("/evil", &proc_dir).unwrap();
-    refused(&b, "/proc as a symlink");
+    for dir in ["proc", "sys"] {
+        let b = Bundle::new(&["true"]);
+        let path = b.rootfs().join(dir);
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::create_dir(b.rootfs().join("evil")).unwrap();
+        std::os::unix::fs::symlink("/evil", &path).unwrap();
+        refused(&b, &format!("/{dir} as a symlink"));
+    }
 }
 
 /// Something mounted over /proc must not receive a sysctl (or an LSM label)
