@@ -127,10 +127,8 @@ impl Driver {
     pub fn control_nodes(&self, caps: Caps) -> Vec<Node> {
         let mut nodes = vec![self.node("/dev/nvidiactl", self.nvidia_major, 255)];
         if caps.contains(Caps::COMPUTE) {
-            if let Some(m) = self.uvm_major {
-                nodes.push(self.node("/dev/nvidia-uvm", m, 0));
-                nodes.push(self.node("/dev/nvidia-uvm-tools", m, 1));
-            }
+            nodes.extend(self.node_of("/dev/nvidia-uvm", self.uvm_major, 0));
+            nodes.extend(self.node_of("/dev/nvidia-uvm-tools", self.uvm_major, 1));
         }
         if caps.contains(Caps::DISPLAY) {
             nodes.push(self.node("/dev/nvidia-modeset", self.nvidia_major, 254));
@@ -140,34 +138,53 @@ impl Driver {
 
     /// The MIG capability nodes of one MIG device.
     pub fn mig_nodes(&self, mig: &Mig) -> Vec<Node> {
-        let Some(major) = self.caps_major else {
-            return Vec::new();
-        };
         [mig.gi_minor, mig.ci_minor]
             .iter()
-            .map(|&minor| self.node(&format!("/dev/nvidia-caps/nvidia-cap{minor}"), major, minor))
+            .filter_map(|&minor| {
+                let path = format!("/dev/nvidia-caps/nvidia-cap{minor}");
+                self.node_of(&path, self.caps_major, minor)
+            })
             .collect()
     }
 
     /// The node at `path`: the host's own numbers and mode when it exists
     /// (it is what the kernel will check), else the driver's numbers.
     pub fn node(&self, path: &str, major: u32, minor: u32) -> Node {
-        let host = self.root.join(path.trim_start_matches('/'));
-        match std::fs::metadata(&host) {
-            Ok(m) if m.file_type().is_char_device() => Node {
-                path: path.to_string(),
-                major: libc::major(m.rdev()),
-                minor: libc::minor(m.rdev()),
-                mode: m.mode() & 0o777,
-                on_host: true,
-            },
-            _ => Node {
-                path: path.to_string(),
-                major,
-                minor,
-                mode: 0o666,
-                on_host: false,
-            },
+        self.host_node(path).unwrap_or_else(|| Node {
+            path: path.to_string(),
+            major,
+            minor,
+            mode: 0o666,
+            on_host: false,
+        })
+    }
+
+    /// The host's character device at `path`, resolved inside the root (a
+    /// fake root's absolute symlink must not reach the real `/dev`).
+    fn host_node(&self, path: &str) -> Option<Node> {
+        let root_fd = open_root(&self.root).ok()?;
+        let fd = open_in_root(
+            root_fd.as_raw_fd(),
+            Path::new(path.trim_start_matches('/')),
+            libc::O_PATH,
+        )
+        .ok()?;
+        let m = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        m.file_type().is_char_device().then(|| Node {
+            path: path.to_string(),
+            major: libc::major(m.rdev()),
+            minor: libc::minor(m.rdev()),
+            mode: m.mode() & 0o777,
+            on_host: true,
+        })
+    }
+
+    /// A node of a driver part whose major is not in /proc/devices: the
+    /// host's node when there is one.
+    fn node_of(&self, path: &str, major: Option<u32>, minor: u32) -> Option<Node> {
+        match major {
+            Some(m) => Some(self.node(path, m, minor)),
+            None => self.host_node(path),
         }
     }
 
@@ -187,12 +204,24 @@ impl Driver {
 
     /// Binaries, firmware, sockets and ICD files for these capabilities.
     pub fn files_for(&self, caps: Caps) -> Vec<HostFile> {
+        let mut out = Vec::new();
+        let Ok(root_fd) = open_root(&self.root) else {
+            return out;
+        };
         let mut want: Vec<(String, FileKind)> = Vec::new();
         let bins = |names: &[&str], want: &mut Vec<(String, FileKind)>| {
             for n in names {
-                for dir in ["usr/bin", "usr/sbin", "bin", "sbin", "usr/local/bin"] {
+                for dir in [
+                    "usr/bin",
+                    "usr/sbin",
+                    "bin",
+                    "sbin",
+                    "usr/local/bin",
+                    "usr/local/sbin",
+                    "usr/local/nvidia/bin",
+                ] {
                     let p = format!("{dir}/{n}");
-                    if self.root.join(&p).exists() {
+                    if real_path(&root_fd, Path::new(&p)).is_some() {
                         want.push((p, FileKind::Binary));
                         break;
                     }
@@ -228,12 +257,14 @@ impl Driver {
                 want.push((p.into(), FileKind::Config));
             }
         }
-        let mut out = Vec::new();
-        let Ok(root_fd) = open_root(&self.root) else {
-            return out;
-        };
         for (rel, kind) in want {
-            if let Some(host_path) = real_path(&root_fd, Path::new(&rel)) {
+            let found = match kind {
+                // Sockets may be under /var/run where /run is not its link.
+                FileKind::Socket => real_path(&root_fd, Path::new(&rel))
+                    .or_else(|| real_path(&root_fd, &Path::new("var").join(&rel))),
+                _ => real_path(&root_fd, Path::new(&rel)),
+            };
+            if let Some(host_path) = found {
                 let container_path = match kind {
                     FileKind::Binary => {
                         Path::new("/usr/bin").join(Path::new(&rel).file_name().unwrap_or_default())
@@ -249,7 +280,14 @@ impl Driver {
         }
         if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
             let fw = format!("lib/firmware/nvidia/{}", self.version);
-            if let Ok(rd) = std::fs::read_dir(self.root.join(&fw)) {
+            let dirs = [fw.clone(), format!("usr/{fw}")];
+            let Some((fw, real_dir)) = dirs
+                .iter()
+                .find_map(|d| real_path(&root_fd, Path::new(d)).map(|r| (d, r)))
+            else {
+                return out;
+            };
+            if let Ok(rd) = std::fs::read_dir(real_dir) {
                 let mut names: Vec<String> = rd
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -261,7 +299,9 @@ impl Driver {
                     if let Some(host_path) = real_path(&root_fd, Path::new(&rel)) {
                         out.push(HostFile {
                             host_path,
-                            container_path: Path::new("/").join(&rel),
+                            container_path: Path::new("/lib/firmware/nvidia")
+                                .join(&self.version)
+                                .join(&n),
                             kind: FileKind::Firmware,
                         });
                     }
@@ -290,17 +330,28 @@ pub(super) fn real_path(root: &OwnedFd, rel: &Path) -> Option<PathBuf> {
 }
 
 /// The version after "Kernel Module" in `/proc/driver/nvidia/version`.
+/// The NVRM line first; failing that, any line but the compiler's.
 pub fn parse_version(text: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
-    line.split_whitespace()
-        .find(|w| {
-            let parts: Vec<&str> = w.split('.').collect();
-            parts.len() >= 2
-                && parts
-                    .iter()
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    let dotted = |line: &str| {
+        line.split_whitespace()
+            .find(|w| {
+                let parts: Vec<&str> = w.split('.').collect();
+                parts.len() >= 2
+                    && parts
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(str::to_string)
+    };
+    let lines = || text.lines().map(str::trim);
+    lines()
+        .filter(|l| l.starts_with("NVRM") || l.contains("Kernel Module"))
+        .find_map(dotted)
+        .or_else(|| {
+            lines()
+                .filter(|l| !l.to_ascii_lowercase().contains("gcc"))
+                .find_map(dotted)
         })
-        .map(str::to_string)
 }
 
 /// (major, name) of the character devices in `/proc/devices`.
@@ -356,15 +407,11 @@ fn read_gpus(root: &Path) -> Result<Vec<Gpu>> {
                 .map(|(_, v)| v.clone())
         };
         let dir_name = entry.file_name().to_string_lossy().into_owned();
-        let minor = get("Device Minor")
-            .and_then(|m| m.parse().ok())
-            .ok_or_else(|| {
-                Error::invalid(format!("{}: no \"Device Minor\" line", info_path.display()))
-            })?;
+        let minor = get("Device Minor").and_then(|m| m.parse().ok());
         gpus.push(Gpu {
             index: 0,
             bus_id: get("Bus Location").unwrap_or(dir_name).to_lowercase(),
-            minor,
+            minor: minor.unwrap_or(u32::MAX),
             uuid: get("GPU UUID").unwrap_or_default(),
             model: get("Model").unwrap_or_default(),
             proc_dir: entry.path(),
@@ -372,9 +419,21 @@ fn read_gpus(root: &Path) -> Result<Vec<Gpu>> {
         });
     }
     gpus.sort_by_key(|g| normalize_bus_id(&g.bus_id));
-    for (i, g) in gpus.iter_mut().enumerate() {
+    // Without a "Device Minor" line, the minor is the GPU's position (what
+    // the driver assigns when no GPU is excluded) unless another GPU has it.
+    let taken: Vec<u32> = gpus.iter().map(|g| g.minor).collect();
+    let mut i = 0;
+    gpus.retain_mut(|g| {
+        if g.minor == u32::MAX {
+            if taken.contains(&(i as u32)) {
+                return false;
+            }
+            g.minor = i as u32;
+        }
         g.index = i;
-    }
+        i += 1;
+        true
+    });
     Ok(gpus)
 }
 
@@ -450,6 +509,18 @@ mod tests {
         let open = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:15:33 UTC 2024\n";
         assert_eq!(parse_version(open).as_deref(), Some("550.54.15"));
         assert_eq!(parse_version("garbage"), None);
+        // Other shapes: indented, or no NVRM prefix; the compiler's version
+        // is never taken for the driver's.
+        assert_eq!(
+            parse_version("GCC version:  gcc version 12.2.0\n  NVRM version: NVIDIA 580.1.2\n")
+                .as_deref(),
+            Some("580.1.2")
+        );
+        assert_eq!(
+            parse_version("gcc version 12.2.0\nNVIDIA driver 575.57.08\n").as_deref(),
+            Some("575.57.08")
+        );
+        assert_eq!(parse_version("GCC version:  gcc version 12.2.0\n"), None);
     }
 
     #[test]

@@ -74,74 +74,295 @@ pub fn library_name(file: &str) -> &str {
     file.find(".so").map_or(file, |i| &file[..i])
 }
 
-/// Driver libraries: from the host's ld.so.cache, else a scan of the usual
-/// library directories. Only files named `*.so.<driver version>` count.
+/// A file that may be a driver library, before the version filter.
+struct Candidate {
+    host_path: PathBuf,
+    file_name: String,
+    /// The name the linker cache lists it under.
+    key: Option<String>,
+    bits32: bool,
+}
+
+/// Library directories scanned when the cache is missing or incomplete
+/// (and 32-bit by default): distributions' and NVIDIA's own layouts.
+const SCAN_DIRS: &[(&str, bool)] = &[
+    ("usr/lib64", false),
+    ("usr/lib64/nvidia", false),
+    ("usr/lib/x86_64-linux-gnu", false),
+    ("usr/lib/x86_64-linux-gnu/nvidia", false),
+    ("usr/lib/x86_64-linux-gnu/nvidia/current", false),
+    ("usr/local/nvidia/lib64", false),
+    ("usr/local/lib", false),
+    ("lib64", false),
+    ("lib/x86_64-linux-gnu", false),
+    ("usr/lib32", true),
+    ("usr/lib/i386-linux-gnu", true),
+    ("usr/lib/i386-linux-gnu/nvidia/current", true),
+    ("usr/local/nvidia/lib", true),
+    ("usr/lib", true),
+];
+
+/// The libraries every request with COMPUTE or UTILITY needs: when the
+/// cache lacks one, the directories are scanned as well.
+const CORE: &[&str] = &["libcuda", "libnvidia-ml"];
+
+/// Driver libraries: from the host's ld.so.cache, completed by a scan of
+/// the library directories (the usual ones, ld.so.conf's, and those the
+/// cache names for driver libraries) when the cache is missing or lacks
+/// libcuda or libnvidia-ml. Files named `*.so.<driver version>` count;
+/// when none carries the kernel module's version (user space upgraded
+/// without a reboot, say), the version of the libcuda/libnvidia-ml files
+/// found is used instead, and the source says so.
 pub(super) fn find_libraries(
     root: &Path,
     root_fd: &OwnedFd,
     version: &str,
 ) -> (Vec<Library>, String) {
-    let suffix = format!(".so.{version}");
-    let mut libs: Vec<Library> = Vec::new();
     let cache_path = root.join("etc/ld.so.cache");
-    let cached = std::fs::read(&cache_path)
-        .ok()
+    let cached = real_path(root_fd, Path::new("etc/ld.so.cache"))
+        .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| ldcache::parse(&b).ok())
         .filter(|e| !e.is_empty());
-    let source;
-    if let Some(entries) = cached {
-        source = format!("{} ({} entries)", cache_path.display(), entries.len());
-        for e in entries {
-            if e.hwcap != 0 || !(e.is_x86_64() || e.is_i386()) {
-                continue;
-            }
-            let Some(host_path) = real_path(root_fd, Path::new(&e.value)) else {
-                continue;
-            };
-            let file_name = host_path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            if !file_name.ends_with(&suffix) {
-                continue;
-            }
-            add_library(&mut libs, host_path, file_name, Some(&e.key), e.is_i386());
+    let mut candidates = Vec::new();
+    let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
+    let mut source = match &cached {
+        Some(entries) => format!("{} ({} entries)", cache_path.display(), entries.len()),
+        None => "a scan of the library directories (no usable etc/ld.so.cache)".to_string(),
+    };
+    for e in cached.iter().flatten() {
+        if e.hwcap != 0 || !(e.is_x86_64() || e.is_i386()) {
+            continue;
         }
-    } else {
-        let dirs = [
-            ("usr/lib64", false),
-            ("usr/lib/x86_64-linux-gnu", false),
-            ("usr/lib/x86_64-linux-gnu/nvidia/current", false),
-            ("lib64", false),
-            ("lib/x86_64-linux-gnu", false),
-            ("usr/lib32", true),
-            ("usr/lib/i386-linux-gnu", true),
-            ("usr/lib", true),
-        ];
-        source = "a scan of the library directories (no usable etc/ld.so.cache)".to_string();
+        // A cache written with `ldconfig -C ROOT/...` for a root lists paths
+        // with the root in front.
+        let value = Path::new(&e.value);
+        let value = match value.strip_prefix(root) {
+            Ok(rest) if root != Path::new("/") => Path::new("/").join(rest),
+            _ => value.to_path_buf(),
+        };
+        if CORE
+            .iter()
+            .chain(&["libnvidia"])
+            .any(|n| e.key.starts_with(n))
+        {
+            if let Some(dir) = value.parent() {
+                dirs.push((dir.to_path_buf(), e.is_i386()));
+            }
+        }
+        let Some(host_path) = real_path(root_fd, &value) else {
+            continue; // the soname link may be missing: the scan finds the file
+        };
+        candidates.push(Candidate {
+            file_name: file_name_of(&host_path),
+            host_path,
+            key: Some(e.key.clone()),
+            bits32: e.is_i386(),
+        });
+    }
+    let has = |c: &[Candidate], lib: &str| c.iter().any(|c| library_name(&c.file_name) == lib);
+    if cached.is_none() || !CORE.iter().all(|l| has(&candidates, l)) {
+        if cached.is_some() {
+            source.push_str(", and a scan of the library directories");
+        }
+        dirs.extend(SCAN_DIRS.iter().map(|(d, b)| (PathBuf::from(d), *b)));
+        dirs.extend(ld_so_conf_dirs(root_fd).into_iter().map(|d| (d, false)));
+        let mut seen = std::collections::HashSet::new();
         for (dir, bits32) in dirs {
-            let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            let Some(real_dir) = real_path(root_fd, &dir) else {
                 continue;
             };
-            let mut names: Vec<String> = rd
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(&suffix))
-                .collect();
-            names.sort();
-            for n in names {
-                let Some(host_path) = real_path(root_fd, &Path::new(dir).join(&n)) else {
-                    continue;
-                };
-                let soname = super::elf::soname(&host_path);
-                let is32 = super::elf::is_32bit(&host_path).unwrap_or(bits32);
-                add_library(&mut libs, host_path, n, soname.as_deref(), is32);
+            if seen.insert(real_dir.clone()) {
+                scan_dir(root_fd, (&dir, &real_dir), bits32, version, &mut candidates);
             }
+        }
+    }
+    let suffix = match library_version(&candidates, version) {
+        Some(v) if v != version => {
+            source.push_str(&format!(
+                "; libraries of version {v}, the kernel module is {version}"
+            ));
+            format!(".so.{v}")
+        }
+        _ => format!(".so.{version}"),
+    };
+    let mut libs: Vec<Library> = Vec::new();
+    for c in candidates {
+        if c.file_name.ends_with(&suffix) {
+            add_library(
+                &mut libs,
+                c.host_path,
+                c.file_name,
+                c.key.as_deref(),
+                c.bits32,
+            );
         }
     }
     libs.sort_by(|a, b| (a.bits32, &a.file_name).cmp(&(b.bits32, &b.file_name)));
     (libs, source)
+}
+
+fn file_name_of(p: &Path) -> String {
+    p.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The driver's library version: the kernel module's when some library
+/// carries it, else the one most libcuda/libnvidia-ml files carry.
+fn library_version(candidates: &[Candidate], kernel: &str) -> Option<String> {
+    let kernel_suffix = format!(".so.{kernel}");
+    if candidates
+        .iter()
+        .any(|c| c.file_name.ends_with(&kernel_suffix))
+    {
+        return Some(kernel.to_string());
+    }
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for c in candidates {
+        if !CORE.contains(&library_name(&c.file_name)) {
+            continue;
+        }
+        let Some((_, v)) = c.file_name.split_once(".so.") else {
+            continue;
+        };
+        if v.split('.').count() < 2
+            || !v
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        match counts.iter_mut().find(|(x, _)| x == v) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v.to_string(), 1)),
+        }
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v)
+}
+
+/// Adds the files of one directory that may be driver libraries: those of
+/// the kernel module's version, and NVIDIA-named ones of any `N.N` version.
+fn scan_dir(
+    root_fd: &OwnedFd,
+    (dir, real_dir): (&Path, &Path),
+    bits32: bool,
+    version: &str,
+    out: &mut Vec<Candidate>,
+) {
+    let suffix = format!(".so.{version}");
+    let driver_named = |n: &str| {
+        let name = library_name(n);
+        name.contains("nvidia") || name.contains("cuda") || name.starts_with("libnv")
+    };
+    let Ok(rd) = std::fs::read_dir(real_dir) else {
+        return;
+    };
+    let entries: Vec<std::fs::DirEntry> = rd.flatten().collect();
+    let mut names: Vec<String> = entries
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.ends_with(&suffix)
+                || (driver_named(n) && n.split_once(".so.").is_some_and(|(_, v)| v.contains('.')))
+        })
+        .collect();
+    names.sort();
+    for n in names {
+        let Some(host_path) = real_path(root_fd, &dir.join(&n)) else {
+            continue;
+        };
+        if out
+            .iter()
+            .any(|c| c.host_path == host_path && c.key.is_some())
+        {
+            continue;
+        }
+        let soname = super::elf::soname(&host_path).or_else(|| soname_link(&entries, &n));
+        out.push(Candidate {
+            bits32: super::elf::is_32bit(&host_path).unwrap_or(bits32),
+            file_name: n,
+            host_path,
+            key: soname,
+        });
+    }
+}
+
+/// For a library without an ELF soname: the link beside it that points at
+/// it (`libcuda.so.1 -> libcuda.so.580.1`), else the soname NVIDIA gives
+/// that library.
+fn soname_link(entries: &[std::fs::DirEntry], file: &str) -> Option<String> {
+    let name = library_name(file);
+    let link = entries
+        .iter()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|t| t.file_name().is_some_and(|f| f.to_string_lossy() == file))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|l| l.starts_with(&format!("{name}.so.")) && l != file)
+        .min_by_key(|l| l.len());
+    link.or_else(|| {
+        let version = file.split_once(".so.")?.1;
+        Some(match name {
+            "libGLX_nvidia" | "libEGL_nvidia" => format!("{name}.so.0"),
+            "libGLESv2_nvidia" => format!("{name}.so.2"),
+            "libnvidia-glcore"
+            | "libnvidia-tls"
+            | "libnvidia-eglcore"
+            | "libnvidia-glsi"
+            | "libnvidia-rtcore"
+            | "libnvidia-cbl"
+            | "libnvidia-gpucomp"
+            | "libnvidia-glvkspirv" => format!("{name}.so.{version}"),
+            _ => format!("{name}.so.1"),
+        })
+    })
+}
+
+/// The directories `etc/ld.so.conf` names (following `include` globs of
+/// the form `DIR/*.conf`), resolved inside the host root.
+fn ld_so_conf_dirs(root_fd: &OwnedFd) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut files = vec![PathBuf::from("etc/ld.so.conf")];
+    let mut read = 0;
+    while let Some(f) = files.pop() {
+        read += 1;
+        if read > 64 {
+            break;
+        }
+        let Some(text) = real_path(root_fd, &f).and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            continue;
+        };
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if let Some(pattern) = line.strip_prefix("include") {
+                let pattern = Path::new(pattern.trim());
+                let (Some(dir), Some(glob)) = (pattern.parent(), pattern.file_name()) else {
+                    continue;
+                };
+                let glob = glob.to_string_lossy();
+                let (prefix, suffix) = glob.split_once('*').unwrap_or((&glob, ""));
+                let Some(real_dir) = real_path(root_fd, dir) else {
+                    continue;
+                };
+                let mut names: Vec<String> = std::fs::read_dir(real_dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
+                    .collect();
+                names.sort();
+                files.extend(names.into_iter().rev().map(|n| dir.join(n)));
+            } else if line.starts_with('/') {
+                out.push(PathBuf::from(line));
+            }
+        }
+    }
+    out
 }
 
 fn add_library(

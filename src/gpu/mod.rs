@@ -171,6 +171,26 @@ pub fn prepare(
             Some(m) => format!("{}:{} (gi {} ci {})", s.gpu.index, m.gi, m.gi, m.ci),
             None => format!("{} {} ({})", s.gpu.index, s.gpu.uuid, s.gpu.bus_id),
         }));
+        if req.caps.contains(request::Caps::COMPUTE) {
+            let missing: Vec<&str> = ["libcuda"]
+                .into_iter()
+                .filter(|l| !driver.libraries.iter().any(|d| d.name == *l && !d.bits32))
+                .chain(
+                    driver
+                        .control_nodes(request::Caps::COMPUTE)
+                        .iter()
+                        .all(|n| n.path != "/dev/nvidia-uvm")
+                        .then_some("/dev/nvidia-uvm"),
+                )
+                .collect();
+            if !missing.is_empty() {
+                report.notes.push(format!(
+                    "the compute capability was asked for but the driver has no {} (libraries from {}): CUDA will not work; `vessel gpu doctor` says more",
+                    missing.join(" and no "),
+                    driver.library_source
+                ));
+            }
+        }
         match img.libc {
             image::Libc::Glibc => {}
             image::Libc::Musl => report.notes.push(
