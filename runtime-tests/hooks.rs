@@ -681,27 +681,38 @@ fn failing_start_container_hook_stops_container_before_user_process() {
     );
 }
 
+/// The spec: "If any poststart hook fails, the runtime MUST log a warning,
+/// but the remaining hooks and lifecycle continue as if the hook had
+/// succeeded." runc 1.1.5 instead runs poststart in create and fails it
+/// (runc 1.2 fails start); the test accepts runc's way only for runc.
 #[test]
-fn failing_poststart_hook_fails_and_container_does_not_keep_running() {
+fn failing_poststart_hook_warns_and_the_rest_go_on() {
     if !harness::can_run() {
         return;
     }
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     let fail = h.script("fail.sh", "#!/bin/sh\nexit 3\n");
     h.add("poststart", json!({"path": fail, "args": ["fail.sh"]}));
+    h.add_rec("poststart");
     let id = harness::unique("hk-failpoststart");
     let created = h.b.create_detached(&id);
-    if created.status.success() {
-        // The spec's (and runc >= 1.2's) place for poststart: in start.
+    if harness::is_vessel() {
+        assert!(created.status.success(), "{}", stderr_of(&created));
         let started = h.b.rt(&["start", &id]);
-        assert_eq!(
-            started.status.code(),
-            Some(1),
-            "start with a failing poststart hook"
+        assert!(
+            started.status.success(),
+            "start with a failing poststart hook: {}",
+            stderr_of(&started)
         );
         assert!(
-            harness::wait_for(5.0, || h.b.status(&id).as_deref() != Some("running")),
-            "container kept running"
+            stderr_of(&started).contains("poststart[0]"),
+            "no warning naming the hook: {}",
+            stderr_of(&started)
+        );
+        assert_eq!(h.state_json("poststart")["status"], "running");
+        assert!(
+            harness::wait_for(5.0, || h.marker().exists()),
+            "the user process did not run"
         );
     } else {
         // runc 1.1.5: poststart runs inside create, which fails and cleans up.
@@ -723,6 +734,7 @@ fn failing_poststop_hook_does_not_fail_delete() {
         &format!("#!/bin/sh\ncat > '{out}/failed.json'\nexit 3\n"),
     );
     h.add("poststop", json!({"path": fail, "args": ["fail.sh"]}));
+    h.add_rec("poststop");
     let id = harness::unique("hk-failpoststop");
     h.b.create_ok(&id);
     harness::stdout_ok(&h.b.rt(&["start", &id]));
@@ -734,6 +746,11 @@ fn failing_poststop_hook_does_not_fail_delete() {
         stderr_of(&res)
     );
     assert_eq!(h.state_json("failed")["status"], "stopped");
+    // The spec: the remaining poststop hooks still run. runc 1.1.5 stops
+    // at the first failure.
+    if harness::is_vessel() {
+        assert_eq!(h.state_json("poststop")["status"], "stopped");
+    }
     assert_nothing_left(&h, &id);
 }
 

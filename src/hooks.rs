@@ -70,6 +70,23 @@ pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8], bundle: &Path) -> 
     Ok(())
 }
 
+/// Runs every hook, logging a warning for each that fails: the spec's rule
+/// for poststart and poststop ("the remaining hooks and lifecycle continue
+/// as if the hook had succeeded").
+pub fn run_all_warn(kind: Kind, hooks: &[Hook], state_json: &[u8], bundle: &Path) {
+    for (index, hook) in hooks.iter().enumerate() {
+        if let Err(why) = run_one(hook, state_json, bundle) {
+            let e = Error::Hook {
+                kind: kind.name(),
+                index,
+                path: hook.path().display().to_string(),
+                why,
+            };
+            crate::log::warn(&format!("{e}"));
+        }
+    }
+}
+
 fn run_one(hook: &Hook, state_json: &[u8], bundle: &Path) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());
     if bundle.is_dir() {

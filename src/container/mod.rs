@@ -129,12 +129,10 @@ impl Runtime {
         let spec = state.spec()?;
         if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
             let json = state.hook_state(Status::Running);
-            // Like runc (not the spec's "warn and go on"): a failed poststart
-            // hook ends the container and fails start.
-            if let Err(e) = hooks::run_all(Kind::Poststart, h, &json, &state.bundle) {
-                kill_and_wait(&state);
-                return Err(e);
-            }
+            // The spec's rule, not runc's (which fails start and kills the
+            // container): a failed poststart hook is a warning, and the
+            // remaining hooks and the container go on.
+            hooks::run_all_warn(Kind::Poststart, h, &json, &state.bundle);
         }
         Ok(())
     }
@@ -228,9 +226,7 @@ impl Runtime {
             .and_then(|h| h.poststop().as_ref())
         {
             let json = state.hook_state(Status::Stopped);
-            if let Err(e) = hooks::run_all(Kind::Poststop, h, &json, &state.bundle) {
-                crate::log::warn(&format!("{e}"));
-            }
+            hooks::run_all_warn(Kind::Poststop, h, &json, &state.bundle);
         }
         Ok(())
     }
