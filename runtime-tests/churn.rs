@@ -5,10 +5,14 @@ use crate::harness::{self, Bundle};
 use std::process::Stdio;
 use std::time::Duration;
 
-fn mount_count() -> usize {
+/// Mounts of this test process's namespace under `dir` (other tests mount
+/// and unmount elsewhere while the churn runs).
+fn mounts_under(dir: &std::path::Path) -> usize {
+    let dir = dir.to_string_lossy();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.starts_with(&*dir)))
         .count()
 }
 
@@ -75,7 +79,6 @@ fn churn_leaves_nothing_behind() {
         eprintln!("churn: memory not measured (SKIPPED: no gcc for fixtures/maxrss.c)");
     }
     let mut peaks: Vec<(bool, u64)> = Vec::new();
-    let mounts_before = mount_count();
     for i in 0..n {
         let id = format!("churn-{}-{i}", std::process::id());
         let mut create = match maxrss {
@@ -122,7 +125,7 @@ fn churn_leaves_nothing_behind() {
         );
         harness::stdout_ok(&b.rt(&["delete", &id]));
     }
-    assert_eq!(mount_count(), mounts_before, "mounts leaked");
+    assert_eq!(mounts_under(b.path()), 0, "mounts leaked");
     assert!(harness::cgroup_gone(&cg), "cgroup left behind");
     assert_eq!(
         std::fs::read_dir(&b.root).unwrap().count(),

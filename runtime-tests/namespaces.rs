@@ -6,6 +6,7 @@
 use crate::harness::{self, Bundle};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::process::Stdio;
 
 const NS: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "uts"];
 
@@ -404,4 +405,74 @@ fn time_namespace_is_new_with_offsets() {
     let offsets: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert!(offsets.contains(&vec!["monotonic", "86400", "0"]), "{out}");
     assert!(offsets.contains(&vec!["boottime", "172800", "0"]), "{out}");
+}
+
+/// No namespaces at all (runtime-tools' linux_ns_itype): the container
+/// inherits every namespace of the runtime, as the spec says, and still
+/// runs in its rootfs (a chroot); exec lands there too, and `delete` takes
+/// the rootfs's mounts off the runtime's namespace (vessel; runc leaves them,
+/// and cannot exec there).
+#[test]
+fn no_namespaces_inherits_the_runtime_s_and_still_runs_in_the_rootfs() {
+    if !harness::can_run() || !harness::private_mount_ns() {
+        return;
+    }
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for n in mnt pid net ipc uts; do readlink /proc/self/ns/$n; done; ls /; exec sleep 30",
+    ]);
+    b.config["linux"]["namespaces"] = serde_json::json!([]);
+    // runc refuses these without a mount namespace; vessel applies them.
+    b.config["linux"]["maskedPaths"] = serde_json::json!([]);
+    b.config["linux"]["readonlyPaths"] = serde_json::json!([]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    b.config["root"]["readonly"] = serde_json::json!(false);
+    std::fs::write(b.rootfs().join("only-in-the-rootfs"), "").unwrap();
+    let mounts = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(b.rootfs().to_str().unwrap()))
+            .count()
+    };
+    let id = harness::unique("nons");
+    b.write_config();
+    let log = b.path().join("out");
+    let out = b
+        .cmd()
+        .args(["run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    b.track(&id);
+    assert!(out.success(), "run -d without namespaces failed");
+    assert!(harness::wait_for(5.0, || std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("only-in-the-rootfs")));
+    let seen = std::fs::read_to_string(&log).unwrap();
+    for ns in ["mnt", "pid", "net", "ipc", "uts"] {
+        assert!(
+            seen.contains(&harness::host_ns(ns)),
+            "{ns} not inherited: {seen}"
+        );
+    }
+    // runc 1.1.5 cannot exec here ("nsexec: ns paths are empty").
+    if harness::is_vessel() {
+        let exec = b.rt(&["exec", &id, "ls", "/only-in-the-rootfs"]);
+        assert!(exec.status.success(), "exec: {}", harness::stderr_of(&exec));
+    }
+    harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
+    if harness::is_vessel() {
+        assert_eq!(
+            mounts(),
+            0,
+            "the rootfs's mounts stayed in the runtime's namespace"
+        );
+    }
+    // What runc left behind in this test process's namespace.
+    let _ = nix::mount::umount2(&b.rootfs(), nix::mount::MntFlags::MNT_DETACH);
 }

@@ -184,8 +184,13 @@ impl Runtime {
         };
         let user_last = crate::bundle::namespaces(spec)
             .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some());
+        // Without its own mount namespace, the container's root is a chroot.
+        let own_mount = namespaces
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::Mount);
         let cfg = ExecConfig {
             process,
+            chroot: (!own_mount).then(|| PathBuf::from(format!("/proc/{}/root", state.pid))),
             namespaces,
             user_last,
             seccomp,

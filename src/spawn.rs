@@ -80,11 +80,6 @@ pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
             ));
         }
     }
-    if !plan.has_mount {
-        return Err(Error::invalid(
-            "linux.namespaces: a mount namespace is required (vessel never mounts in the host's)",
-        ));
-    }
     let offsets = spec
         .linux()
         .as_ref()
@@ -384,11 +379,9 @@ mod tests {
     }
 
     #[test]
-    fn missing_mount_namespace_or_id_maps_are_refused() {
-        assert!(plan_namespaces(&spec(r#"[{"type":"pid"}]"#))
-            .unwrap_err()
-            .to_string()
-            .contains("mount namespace"));
+    fn missing_id_maps_are_refused_and_no_mount_namespace_is_inherited() {
+        let p = plan_namespaces(&spec(r#"[{"type":"pid"}]"#)).unwrap();
+        assert!(!p.has_mount && !p.clone_flags.contains(CloneFlags::CLONE_NEWNS));
         let e = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"user"}]"#))
             .unwrap_err()
             .to_string();

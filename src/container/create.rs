@@ -192,6 +192,7 @@ impl Runtime {
             join_user: plan.join_user.clone(),
             terminal,
             no_pivot: opts.no_pivot,
+            own_mount_ns: plan.has_mount,
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: opts.preserve_fds,
             fifo: Some(fifo),

@@ -216,6 +216,9 @@ impl Runtime {
             }
         }
         cgroup::remove_dirs(&state.cgroup_created);
+        if let Ok(spec) = state.spec() {
+            unmount_host_rootfs(&spec, &state.bundle);
+        }
         std::fs::remove_dir_all(&dir).ctx("removing", &dir)?;
         drop(lock);
         if let Some(h) = state
@@ -390,5 +393,42 @@ pub(crate) fn kill_and_wait(state: &State) {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// A container without its own mount namespace had its rootfs bound onto
+/// itself, and its mounts made, in the runtime's namespace: undo that bind
+/// (and everything under it). Only a bind vessel made is taken off: one
+/// stacked on a mount of the same filesystem at the rootfs, or one of a
+/// subdirectory; an engine's own rootfs mount (a filesystem's root) stays.
+fn unmount_host_rootfs(spec: &oci_spec::runtime::Spec, bundle: &std::path::Path) {
+    use oci_spec::runtime::LinuxNamespaceType;
+    if crate::bundle::namespaces(spec).any(|ns| ns.typ() == LinuxNamespaceType::Mount) {
+        return;
+    }
+    let Some(root) = spec.root().as_ref() else {
+        return;
+    };
+    let rootfs = bundle.join(root.path());
+    let Ok(rootfs) = rootfs.canonicalize() else {
+        return;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    // (id, parent, dev, root) of the mounts at the rootfs, in mount order.
+    let at: Vec<(&str, &str, &str, &str)> = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && std::path::Path::new(f[4]) == rootfs).then(|| (f[0], f[1], f[2], f[3]))
+        })
+        .collect();
+    let Some(&(_, parent, dev, mnt_root)) = at.last() else {
+        return;
+    };
+    let stacked = at.iter().any(|(id, _, d, _)| *id == parent && *d == dev);
+    if stacked || mnt_root != "/" {
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
 }

@@ -15,6 +15,8 @@ pub struct ExecConfig {
     pub namespaces: Vec<(LinuxNamespaceType, PathBuf)>,
     /// The container joined its user namespace by path: enter it last.
     pub user_last: bool,
+    /// `/proc/<init>/root` of a container without its own mount namespace.
+    pub chroot: Option<PathBuf>,
     pub seccomp: Option<crate::seccomp::Program>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
@@ -39,7 +41,29 @@ pub fn child_main(cfg: &ExecConfig, chan: &Channel) -> ! {
 
 fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
     chan.expect(&Msg::Go, "parent")?;
+    // The init's root is opened before joining its namespaces (a user
+    // namespace may no longer see the host's /proc entry).
+    let root = cfg
+        .chroot
+        .as_ref()
+        .map(|r| {
+            nix::fcntl::open(
+                r,
+                nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .sys(|| format!("opening {}", r.display()))
+        })
+        .transpose()?;
     super::setns_all(&cfg.namespaces, cfg.user_last)?;
+    if let Some(fd) = root {
+        nix::unistd::fchdir(fd).sys(|| "fchdir to the container's root".into())?;
+        nix::unistd::chroot(".").sys(|| "chroot".into())?;
+        nix::unistd::chdir("/").sys(|| "chdir /".into())?;
+        let _ = nix::unistd::close(fd);
+    }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     if cfg.process.terminal().unwrap_or(false) {
         let socket = cfg

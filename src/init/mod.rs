@@ -37,6 +37,10 @@ pub struct InitConfig {
     pub join_user: Option<PathBuf>,
     pub terminal: bool,
     pub no_pivot: bool,
+    /// The container has its own mount namespace. Without one (the spec's
+    /// "inherit"), the rootfs and its mounts are set up in the runtime's
+    /// namespace, under a private bind of the rootfs, and entered by chroot.
+    pub own_mount_ns: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     /// O_PATH fd of exec.fifo; opened for writing to wait for `start`.
@@ -139,7 +143,11 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
             &cfg.bundle.dir,
         )?;
     }
-    rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
+    if cfg.own_mount_ns {
+        rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
+    } else {
+        rootfs::chroot(&cfg.bundle.rootfs)?;
+    }
     drop(rootfd);
     if cfg.terminal {
         setup_console(cfg, process)?;

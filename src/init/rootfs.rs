@@ -29,8 +29,10 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
         })?,
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    mount(NONE, "/", NONE, root_prop, NONE).sys(|| "setting the propagation of /".into())?;
-    make_parent_private(rootfs)?;
+    if cfg.own_mount_ns {
+        mount(NONE, "/", NONE, root_prop, NONE).sys(|| "setting the propagation of /".into())?;
+        make_parent_private(rootfs)?;
+    }
     mount(
         Some(rootfs),
         rootfs,
@@ -39,6 +41,18 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
         NONE,
     )
     .sys(|| format!("bind-mounting rootfs {}", rootfs.display()))?;
+    if !cfg.own_mount_ns {
+        // In the runtime's own namespace: nothing mounted below the rootfs
+        // may propagate to the host's other mounts (`delete` unmounts it).
+        mount(
+            NONE,
+            rootfs,
+            NONE,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            NONE,
+        )
+        .sys(|| format!("making rootfs {} private", rootfs.display()))?;
+    }
     let root = std::fs::File::open(rootfs).map_err(|e| Error::io("opening rootfs", rootfs, e))?;
     let root: OwnedFd = root.into();
     let mut dev_is_bind = false;
@@ -393,6 +407,14 @@ fn bind_ro(src: &Path, root: i32, dest: &Path, flags: MsFlags) -> Result<()> {
         .sys(|| format!("remounting {}", src.display()))?;
     }
     Ok(())
+}
+
+/// Enters the rootfs of a container without its own mount namespace: a
+/// chroot (pivot_root or MS_MOVE would change the runtime's own `/`).
+pub fn chroot(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).sys(|| format!("chdir {}", rootfs.display()))?;
+    nix::unistd::chroot(".").sys(|| "chroot".into())?;
+    nix::unistd::chdir("/").sys(|| "chdir /".into())
 }
 
 /// Makes the rootfs `/`: pivot_root with the old root detached, or with
