@@ -180,6 +180,27 @@ fn kill_sigkill_stops_container() {
     );
 }
 
+/// runtime-tools' kill: a created container (its process not started yet)
+/// ends on TERM, as runc's does.
+#[test]
+fn kill_term_ends_a_created_container() {
+    if !harness::can_run() {
+        return;
+    }
+    let (_cg, b) = bundle(&["sleep", "30"]);
+    let id = harness::unique("lc-killcreated");
+    let pid = b.create_ok(&id);
+    harness::stdout_ok(&b.rt(&["kill", &id, "TERM"]));
+    assert!(
+        b.wait_status(&id, "stopped", 5),
+        "status after kill TERM of a created container: {:?}",
+        b.status(&id)
+    );
+    assert!(!harness::pid_alive(pid));
+    let start = b.rt(&["start", &id]);
+    assert!(!start.status.success(), "start after the init ended");
+}
+
 #[test]
 fn kill_accepts_kill_sigkill_and_9() {
     if !harness::can_run() {

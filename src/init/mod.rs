@@ -508,6 +508,17 @@ fn close_fds_on_exec(first: i32) -> Result<()> {
 
 /// Blocks until `start` opens exec.fifo for reading.
 fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    // A created container ends on TERM, INT or HUP, as runc's (Go) init
+    // does; as pid 1 of its namespace it would otherwise ignore them, and
+    // `kill` of a created container would do nothing. execve resets these.
+    extern "C" fn end(sig: libc::c_int) {
+        // SAFETY: async-signal-safe exit.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: installing a handler that only calls _exit.
+        unsafe { libc::signal(sig, end as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+    }
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
     let f = std::fs::OpenOptions::new()
         .write(true)
