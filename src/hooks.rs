@@ -60,12 +60,7 @@ pub fn state_json<A: serde::Serialize>(
 /// Hooks run with the bundle as working directory, as runc runs them.
 pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8], bundle: &Path) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(hook, state_json, bundle).map_err(|why| Error::Hook {
-            kind: kind.name(),
-            index,
-            path: hook.path().display().to_string(),
-            why,
-        })?;
+        run_nth(kind, index, hook, state_json, bundle)?;
     }
     Ok(())
 }
@@ -75,16 +70,20 @@ pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8], bundle: &Path) -> 
 /// as if the hook had succeeded").
 pub fn run_all_warn(kind: Kind, hooks: &[Hook], state_json: &[u8], bundle: &Path) {
     for (index, hook) in hooks.iter().enumerate() {
-        if let Err(why) = run_one(hook, state_json, bundle) {
-            let e = Error::Hook {
-                kind: kind.name(),
-                index,
-                path: hook.path().display().to_string(),
-                why,
-            };
-            crate::log::warn(&format!("{e}"));
+        if let Err(e) = run_nth(kind, index, hook, state_json, bundle) {
+            crate::log::warn(&e.to_string());
         }
     }
+}
+
+/// Hook `index` of `kind`, its failure named as such.
+fn run_nth(kind: Kind, index: usize, hook: &Hook, state_json: &[u8], bundle: &Path) -> Result<()> {
+    run_one(hook, state_json, bundle).map_err(|why| Error::Hook {
+        kind: kind.name(),
+        index,
+        path: hook.path().display().to_string(),
+        why,
+    })
 }
 
 fn run_one(hook: &Hook, state_json: &[u8], bundle: &Path) -> std::result::Result<(), String> {

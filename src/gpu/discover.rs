@@ -10,6 +10,7 @@ use crate::init::fsutil::open_in_root;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One GPU, in PCI bus order (its position is its index).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,8 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct Driver {
     pub root: PathBuf,
+    /// `root` opened once: every host lookup resolves inside it.
+    root_fd: Arc<OwnedFd>,
     pub version: String,
     pub gpus: Vec<Gpu>,
     pub nvidia_major: u32,
@@ -104,6 +107,7 @@ impl Driver {
         let (libraries, library_source) = find_libraries(root, &root_fd, &version);
         Ok(Driver {
             root: root.to_path_buf(),
+            root_fd: Arc::new(root_fd),
             version,
             gpus,
             nvidia_major: major_of(&["nvidia", "nvidia-frontend"]).unwrap_or(195),
@@ -162,9 +166,8 @@ impl Driver {
     /// The host's character device at `path`, resolved inside the root (a
     /// fake root's absolute symlink must not reach the real `/dev`).
     fn host_node(&self, path: &str) -> Option<Node> {
-        let root_fd = open_root(&self.root).ok()?;
         let fd = open_in_root(
-            root_fd.as_raw_fd(),
+            self.root_fd.as_raw_fd(),
             Path::new(path.trim_start_matches('/')),
             libc::O_PATH,
         )
@@ -205,9 +208,7 @@ impl Driver {
     /// Binaries, firmware, sockets and ICD files for these capabilities.
     pub fn files_for(&self, caps: Caps) -> Vec<HostFile> {
         let mut out = Vec::new();
-        let Ok(root_fd) = open_root(&self.root) else {
-            return out;
-        };
+        let root_fd = &*self.root_fd;
         let mut want: Vec<(String, FileKind)> = Vec::new();
         let bins = |names: &[&str], want: &mut Vec<(String, FileKind)>| {
             for n in names {
@@ -221,7 +222,7 @@ impl Driver {
                     "usr/local/nvidia/bin",
                 ] {
                     let p = format!("{dir}/{n}");
-                    if real_path(&root_fd, Path::new(&p)).is_some() {
+                    if real_path(root_fd, Path::new(&p)).is_some() {
                         want.push((p, FileKind::Binary));
                         break;
                     }
@@ -260,9 +261,9 @@ impl Driver {
         for (rel, kind) in want {
             let found = match kind {
                 // Sockets may be under /var/run where /run is not its link.
-                FileKind::Socket => real_path(&root_fd, Path::new(&rel))
-                    .or_else(|| real_path(&root_fd, &Path::new("var").join(&rel))),
-                _ => real_path(&root_fd, Path::new(&rel)),
+                FileKind::Socket => real_path(root_fd, Path::new(&rel))
+                    .or_else(|| real_path(root_fd, &Path::new("var").join(&rel))),
+                _ => real_path(root_fd, Path::new(&rel)),
             };
             if let Some(host_path) = found {
                 let container_path = match kind {
@@ -283,7 +284,7 @@ impl Driver {
             let dirs = [fw.clone(), format!("usr/{fw}")];
             let Some((fw, real_dir)) = dirs
                 .iter()
-                .find_map(|d| real_path(&root_fd, Path::new(d)).map(|r| (d, r)))
+                .find_map(|d| real_path(root_fd, Path::new(d)).map(|r| (d, r)))
             else {
                 return out;
             };
@@ -296,7 +297,7 @@ impl Driver {
                 names.sort();
                 for n in names {
                     let rel = format!("{fw}/{n}");
-                    if let Some(host_path) = real_path(&root_fd, Path::new(&rel)) {
+                    if let Some(host_path) = real_path(root_fd, Path::new(&rel)) {
                         out.push(HostFile {
                             host_path,
                             container_path: Path::new("/lib/firmware/nvidia")
@@ -313,13 +314,8 @@ impl Driver {
 }
 
 pub(super) fn open_root(root: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(
-        root,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map(|fd| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-    .map_err(|e| Error::invalid(format!("GPU host root {}: {e}", root.display())))
+    crate::init::fsutil::open_dir_path(root)
+        .map_err(|e| Error::invalid(format!("GPU host root {}: {e}", root.display())))
 }
 
 /// The real host path of `rel`, resolving symlinks without leaving `root`.

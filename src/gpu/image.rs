@@ -44,14 +44,8 @@ const LIB64_DIRS: [&str; 4] = [
 ];
 
 fn open_root(rootfs: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        rootfs,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::invalid(format!("rootfs {}: {e}", rootfs.display())))?;
-    // SAFETY: open returned a new fd we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::init::fsutil::open_dir_path(rootfs)
+        .map_err(|e| Error::invalid(format!("rootfs {}: {e}", rootfs.display())))
 }
 
 fn exists(root: &OwnedFd, p: &str) -> bool {

@@ -172,16 +172,18 @@ pub fn prepare(
             None => format!("{} {} ({})", s.gpu.index, s.gpu.uuid, s.gpu.bus_id),
         }));
         if req.caps.contains(request::Caps::COMPUTE) {
-            let missing: Vec<&str> = ["libcuda"]
+            // From the edits just made: nothing is looked up again.
+            let no_lib = !driver
+                .libraries
+                .iter()
+                .any(|d| d.name == "libcuda" && !d.bits32);
+            let no_uvm = !ours
+                .device_nodes
+                .iter()
+                .any(|n| n.path == "/dev/nvidia-uvm");
+            let missing: Vec<&str> = [(no_lib, "libcuda"), (no_uvm, "/dev/nvidia-uvm")]
                 .into_iter()
-                .filter(|l| !driver.libraries.iter().any(|d| d.name == *l && !d.bits32))
-                .chain(
-                    driver
-                        .control_nodes(request::Caps::COMPUTE)
-                        .iter()
-                        .all(|n| n.path != "/dev/nvidia-uvm")
-                        .then_some("/dev/nvidia-uvm"),
-                )
+                .filter_map(|(gone, what)| gone.then_some(what))
                 .collect();
             if !missing.is_empty() {
                 report.notes.push(format!(

@@ -42,6 +42,15 @@ pub fn open_in_root(root: RawFd, rel: &Path, flags: i32) -> std::io::Result<Owne
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// An O_PATH fd of the directory `dir`, for `open_in_root` lookups under it.
+pub fn open_dir_path(dir: &Path) -> std::io::Result<OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .map(OwnedFd::from)
+}
+
 /// Writes a procfs file, refusing anything that is not really procfs: an
 /// image or a mount over /proc must not receive an LSM label or a sysctl
 /// meant for the kernel (CVE-2019-16884).
