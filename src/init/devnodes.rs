@@ -2,14 +2,12 @@
 //! `linux.devices`, made with mknod or, in a user namespace, bound from the
 //! host.
 
-use super::fsutil::{ensure_in_root, fd_path, Leaf};
+use super::fsutil::{ensure_in_root, Leaf};
 use crate::error::{Error, Result, SysContext};
-use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use std::os::fd::AsRawFd;
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-const NONE: Option<&str> = None;
 
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("null", 1, 3),
@@ -71,38 +69,22 @@ pub(super) fn make_node(
         .file_name()
         .ok_or_else(|| Error::invalid(format!("{}: no file name", path.display())))?;
     let dir = ensure_in_root(root, parent, Leaf::Dir)?;
-    let dirpath = fd_path(&dir);
-    let full = dirpath.join(name);
     let _ = nix::unistd::unlinkat(
         Some(dir.as_raw_fd()),
         name,
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
     let perm = Mode::from_bits_truncate(mode & 0o7777);
-    match mknod(&full, kind, perm, makedev(major, minor)) {
+    match mknodat(
+        Some(dir.as_raw_fd()),
+        name,
+        kind,
+        perm,
+        makedev(major, minor),
+    ) {
         Ok(()) => {}
         Err(nix::errno::Errno::EPERM) if kind != SFlag::S_IFIFO => {
-            // In a user namespace: bind the host's node (same path, or the
-            // /dev/char|block/M:m link), which keeps the host's mode and owner.
-            let want = makedev(major, minor);
-            let is_it = |p: &Path| {
-                nix::sys::stat::stat(p)
-                    .is_ok_and(|st| st.st_rdev == want && st.st_mode & libc::S_IFMT == kind.bits())
-            };
-            let by_number = PathBuf::from(if kind == SFlag::S_IFCHR {
-                "/dev/char"
-            } else {
-                "/dev/block"
-            })
-            .join(format!("{major}:{minor}"));
-            let host = [path.to_path_buf(), by_number]
-                .into_iter()
-                .find(|p| is_it(p))
-                .ok_or_else(|| Error::invalid(format!("{}: cannot mknod in a user namespace and the host has no such device to bind", path.display())))?;
-            std::fs::File::create(&full).map_err(|e| Error::io("creating", &full, e))?;
-            mount(Some(&host), &full, NONE, MsFlags::MS_BIND, NONE)
-                .sys(|| format!("binding {}", host.display()))?;
-            return Ok(());
+            return bind_host_node(&dir, name, path, kind, major, minor)
         }
         Err(e) => return Err(Error::sys(format!("mknod {}", path.display()), e)),
     }
@@ -115,4 +97,68 @@ pub(super) fn make_node(
     )
     .sys(|| format!("chmod {}", path.display()))?;
     Ok(())
+}
+
+/// In a user namespace (no mknod): binds the host's node (same path, or
+/// the /dev/char|block/M:m link), which keeps the host's mode and owner.
+/// The host node is opened once and checked, and that fd is what is bound,
+/// onto a file created here without following a symlink.
+fn bind_host_node(
+    dir: &OwnedFd,
+    name: &std::ffi::OsStr,
+    path: &Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+) -> Result<()> {
+    let want = makedev(major, minor);
+    let by_number = PathBuf::from(if kind == SFlag::S_IFCHR {
+        "/dev/char"
+    } else {
+        "/dev/block"
+    })
+    .join(format!("{major}:{minor}"));
+    let host = [path.to_path_buf(), by_number]
+        .into_iter()
+        .filter_map(|p| open_dir_path_or_file(&p).ok())
+        .find(|fd| {
+            super::mountfd::stat(fd.as_raw_fd())
+                .is_ok_and(|st| st.st_rdev == want && st.st_mode & libc::S_IFMT == kind.bits())
+        })
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{}: cannot mknod in a user namespace and the host has no such device to bind",
+                path.display()
+            ))
+        })?;
+    let cname = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| Error::invalid(format!("{}: NUL in path", path.display())))?;
+    // SAFETY: a directory fd and a valid C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            cname.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::invalid(format!("creating {}: {e}", path.display())));
+    }
+    // SAFETY: a fresh fd.
+    let target = unsafe { OwnedFd::from_raw_fd(fd) };
+    super::mountfd::bind(host.as_raw_fd(), target.as_raw_fd(), false)
+        .map_err(|e| Error::invalid(format!("binding the host's {}: {e}", path.display())))
+}
+
+/// An O_PATH fd of a host path (a device node here), following symlinks
+/// as the host's own /dev links intend.
+fn open_dir_path_or_file(p: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(p)
+        .map(OwnedFd::from)
 }

@@ -57,6 +57,11 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
             .sys(|| format!("opening {}", r.display()))
         })
         .transpose()?;
+    // The host's procfs, before the container's mount namespace (whose
+    // /proc the container controls) is joined; still host root for
+    // oom_score_adj, as in init.
+    let proc = super::ProcFs::open().map_err(|e| Error::io("opening", "/proc", e))?;
+    super::process::set_oom_score_adj(&proc, &cfg.process)?;
     super::setns_all(&cfg.namespaces, cfg.user_last)?;
     if let Some(fd) = root {
         nix::unistd::fchdir(fd).sys(|| "fchdir to the container's root".into())?;
@@ -72,8 +77,8 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
             .ok_or_else(|| Error::invalid("a terminal needs --console-socket"))?;
         pty::setup(socket, &cfg.process, false)?;
     }
-    super::process::set_oom_score_adj(&cfg.process)?;
     let mut ready = prepare_exec(
+        &proc,
         &cfg.process,
         cfg.seccomp.as_ref(),
         cfg.own_exe,

@@ -21,10 +21,32 @@ pub fn open_in_root(root: RawFd, rel: &Path, flags: i32) -> std::io::Result<Owne
     } else {
         rel
     };
+    openat2(
+        root,
+        rel,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// openat2 relative to `root` that follows no symlink at all (and stays
+/// below `root`): for files that must be exactly where they are named,
+/// such as the container's `/dev/null` and `/dev/console`.
+pub fn open_no_symlinks(root: RawFd, rel: &Path, flags: i32) -> std::io::Result<OwnedFd> {
+    openat2(
+        root,
+        rel,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+    )
+}
+
+fn openat2(root: RawFd, rel: &Path, flags: i32, resolve: u64) -> std::io::Result<OwnedFd> {
     let c = cstr(rel);
+    // SAFETY: zeroed open_how, then its fields set.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     // SAFETY: valid path pointer and open_how struct of the size we pass.
     let fd = unsafe {
         libc::syscall(
@@ -49,29 +71,6 @@ pub fn open_dir_path(dir: &Path) -> std::io::Result<OwnedFd> {
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(dir)
         .map(OwnedFd::from)
-}
-
-/// Writes a procfs file, refusing anything that is not really procfs: an
-/// image or a mount over /proc must not receive an LSM label or a sysctl
-/// meant for the kernel (CVE-2019-16884).
-pub fn write_proc(path: &Path, value: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    // SAFETY: fstatfs into a zeroed struct.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if st.f_type != libc::PROC_SUPER_MAGIC {
-        return Err(std::io::Error::other(format!(
-            "{} is not on procfs (something is mounted over /proc)",
-            path.display()
-        )));
-    }
-    f.write_all(value.as_bytes())
 }
 
 /// `/proc/self/fd/N`: a path that names exactly what `fd` names, for mount(2).

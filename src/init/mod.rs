@@ -6,9 +6,13 @@
 mod devnodes;
 pub mod exec;
 pub(crate) mod fsutil;
+mod mountfd;
 pub(crate) mod process;
+pub(crate) mod procfs;
 pub mod pty;
 mod rootfs;
+
+use procfs::ProcFs;
 
 use crate::bundle::Bundle;
 use crate::cgroup::Hierarchy;
@@ -88,9 +92,12 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     // which non-dumpable would close to it. No container process exists yet.
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // The host's procfs, before any mount namespace is joined or mounted
+    // into: sysctls, LSM labels and oom_score_adj go through it only.
+    let proc = ProcFs::open().map_err(|e| Error::io("opening", "/proc", e))?;
     // Still host root here: later, /proc/self files of a non-dumpable
     // process are not ours to write.
-    process::set_oom_score_adj(process)?;
+    process::set_oom_score_adj(&proc, process)?;
     if cfg.new_user {
         // Become the namespace's root, so what init creates belongs to the
         // mapped ids rather than to the host's root.
@@ -152,10 +159,11 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     if cfg.terminal {
         setup_console(cfg, process)?;
     }
-    set_sysctls(spec)?;
+    set_sysctls(&proc, spec)?;
     set_names(spec)?;
     rootfs::finish(cfg)?;
     let mut ready = prepare_exec(
+        &proc,
         process,
         cfg.seccomp.as_ref(),
         cfg.own_exe,
@@ -197,6 +205,7 @@ pub struct ReadyToExec<'a> {
 }
 
 pub fn prepare_exec<'a>(
+    proc: &ProcFs,
     process: &oci_spec::runtime::Process,
     seccomp: Option<&'a crate::seccomp::Program>,
     own_exe: (u64, u64),
@@ -219,7 +228,7 @@ pub fn prepare_exec<'a>(
     if let (Some(filter), false) = (seccomp, nnp) {
         listener = filter.install()?;
     }
-    process::set_lsm_labels(process)?;
+    process::set_lsm_labels(proc, process)?;
     process::drop_bounding(process.capabilities().as_ref())?;
     process::set_user_and_caps(process)?;
     let cwd = process.cwd();
@@ -400,7 +409,7 @@ pub fn ns_flag(t: LinuxNamespaceType) -> nix::sched::CloneFlags {
     }
 }
 
-fn set_sysctls(spec: &Spec) -> Result<()> {
+fn set_sysctls(proc: &ProcFs, spec: &Spec) -> Result<()> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
@@ -410,8 +419,7 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
                 "linux.sysctl {key:?}: not a sysctl name"
             )));
         }
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        fsutil::write_proc(&path, value)
+        proc.write(&format!("sys/{}", key.replace('.', "/")), value)
             .map_err(|e| Error::invalid(format!("linux.sysctl {key}={value}: {e}")))?;
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The process half of init: rlimits, user and groups, capabilities,
 //! no_new_privs, and finding the program to exec.
 
+use super::procfs::ProcFs;
 use crate::error::{Error, Result, SysContext};
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{LinuxCapabilities, Process};
@@ -8,9 +9,9 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub fn set_oom_score_adj(process: &Process) -> Result<()> {
+pub fn set_oom_score_adj(proc: &ProcFs, process: &Process) -> Result<()> {
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        proc.write("self/oom_score_adj", &adj.to_string())
             .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
     }
     Ok(())
@@ -88,7 +89,7 @@ fn cap_set(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet
 
 /// AppArmor profile and SELinux label for the coming execve. Like runc, a
 /// label the host cannot apply is an error, never silently dropped.
-pub fn set_lsm_labels(process: &Process) -> Result<()> {
+pub fn set_lsm_labels(proc: &ProcFs, process: &Process) -> Result<()> {
     if let Some(profile) = process
         .apparmor_profile()
         .as_deref()
@@ -101,12 +102,12 @@ pub fn set_lsm_labels(process: &Process) -> Result<()> {
                 "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
             )));
         }
-        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-            "/proc/self/attr/apparmor/exec"
+        let attr = if proc.exists("self/attr/apparmor/exec") {
+            "self/attr/apparmor/exec"
         } else {
-            "/proc/self/attr/exec"
+            "self/attr/exec"
         };
-        super::fsutil::write_proc(Path::new(attr), &format!("exec {profile}")).map_err(|e| {
+        proc.write(attr, &format!("exec {profile}")).map_err(|e| {
             Error::invalid(format!(
                 "process.apparmorProfile {profile:?}: {e} (is the profile loaded?)"
             ))
@@ -118,7 +119,7 @@ pub fn set_lsm_labels(process: &Process) -> Result<()> {
                 "process.selinuxLabel {label:?}: SELinux is not enabled on this host"
             )));
         }
-        super::fsutil::write_proc(Path::new("/proc/self/attr/exec"), label)
+        proc.write("self/attr/exec", label)
             .map_err(|e| Error::invalid(format!("process.selinuxLabel {label:?}: {e}")))?;
     }
     Ok(())

@@ -33,6 +33,15 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: a fresh fd.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
+    // Whatever the container's /dev/ptmx names, only the kernel's pty
+    // multiplexer (5:2, also as devpts's own ptmx) hands out a pty.
+    let is_ptmx = super::mountfd::stat(master.as_raw_fd())
+        .is_ok_and(|st| super::mountfd::is_char_device(&st, 5, 2));
+    if !is_ptmx {
+        return Err(Error::invalid(
+            "terminal: the container's /dev/ptmx is not the pty multiplexer (character device 5:2)",
+        ));
+    }
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK takes a pointer to int.
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
@@ -108,19 +117,44 @@ pub fn setup(socket: &OwnedFd, process: &oci_spec::runtime::Process, console: bo
         set_size(&master, size.height() as u16, size.width() as u16);
     }
     let name = slave_name(&master)?;
-    if console && std::path::Path::new("/dev/console").exists() {
-        nix::mount::mount(
-            Some(name.as_str()),
-            "/dev/console",
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| Error::sys(format!("binding {name} to /dev/console"), e))?;
+    if console {
+        bind_console(&slave, &name)?;
     }
     send_master(socket, &master, &name)?;
     drop(master);
     become_terminal(&slave)
+}
+
+/// Binds the pty's slave, by its fd (never by its `/dev/pts/N` name, which
+/// a bundle's devpts could make a symlink: runc's CVE-2025-52565), over the
+/// container's `/dev/console`, which must be the file vessel made there or
+/// a device node: not a symlink, so the bind cannot land elsewhere.
+fn bind_console(slave: &OwnedFd, name: &str) -> Result<()> {
+    let root = super::fsutil::open_dir_path(std::path::Path::new("/"))
+        .map_err(|e| Error::io("opening", "/", e))?;
+    let console = match super::fsutil::open_no_symlinks(
+        root.as_raw_fd(),
+        std::path::Path::new("dev/console"),
+        libc::O_PATH,
+    ) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "terminal: the container's /dev/console: {e} (a symlink is refused)"
+            )))
+        }
+    };
+    let kind = super::mountfd::stat(console.as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT)
+        .map_err(|e| Error::invalid(format!("terminal: the container's /dev/console: {e}")))?;
+    if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+        return Err(Error::invalid(
+            "terminal: the container's /dev/console is neither a file nor a device",
+        ));
+    }
+    super::mountfd::bind(slave.as_raw_fd(), console.as_raw_fd(), false)
+        .map_err(|e| Error::invalid(format!("terminal: binding {name} to /dev/console: {e}")))
 }
 
 /// Makes the slave the controlling terminal and stdin/stdout/stderr.

@@ -2,7 +2,8 @@
 //! namespace: root propagation, the rootfs bind, `mounts` in order, /dev,
 //! pivot_root (or MS_MOVE + chroot), then masked and read-only paths.
 
-use super::fsutil::{ensure_in_root, fd_path, open_in_root, Leaf};
+use super::fsutil::{ensure_in_root, fd_path, open_dir_path, open_in_root, Leaf};
+use super::mountfd;
 use super::InitConfig;
 use crate::cgroup::Hierarchy;
 use crate::error::{Error, Result, SysContext};
@@ -102,9 +103,14 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
                 libc::O_PATH,
             )
             .map_err(|e| Error::invalid(format!("linux.devices[{i}]: {e}")))?;
-            let p = fd_path(&fd);
-            nix::unistd::chown(&p, d.uid().map(Into::into), d.gid().map(Into::into))
-                .sys(|| format!("linux.devices[{i}]: chown {}", d.path().display()))?;
+            nix::unistd::fchownat(
+                Some(fd.as_raw_fd()),
+                "",
+                d.uid().map(Into::into),
+                d.gid().map(Into::into),
+                nix::fcntl::AtFlags::AT_EMPTY_PATH,
+            )
+            .sys(|| format!("linux.devices[{i}]: chown {}", d.path().display()))?;
         }
     }
     // runc creates the working directory when the image lacks it.
@@ -254,7 +260,7 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
     }
     if opts.rec_attr != (0, 0) {
         let target = reopen(root, dest)?;
-        set_recursive_attrs(&target, opts.rec_attr)
+        mountfd::set_attrs(target.as_raw_fd(), opts.rec_attr.0, opts.rec_attr.1, true)
             .map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
     }
     if !opts.propagation.is_empty() {
@@ -265,40 +271,6 @@ fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// mount_setattr(2) with AT_RECURSIVE on the mount `fd` names.
-fn set_recursive_attrs(fd: &OwnedFd, (set, clr): (u64, u64)) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = c"";
-    // SAFETY: a valid fd, an empty path with AT_EMPTY_PATH, and an attr struct of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 fn reopen(root: i32, dest: &Path) -> Result<OwnedFd> {
@@ -453,17 +425,18 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
-/// After pivot: masked paths, read-only paths, rootfs propagation, and a
-/// read-only root.
+/// After pivot: read-only and masked paths, and a read-only root.
 pub fn finish(cfg: &InitConfig) -> Result<()> {
     let spec = &cfg.bundle.spec;
     if let Some(linux) = spec.linux() {
+        let root = open_dir_path(Path::new("/")).map_err(|e| Error::io("opening", "/", e))?;
         for p in linux.readonly_paths().iter().flatten() {
-            readonly(Path::new(p))
+            readonly(&root, Path::new(p))
                 .map_err(|e| Error::invalid(format!("linux.readonlyPaths {p}: {e}")))?;
         }
+        let mut null = None;
         for p in linux.masked_paths().iter().flatten() {
-            mask(Path::new(p))
+            mask(&root, Path::new(p), &mut null)
                 .map_err(|e| Error::invalid(format!("linux.maskedPaths {p}: {e}")))?;
         }
     }
@@ -510,35 +483,75 @@ fn existing_flags(path: &Path) -> MsFlags {
     out
 }
 
-fn readonly(path: &Path) -> Result<()> {
-    if std::fs::symlink_metadata(path).is_err() {
-        return Ok(());
+/// `path` (resolved inside the root; absent is fine) opened for a mount on
+/// top of it.
+fn target_in_root(root: &OwnedFd, path: &Path) -> Result<Option<OwnedFd>> {
+    match open_in_root(
+        root.as_raw_fd(),
+        &super::fsutil::relative(path),
+        libc::O_PATH,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::invalid(e.to_string())),
     }
-    mount(
-        Some(path),
-        path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .sys(|| "binding".into())?;
-    let flags = existing_flags(path);
-    mount(
-        NONE,
-        path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
-        NONE,
-    )
-    .sys(|| "remounting read-only".into())
 }
 
-fn mask(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
-            .sys(|| "mounting an empty tmpfs".into()),
-        Ok(_) => mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
-            .sys(|| "binding /dev/null".into()),
+/// A recursive bind of the path onto itself whose top mount is read-only
+/// (runc's bind + remount), made between fds: every other flag, locked
+/// ones in a user namespace included, stays as it was.
+fn readonly(root: &OwnedFd, path: &Path) -> Result<()> {
+    let Some(target) = target_in_root(root, path)? else {
+        return Ok(());
+    };
+    let tree = mountfd::clone_tree(target.as_raw_fd(), true)
+        .map_err(|e| Error::invalid(format!("binding onto itself: {e}")))?;
+    mountfd::set_attrs(tree.as_raw_fd(), mountfd::MOUNT_ATTR_RDONLY, 0, false)
+        .map_err(|e| Error::invalid(format!("making the bind read-only: {e}")))?;
+    mountfd::attach(&tree, target.as_raw_fd())
+        .map_err(|e| Error::invalid(format!("mounting the read-only bind: {e}")))
+}
+
+/// A directory is covered by an empty read-only tmpfs; anything else by
+/// the container's null device, which must really be the null device:
+/// a `/dev/null` that is a symlink (or a plain file) in a `/dev` the
+/// bundle binds in would otherwise put its target, writable, over every
+/// masked file (runc's CVE-2025-31133).
+fn mask(root: &OwnedFd, path: &Path, null: &mut Option<OwnedFd>) -> Result<()> {
+    let Some(target) = target_in_root(root, path)? else {
+        return Ok(());
+    };
+    let st = mountfd::stat(target.as_raw_fd()).map_err(|e| Error::invalid(e.to_string()))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let tmpfs = mountfd::new_fs(c"tmpfs", &[("source", "tmpfs")], mountfd::MOUNT_ATTR_RDONLY)
+            .map_err(|e| Error::invalid(format!("making an empty tmpfs: {e}")))?;
+        return mountfd::attach(&tmpfs, target.as_raw_fd())
+            .map_err(|e| Error::invalid(format!("mounting an empty tmpfs: {e}")));
     }
+    if null.is_none() {
+        *null = Some(verified_null(root)?);
+    }
+    let null = null.as_ref().map(|fd| fd.as_raw_fd()).unwrap_or(-1);
+    mountfd::bind(null, target.as_raw_fd(), false)
+        .map_err(|e| Error::invalid(format!("binding /dev/null over it: {e}")))
+}
+
+/// The container's `/dev/null`, opened without following any symlink and
+/// checked to be the character device 1:3.
+fn verified_null(root: &OwnedFd) -> Result<OwnedFd> {
+    let fd = super::fsutil::open_no_symlinks(root.as_raw_fd(), Path::new("dev/null"), libc::O_PATH)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::invalid(
+                "the container's /dev/null is not the null device (it is a symlink, or under one): refusing to mask with it",
+            ),
+            _ => Error::invalid(format!("the container's /dev/null: {e}")),
+        })?;
+    let st = mountfd::stat(fd.as_raw_fd())
+        .map_err(|e| Error::invalid(format!("the container's /dev/null: {e}")))?;
+    if !mountfd::is_char_device(&st, 1, 3) {
+        return Err(Error::invalid(
+            "the container's /dev/null is not the null device (character device 1:3): refusing to mask with it",
+        ));
+    }
+    Ok(fd)
 }
