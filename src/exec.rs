@@ -5,6 +5,7 @@
 use crate::container::Runtime;
 use crate::error::{Error, Result};
 use crate::init::exec::ExecConfig;
+use crate::plan::ProcessPlan;
 use crate::state::{State, Status};
 use crate::sync::{self, Msg};
 use nix::sched::CloneFlags;
@@ -116,19 +117,6 @@ pub struct Execed {
     pub pid: i32,
 }
 
-fn ns_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Time => "time",
-        LinuxNamespaceType::User => "user",
-    }
-}
-
 impl Runtime {
     /// Starts `process` in container `id`.
     pub fn exec(&self, id: &str, process: Process, opts: &ExecOptions) -> Result<Execed> {
@@ -160,23 +148,26 @@ impl Runtime {
         opts: &ExecOptions,
     ) -> Result<Execed> {
         crate::container::check_preserved_fds(opts.preserve_fds)?;
+        let process = ProcessPlan::new(&process)?;
+        for w in &process.warnings {
+            crate::log::warn(w);
+        }
         let mut namespaces = Vec::new();
         let mut for_children = Vec::new();
         for ns in crate::bundle::namespaces(spec) {
-            let name = ns_name(ns.typ());
-            let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
-            match ns.typ() {
-                t @ (LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => {
-                    for_children.push((t, path))
-                }
-                t => namespaces.push((t, path)),
+            let kind = crate::plan::namespaces::of(ns.typ());
+            let path = PathBuf::from(format!("/proc/{}/ns/{}", state.pid, kind.proc_name));
+            if kind.for_children {
+                for_children.push((kind.typ, path));
+            } else {
+                namespaces.push((kind.typ, path));
             }
         }
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::compile(s)?),
             None => None,
         };
-        let terminal = process.terminal().unwrap_or(false);
+        let terminal = process.terminal;
         let console = match &opts.console_socket {
             Some(path) if terminal => Some(crate::init::pty::connect(path)?),
             None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),

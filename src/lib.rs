@@ -17,7 +17,7 @@ pub mod hooks;
 pub mod init;
 pub mod jsonpath;
 pub mod log;
-pub mod mountopts;
+pub mod plan;
 pub mod resources;
 pub mod seccomp;
 pub mod signals;

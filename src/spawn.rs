@@ -3,105 +3,11 @@
 
 use crate::error::{Error, Result, SysContext};
 use crate::init::{self, InitConfig};
+use crate::plan::{namespaces, Namespaces};
 use crate::sync::{self, Channel, Msg};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-
-/// What the spec asks of namespaces, split by who acts on it.
-#[derive(Debug)]
-pub struct NamespacePlan {
-    /// New namespaces made by clone itself.
-    pub clone_flags: CloneFlags,
-    /// Join these before clone: they only apply to children (pid, time).
-    pub join_for_children: Vec<(LinuxNamespaceType, std::path::PathBuf)>,
-    pub new_time: bool,
-    /// New cgroup namespace, made by the child once it is in its cgroup.
-    pub new_cgroup: bool,
-    pub has_mount: bool,
-    pub own_pid: bool,
-    /// A new user namespace: the parent writes its id maps after clone.
-    pub new_user: bool,
-    /// A user namespace joined by path: init enters it last, just before
-    /// the process's credentials are set, so everything vessel sets up is
-    /// set up as the host's root.
-    pub join_user: Option<std::path::PathBuf>,
-}
-
-pub fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
-    let mut plan = NamespacePlan {
-        clone_flags: CloneFlags::empty(),
-        join_for_children: Vec::new(),
-        new_time: false,
-        new_cgroup: false,
-        has_mount: false,
-        own_pid: false,
-        new_user: false,
-        join_user: None,
-    };
-    for ns in crate::bundle::namespaces(spec) {
-        let typ = ns.typ();
-        match typ {
-            LinuxNamespaceType::Mount => plan.has_mount = true,
-            LinuxNamespaceType::Pid => plan.own_pid = ns.path().is_none(),
-            _ => {}
-        }
-        if let Some(path) = ns.path() {
-            if matches!(typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
-                plan.join_for_children.push((typ, path.clone()));
-            }
-            if typ == LinuxNamespaceType::User {
-                plan.join_user = Some(path.clone());
-            }
-            continue;
-        }
-        match typ {
-            LinuxNamespaceType::Mount => plan.clone_flags |= CloneFlags::CLONE_NEWNS,
-            LinuxNamespaceType::Uts => plan.clone_flags |= CloneFlags::CLONE_NEWUTS,
-            LinuxNamespaceType::Ipc => plan.clone_flags |= CloneFlags::CLONE_NEWIPC,
-            LinuxNamespaceType::Network => plan.clone_flags |= CloneFlags::CLONE_NEWNET,
-            LinuxNamespaceType::Pid => plan.clone_flags |= CloneFlags::CLONE_NEWPID,
-            LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
-            LinuxNamespaceType::Time => plan.new_time = true,
-            LinuxNamespaceType::User => {
-                plan.clone_flags |= CloneFlags::CLONE_NEWUSER;
-                plan.new_user = true;
-            }
-        }
-    }
-    if plan.new_user {
-        let linux = spec.linux().as_ref();
-        let empty = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| m.is_none_or_empty();
-        if empty(linux.and_then(|l| l.uid_mappings().as_ref()))
-            || empty(linux.and_then(|l| l.gid_mappings().as_ref()))
-        {
-            return Err(Error::invalid(
-                "linux.namespaces: a user namespace needs linux.uidMappings and linux.gidMappings",
-            ));
-        }
-    }
-    let offsets = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.time_offsets().as_ref())
-        .is_some_and(|o| !o.is_empty());
-    if offsets && !plan.new_time {
-        return Err(Error::invalid(
-            "linux.timeOffsets need a new time namespace in linux.namespaces",
-        ));
-    }
-    Ok(plan)
-}
-
-trait NoneOrEmpty {
-    fn is_none_or_empty(&self) -> bool;
-}
-
-impl<T> NoneOrEmpty for Option<&Vec<T>> {
-    fn is_none_or_empty(&self) -> bool {
-        self.map_or(true, |v| v.is_empty())
-    }
-}
 
 /// Writes the user namespace's id maps for the init process (as root on the
 /// host, so any mapping the spec asks for is allowed).
@@ -153,13 +59,6 @@ impl Drop for ForChildren {
     }
 }
 
-fn for_children_flag(typ: LinuxNamespaceType) -> (&'static str, CloneFlags) {
-    match typ {
-        LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
-        _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-    }
-}
-
 impl ForChildren {
     pub(crate) fn new() -> ForChildren {
         ForChildren {
@@ -169,7 +68,8 @@ impl ForChildren {
 
     /// Remembers our own namespace of that type, to go back to.
     fn save(&mut self, typ: LinuxNamespaceType) -> Result<CloneFlags> {
-        let (name, flag) = for_children_flag(typ);
+        let kind = namespaces::of(typ);
+        let (name, flag) = (kind.proc_name, kind.flag);
         let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
             .map_err(|e| Error::io("opening", format!("/proc/self/ns/{name}"), e))?;
         self.restore.push((own.into(), flag));
@@ -199,7 +99,7 @@ pub(crate) fn fork_clone(flags: CloneFlags) -> i64 {
     unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) }
 }
 
-fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> {
+fn enter_for_children(plan: &Namespaces) -> Result<ForChildren> {
     let mut guard = ForChildren::new();
     for (typ, path) in &plan.join_for_children {
         guard.join(*typ, path)?;
@@ -207,18 +107,8 @@ fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> 
     if plan.new_time {
         let flag = guard.save(LinuxNamespaceType::Time)?;
         nix::sched::unshare(flag).sys(|| "creating the time namespace".into())?;
-        let offsets = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.time_offsets().clone())
-            .unwrap_or_default();
-        for (clock, off) in offsets {
-            let line = format!(
-                "{clock} {} {}",
-                off.secs().unwrap_or(0),
-                off.nanosecs().unwrap_or(0)
-            );
-            std::fs::write("/proc/self/timens_offsets", &line)
+        for (clock, line) in &plan.time_offsets {
+            std::fs::write("/proc/self/timens_offsets", line)
                 .map_err(|e| Error::invalid(format!("linux.timeOffsets {clock}: {e}")))?;
         }
     }
@@ -231,12 +121,12 @@ fn enter_for_children(plan: &NamespacePlan, spec: &Spec) -> Result<ForChildren> 
 /// instead of being moved there, which costs a cgroup migration. Returns
 /// the pid and whether the child was born in the cgroup.
 pub fn clone_init(
-    plan: &NamespacePlan,
     cfg: &InitConfig,
     into_cgroup: Option<&std::path::Path>,
 ) -> Result<(i32, Channel, bool)> {
+    let plan = &cfg.plan.namespaces;
     let (parent, child) = sync::pair()?;
-    let guard = enter_for_children(plan, &cfg.bundle.spec)?;
+    let guard = enter_for_children(plan)?;
     let cgroup_fd = into_cgroup.and_then(|d| std::fs::File::open(d).ok());
     let mut born_in_cgroup = false;
     let mut pid = -1;
@@ -349,51 +239,4 @@ pub fn pass_listener(
         listener.ok_or_else(|| Error::Init("seccomp fd without a listenerPath".into()))?;
     crate::seccomp::forward_listener(fd, listener, state_json)?;
     chan.send(&Msg::SeccompDone)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(ns: &str) -> Spec {
-        crate::bundle::parse_spec(
-            format!(r#"{{"ociVersion":"1.0.0","linux":{{"namespaces":{ns}}}}}"#).as_bytes(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn namespaces_split_between_clone_child_and_parent() {
-        let p = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"pid"},{"type":"cgroup"},{"type":"network","path":"/proc/1/ns/net"}]"#)).unwrap();
-        assert_eq!(
-            p.clone_flags,
-            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID
-        );
-        assert!(p.new_cgroup && p.own_pid && p.join_for_children.is_empty());
-        let p = plan_namespaces(&spec(
-            r#"[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]"#,
-        ))
-        .unwrap();
-        assert_eq!(p.join_for_children.len(), 1);
-        assert!(!p.own_pid);
-    }
-
-    #[test]
-    fn missing_id_maps_are_refused_and_no_mount_namespace_is_inherited() {
-        let p = plan_namespaces(&spec(r#"[{"type":"pid"}]"#)).unwrap();
-        assert!(!p.has_mount && !p.clone_flags.contains(CloneFlags::CLONE_NEWNS));
-        let e = plan_namespaces(&spec(r#"[{"type":"mount"},{"type":"user"}]"#))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("uidMappings"), "{e}");
-        let p = plan_namespaces(&spec(
-            r#"[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            p.join_user.as_deref(),
-            Some(std::path::Path::new("/proc/1/ns/user"))
-        );
-        assert!(!p.new_user && !p.clone_flags.contains(CloneFlags::CLONE_NEWUSER));
-    }
 }

@@ -16,7 +16,13 @@ fuzz_target!(|data: &[u8]| {
     if let Some(p) = spec.process() {
         let _ = vessel::bundle::check_process(p);
     }
-    let _ = vessel::spawn::plan_namespaces(&spec);
+    let bundle = vessel::bundle::Bundle {
+        dir: "/nonexistent-vessel-fuzz".into(),
+        rootfs: "/nonexistent-vessel-fuzz/rootfs".into(),
+        spec: spec.clone(),
+        config: String::new(),
+    };
+    let _ = vessel::plan::Plan::new(&bundle);
     if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         let _ = vessel::resources::check(r);
         let _ = vessel::resources::plan_v1(r);

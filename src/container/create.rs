@@ -6,6 +6,7 @@ use crate::bundle::{check_id, Bundle};
 use crate::cgroup::{self, Cgroup, Hierarchies, Layout};
 use crate::error::{Error, IoContext, Result};
 use crate::init::InitConfig;
+use crate::plan::Plan;
 use crate::spawn;
 use crate::state::{proc_stat, rfc3339_now, State, Status};
 use nix::sys::signal::Signal;
@@ -36,8 +37,21 @@ impl Runtime {
                 "process.terminal is true: a console socket is needed (--console-socket PATH)",
             ));
         }
-        let plan = spawn::plan_namespaces(&bundle.spec)?;
-        trace("load bundle");
+        // Every check that can fail, before anything exists.
+        let plan = Plan::new(&bundle)?;
+        for w in &plan.process.warnings {
+            crate::log::warn(w);
+        }
+        let seccomp = match bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+        {
+            Some(s) => Some(crate::seccomp::compile(s)?),
+            None => None,
+        };
+        trace("plan");
         let dir = self.root.claim(id)?;
         let lock = self.root.lock(id)?;
         let mut cleanup = Cleanup {
@@ -45,7 +59,8 @@ impl Runtime {
             cgroup: None,
             pid: None,
         };
-        let result = self.create_claimed(id, opts, bundle, &plan, &mut cleanup, lock.as_raw_fd());
+        let planned = Planned { plan, seccomp };
+        let result = self.create_claimed(id, opts, bundle, planned, &mut cleanup, lock.as_raw_fd());
         if result.is_ok() {
             cleanup.disarm();
         }
@@ -57,18 +72,24 @@ impl Runtime {
         id: &str,
         opts: &CreateOptions,
         mut bundle: Bundle,
-        plan: &spawn::NamespacePlan,
+        planned: Planned,
         cleanup: &mut Cleanup,
         lock_fd: std::os::fd::RawFd,
     ) -> Result<Created> {
         // GPUs first: from here on they are ordinary devices and mounts.
         let container_dir = self.root.container_dir(id);
-        if let Some(report) =
-            crate::gpu::prepare(&mut bundle.spec, &bundle.rootfs, &container_dir, &self.gpu)?
-        {
+        let report =
+            crate::gpu::prepare(&mut bundle.spec, &bundle.rootfs, &container_dir, &self.gpu)?;
+        let edited = report.is_some();
+        if let Some(report) = report {
             crate::log::debug(&format!("gpu: {report:?}"));
             bundle.config = serde_json::to_string(&bundle.spec)
                 .map_err(|e| Error::invalid(format!("serializing the GPU-edited spec: {e}")))?;
+        }
+        let Planned { mut plan, seccomp } = planned;
+        if edited {
+            // The GPU's devices and mounts, planned like the bundle's own.
+            plan = Plan::new(&bundle)?;
         }
         trace("gpu");
         let fifo_path = self.root.fifo_path(id);
@@ -123,7 +144,7 @@ impl Runtime {
                 None => Cgroup::planned(&hierarchies, &cg_path).unwrap_or_default(),
             },
             systemd_unit: unit.as_ref().map(|u| u.name.clone()),
-            own_pid_ns: plan.own_pid,
+            own_pid_ns: plan.namespaces.own_pid,
             config: bundle.config.clone(),
             creator: Some(crate::state::this_process()),
         };
@@ -167,32 +188,16 @@ impl Runtime {
         }
         trace("cgroup");
 
-        let seccomp = match bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-        {
-            Some(s) => Some(crate::seccomp::compile(s)?),
-            None => None,
-        };
-        trace("seccomp");
-        let terminal = cfg_terminal(&bundle);
         let console = match &opts.console_socket {
-            Some(path) if terminal => Some(crate::init::pty::connect(path)?),
+            Some(path) if plan.process.terminal => Some(crate::init::pty::connect(path)?),
             _ => None,
         };
         let cfg = InitConfig {
             id: id.to_string(),
-            bundle,
+            plan,
             hierarchies: hierarchies.all.clone(),
             cgroup_dirs: cg.dirs.clone(),
-            cgroup_ns: plan.new_cgroup,
-            new_user: plan.new_user,
-            join_user: plan.join_user.clone(),
-            terminal,
             no_pivot: opts.no_pivot,
-            own_mount_ns: plan.has_mount,
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: opts.preserve_fds,
             fifo: Some(fifo),
@@ -206,17 +211,16 @@ impl Runtime {
         let into = (hierarchies.layout() == Layout::Unified && unit.is_none() && into_allowed)
             .then(|| cg.dirs.first())
             .flatten();
-        let (pid, chan, born_in_cgroup) = spawn::clone_init(plan, &cfg, into.map(|d| d.as_path()))?;
+        let (pid, chan, born_in_cgroup) = spawn::clone_init(&cfg, into.map(|d| d.as_path()))?;
         cleanup.pid = Some(pid);
         trace("clone");
         state.pid = pid;
         state.pid_start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         self.root.save(&state)?;
-        if plan.new_user {
-            spawn::write_id_maps(pid, &cfg.bundle.spec)?;
+        if cfg.plan.namespaces.new_user {
+            spawn::write_id_maps(pid, &bundle.spec)?;
         }
-        let rules = cfg
-            .bundle
+        let rules = bundle
             .spec
             .linux()
             .as_ref()
@@ -254,7 +258,7 @@ impl Runtime {
             cgroup::bpf_devices::attach(dir, &all)?;
         }
         let hook_state = state.hook_state(Status::Creating);
-        spawn::drive_child(&chan, &cfg.bundle.spec, &hook_state, &cfg.bundle.dir)?;
+        spawn::drive_child(&chan, &bundle.spec, &hook_state, &bundle.dir)?;
         trace("init ready");
         let state = State {
             creator: None,
@@ -270,6 +274,12 @@ impl Runtime {
             pid,
         })
     }
+}
+
+/// The plan and the compiled seccomp filter: made before the id is claimed.
+struct Planned {
+    plan: Plan,
+    seccomp: Option<crate::seccomp::Program>,
 }
 
 /// The caller must really pass the fds it asks to preserve (runc checks too).

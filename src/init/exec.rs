@@ -2,15 +2,16 @@
 //! (the parent already joined its pid namespace and put the child in its
 //! cgroup), then becomes the requested process.
 
-use super::{prepare_exec, pty, Never};
+use super::{pty, ExecSetup, Never};
 use crate::error::{Error, Result, SysContext};
+use crate::plan::ProcessPlan;
 use crate::sync::{Channel, Msg};
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use oci_spec::runtime::LinuxNamespaceType;
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
 
 pub struct ExecConfig {
-    pub process: Process,
+    pub process: ProcessPlan,
     /// `/proc/<init>/ns/<type>` of each namespace to join, pid and time excluded.
     pub namespaces: Vec<(LinuxNamespaceType, PathBuf)>,
     /// The container joined its user namespace by path: enter it last.
@@ -70,21 +71,20 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
         let _ = nix::unistd::close(fd);
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
-    if cfg.process.terminal().unwrap_or(false) {
+    if cfg.process.terminal {
         let socket = cfg
             .console
             .as_ref()
             .ok_or_else(|| Error::invalid("a terminal needs --console-socket"))?;
         pty::setup(socket, &cfg.process, false)?;
     }
-    let mut ready = prepare_exec(
-        &proc,
-        &cfg.process,
-        cfg.seccomp.as_ref(),
-        cfg.own_exe,
-        cfg.preserve_fds,
-        None,
-    )?;
+    let setup = ExecSetup {
+        seccomp: cfg.seccomp.as_ref(),
+        own_exe: cfg.own_exe,
+        preserve_fds: cfg.preserve_fds,
+        join_user: None,
+    };
+    let mut ready = super::ready::prepare(&proc, &cfg.process, setup)?;
     ready.hand_over_listener(chan)?;
     ready.exec()
 }

@@ -3,98 +3,53 @@
 
 use super::procfs::ProcFs;
 use crate::error::{Error, Result, SysContext};
+use crate::plan::ProcessPlan;
 use caps::{CapSet, Capability, CapsHashSet};
-use oci_spec::runtime::{LinuxCapabilities, Process};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-pub fn set_oom_score_adj(proc: &ProcFs, process: &Process) -> Result<()> {
-    if let Some(adj) = process.oom_score_adj() {
+pub fn set_oom_score_adj(proc: &ProcFs, process: &ProcessPlan) -> Result<()> {
+    if let Some(adj) = process.oom_score_adj {
         proc.write("self/oom_score_adj", &adj.to_string())
             .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
     }
     Ok(())
 }
 
-pub fn set_rlimits(process: &Process) -> Result<()> {
-    for r in process.rlimits().iter().flatten() {
-        let name = serde_json::to_value(r.typ())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let resource = rlimit_resource(&name)
-            .ok_or_else(|| Error::invalid(format!("process.rlimits: unknown rlimit {name:?}")))?;
+pub fn set_rlimits(process: &ProcessPlan) -> Result<()> {
+    for r in &process.rlimits {
         let lim = libc::rlimit {
-            rlim_cur: r.soft(),
-            rlim_max: r.hard(),
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
         };
         // SAFETY: a valid rlimit struct.
-        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
-            let e = std::io::Error::last_os_error();
-            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+        if unsafe { libc::setrlimit(r.resource as _, &lim) } != 0 {
+            let e = nix::Error::last();
+            let hint = if e == nix::Error::EPERM {
                 " (raising a hard limit needs CAP_SYS_RESOURCE, which this host does not grant: lower it in the bundle)"
             } else {
                 ""
             };
-            return Err(Error::invalid(format!(
-                "process.rlimits {name} (soft {}, hard {}): {e}{hint}",
-                r.soft(),
-                r.hard()
-            )));
+            return Err(Error::sys(
+                format!(
+                    "process.rlimits {} (soft {}, hard {}){hint}",
+                    r.name, r.soft, r.hard
+                ),
+                e,
+            ));
         }
     }
     Ok(())
 }
 
-fn rlimit_resource(name: &str) -> Option<i32> {
-    Some(match name {
-        "RLIMIT_CPU" => libc::RLIMIT_CPU,
-        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
-        "RLIMIT_DATA" => libc::RLIMIT_DATA,
-        "RLIMIT_STACK" => libc::RLIMIT_STACK,
-        "RLIMIT_CORE" => libc::RLIMIT_CORE,
-        "RLIMIT_RSS" => libc::RLIMIT_RSS,
-        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
-        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
-        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
-        "RLIMIT_AS" => libc::RLIMIT_AS,
-        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
-        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
-        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => libc::RLIMIT_NICE,
-        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
-        _ => return None,
-    } as i32)
-}
-
-fn cap_set(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
-    let mut out = CapsHashSet::new();
-    for c in list.iter().flatten() {
-        let name = serde_json::to_value(c)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        match Capability::from_str(&name) {
-            Ok(cap) => {
-                out.insert(cap);
-            }
-            // A capability this kernel or crate does not know is skipped, as runc warns and skips.
-            Err(_) => eprintln!("vessel: warning: unknown capability {name:?} ignored"),
-        }
-    }
-    Ok(out)
+fn cap_set(list: &[Capability]) -> CapsHashSet {
+    list.iter().copied().collect()
 }
 
 /// AppArmor profile and SELinux label for the coming execve. Like runc, a
 /// label the host cannot apply is an error, never silently dropped.
-pub fn set_lsm_labels(proc: &ProcFs, process: &Process) -> Result<()> {
-    if let Some(profile) = process
-        .apparmor_profile()
-        .as_deref()
-        .filter(|p| !p.is_empty())
-    {
+pub fn set_lsm_labels(proc: &ProcFs, process: &ProcessPlan) -> Result<()> {
+    if let Some(profile) = &process.apparmor_profile {
         let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
             .is_ok_and(|s| s.starts_with('Y'));
         if !enabled {
@@ -113,7 +68,7 @@ pub fn set_lsm_labels(proc: &ProcFs, process: &Process) -> Result<()> {
             ))
         })?;
     }
-    if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+    if let Some(label) = &process.selinux_label {
         if !Path::new("/sys/fs/selinux/enforce").exists() {
             return Err(Error::invalid(format!(
                 "process.selinuxLabel {label:?}: SELinux is not enabled on this host"
@@ -126,8 +81,8 @@ pub fn set_lsm_labels(proc: &ProcFs, process: &Process) -> Result<()> {
 }
 
 /// Drops the bounding set; must run while still privileged.
-pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
-    let keep = cap_set(&caps.and_then(|c| c.bounding().clone()))?;
+pub fn drop_bounding(bounding: &[Capability]) -> Result<()> {
+    let keep = cap_set(bounding);
     let supported = caps::runtime::thread_all_supported();
     for cap in supported {
         if !keep.contains(&cap) {
@@ -140,32 +95,26 @@ pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
 }
 
 /// setgroups/setgid/setuid keeping capabilities, then the four other sets.
-pub fn set_user_and_caps(process: &Process) -> Result<()> {
-    let user = process.user();
+pub fn set_user_and_caps(process: &ProcessPlan) -> Result<()> {
     // SAFETY: plain prctl calls.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    let groups: Vec<nix::unistd::Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|&g| g.into())
-        .collect();
+    let groups: Vec<nix::unistd::Gid> = process.additional_gids.iter().map(|&g| g.into()).collect();
     // Rootless: setgroups is denied in the user namespace; nothing to drop.
     let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     if !(denied && groups.is_empty()) {
         nix::unistd::setgroups(&groups)
-            .sys(|| format!("setgroups {:?}", user.additional_gids()))?;
+            .sys(|| format!("setgroups {:?}", process.additional_gids))?;
     }
-    let gid = nix::unistd::Gid::from_raw(user.gid());
-    nix::unistd::setresgid(gid, gid, gid).sys(|| format!("setgid {}", user.gid()))?;
-    let uid = nix::unistd::Uid::from_raw(user.uid());
-    nix::unistd::setresuid(uid, uid, uid).sys(|| format!("setuid {}", user.uid()))?;
+    let gid = nix::unistd::Gid::from_raw(process.gid);
+    nix::unistd::setresgid(gid, gid, gid).sys(|| format!("setgid {}", process.gid))?;
+    let uid = nix::unistd::Uid::from_raw(process.uid);
+    nix::unistd::setresuid(uid, uid, uid).sys(|| format!("setuid {}", process.uid))?;
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    let caps = process.capabilities().as_ref();
-    let effective = cap_set(&caps.and_then(|c| c.effective().clone()))?;
-    let permitted = cap_set(&caps.and_then(|c| c.permitted().clone()))?;
-    let inheritable = cap_set(&caps.and_then(|c| c.inheritable().clone()))?;
-    let ambient = cap_set(&caps.and_then(|c| c.ambient().clone()))?;
+    let sets = &process.caps;
+    let effective = cap_set(&sets.effective);
+    let permitted = cap_set(&sets.permitted);
+    let inheritable = cap_set(&sets.inheritable);
+    let ambient = cap_set(&sets.ambient);
     // Effective first (still within the old permitted set), permitted last.
     caps::set(None, CapSet::Effective, &effective)
         .map_err(|e| Error::invalid(format!("process.capabilities.effective: {e}")))?;
@@ -177,7 +126,7 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
         // Ambient needs the cap in permitted and inheritable; runc ignores failures.
         let _ = caps::raise(None, CapSet::Ambient, cap);
     }
-    if process.no_new_privileges().unwrap_or(false) {
+    if process.no_new_privileges {
         // SAFETY: plain prctl.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(Error::invalid(format!(
@@ -257,10 +206,10 @@ pub fn refuse_own_binary(program: &Path, exe: (u64, u64)) -> Result<()> {
 
 /// The environment for exec: the spec's, plus HOME from /etc/passwd when
 /// the spec sets none (as runc does).
-pub fn exec_env(process: &Process) -> Vec<String> {
+pub fn exec_env(process: &ProcessPlan) -> Vec<String> {
     // A repeated variable keeps its first position and its last value (runc).
     let mut env: Vec<String> = Vec::new();
-    for kv in process.env().iter().flatten() {
+    for kv in &process.env {
         let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
         match env
             .iter_mut()
@@ -271,7 +220,7 @@ pub fn exec_env(process: &Process) -> Vec<String> {
         }
     }
     if !env.iter().any(|kv| kv.starts_with("HOME=")) {
-        let uid = process.user().uid();
+        let uid = process.uid;
         let home = std::fs::read_to_string("/etc/passwd")
             .ok()
             .and_then(|t| {
@@ -310,14 +259,5 @@ mod tests {
             .to_string();
         assert!(e.contains("not found in $PATH"), "{e}");
         assert!(find_program("/nope/x", &[]).is_err());
-    }
-
-    #[test]
-    fn rlimit_names_map() {
-        assert_eq!(
-            rlimit_resource("RLIMIT_NOFILE"),
-            Some(libc::RLIMIT_NOFILE as i32)
-        );
-        assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
     }
 }

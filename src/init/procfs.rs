@@ -94,6 +94,19 @@ impl ProcFs {
         std::fs::File::from(fd).write_all(value.as_bytes())
     }
 
+    /// The plan's sysctls (paths below /proc/sys), in order.
+    pub fn write_sysctls(&self, sysctls: &[(String, String)]) -> crate::error::Result<()> {
+        for (path, value) in sysctls {
+            self.write(&format!("sys/{path}"), value).map_err(|e| {
+                crate::error::Error::invalid(format!(
+                    "linux.sysctl {}={value}: {e}",
+                    path.replace('/', ".")
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Whether `/proc/<rel>` exists (through no mount point).
     pub fn exists(&self, rel: &str) -> bool {
         self.open_file(rel, libc::O_PATH).is_ok()

@@ -111,10 +111,10 @@ pub fn send_master(socket: &OwnedFd, master: &OwnedFd, name: &str) -> Result<()>
 /// The whole terminal setup of a process: a new pty, sized as the process
 /// asks, its master sent over `socket`, its slave bound to /dev/console
 /// (for the init process) and made the controlling terminal and stdio.
-pub fn setup(socket: &OwnedFd, process: &oci_spec::runtime::Process, console: bool) -> Result<()> {
+pub fn setup(socket: &OwnedFd, process: &crate::plan::ProcessPlan, console: bool) -> Result<()> {
     let (master, slave) = open_pty()?;
-    if let Some(size) = process.console_size() {
-        set_size(&master, size.height() as u16, size.width() as u16);
+    if let Some((rows, cols)) = process.console_size {
+        set_size(&master, rows, cols);
     }
     let name = slave_name(&master)?;
     if console {

@@ -2,15 +2,13 @@
 //! namespace: root propagation, the rootfs bind, `mounts` in order, /dev,
 //! pivot_root (or MS_MOVE + chroot), then masked and read-only paths.
 
-use super::fsutil::{ensure_in_root, fd_path, open_dir_path, open_in_root, Leaf};
+use super::fsutil::{ensure_in_root, open_dir_path, open_in_root, Leaf};
 use super::mountfd;
 use super::InitConfig;
-use crate::cgroup::Hierarchy;
 use crate::error::{Error, Result, SysContext};
-use crate::mountopts::{propagation_of, MountOptions};
+use crate::plan::{DeviceNode, Plan};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{Mode, SFlag};
-use oci_spec::runtime::{LinuxDeviceType, Mount};
+use nix::sys::stat::Mode;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -19,19 +17,35 @@ const NONE: Option<&str> = None;
 /// Everything before pivot_root: propagation, the rootfs bind, the mounts
 /// and /dev. Returns the rootfs fd used for later lookups.
 pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
-    let spec = &cfg.bundle.spec;
-    let rootfs = &cfg.bundle.rootfs;
-    let linux = spec.linux().as_ref();
-    let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => propagation_of(p).ok_or_else(|| {
-            Error::invalid(format!(
-                "linux.rootfsPropagation {p:?}: unknown propagation"
-            ))
-        })?,
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
-    if cfg.own_mount_ns {
-        mount(NONE, "/", NONE, root_prop, NONE).sys(|| "setting the propagation of /".into())?;
+    let plan = &cfg.plan;
+    let root = bind_rootfs(plan)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        super::mounts::mount_one(cfg, root.as_raw_fd(), m).map_err(|e| {
+            Error::invalid(format!("mounts[{i}] ({}): {e}", m.destination.display()))
+        })?;
+    }
+    if !plan.dev_is_bind {
+        super::devnodes::default_devices(root.as_raw_fd(), plan.process.terminal)?;
+    }
+    for (i, d) in plan.devices.iter().enumerate() {
+        make_device(root.as_raw_fd(), d, plan.namespaces.new_user).map_err(|e| {
+            Error::invalid(format!("linux.devices[{i}] ({}): {e}", d.path.display()))
+        })?;
+    }
+    // runc creates the working directory when the image lacks it.
+    ensure_in_root(root.as_raw_fd(), &plan.process.cwd, Leaf::Dir)
+        .map_err(|e| Error::invalid(format!("process.cwd: {e}")))?;
+    Ok(root)
+}
+
+/// The root's propagation, then the rootfs bound onto itself (private in
+/// the runtime's namespace when the container has none of its own).
+fn bind_rootfs(plan: &Plan) -> Result<OwnedFd> {
+    let rootfs = &plan.rootfs;
+    let own_mount_ns = plan.namespaces.has_mount;
+    if own_mount_ns {
+        mount(NONE, "/", NONE, plan.root_propagation, NONE)
+            .sys(|| "setting the propagation of /".into())?;
         make_parent_private(rootfs)?;
     }
     mount(
@@ -42,7 +56,7 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
         NONE,
     )
     .sys(|| format!("bind-mounting rootfs {}", rootfs.display()))?;
-    if !cfg.own_mount_ns {
+    if !own_mount_ns {
         // In the runtime's own namespace: nothing mounted below the rootfs
         // may propagate to the host's other mounts (`delete` unmounts it).
         mount(
@@ -55,73 +69,26 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
         .sys(|| format!("making rootfs {} private", rootfs.display()))?;
     }
     let root = std::fs::File::open(rootfs).map_err(|e| Error::io("opening rootfs", rootfs, e))?;
-    let root: OwnedFd = root.into();
-    let mut dev_is_bind = false;
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        mount_one(cfg, root.as_raw_fd(), m).map_err(|e| {
-            Error::invalid(format!("mounts[{i}] ({}): {e}", m.destination().display()))
-        })?;
-        if m.destination() == Path::new("/dev")
-            && MountOptions::parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[])).bind
-        {
-            dev_is_bind = true;
-        }
-    }
-    if !dev_is_bind {
-        super::devnodes::default_devices(root.as_raw_fd(), cfg.terminal)?;
-    }
-    for (i, d) in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let typ = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
-            LinuxDeviceType::B => SFlag::S_IFBLK,
-            LinuxDeviceType::P => SFlag::S_IFIFO,
-            LinuxDeviceType::A => {
-                return Err(Error::invalid(format!(
-                    "linux.devices[{i}]: type \"a\" is not a device type"
-                )))
-            }
-        };
-        super::devnodes::make_node(
-            root.as_raw_fd(),
-            d.path(),
-            typ,
-            d.file_mode().unwrap_or(0o666),
-            d.major() as u64,
-            d.minor() as u64,
+    Ok(root.into())
+}
+
+/// One `linux.devices` node; its owner set unless it was bound from the
+/// host in a user namespace (which keeps the host's).
+fn make_device(root: i32, d: &DeviceNode, new_user: bool) -> Result<()> {
+    super::devnodes::make_node(root, &d.path, d.kind, d.mode, d.major, d.minor)?;
+    if (d.uid.is_some() || d.gid.is_some()) && !new_user {
+        let fd = open_in_root(root, &super::fsutil::relative(&d.path), libc::O_PATH)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        nix::unistd::fchownat(
+            Some(fd.as_raw_fd()),
+            "",
+            d.uid.map(Into::into),
+            d.gid.map(Into::into),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
         )
-        .map_err(|e| Error::invalid(format!("linux.devices[{i}] ({}): {e}", d.path().display())))?;
-        // A node bound from the host in a user namespace keeps the host's owner.
-        if (d.uid().is_some() || d.gid().is_some()) && !cfg.new_user {
-            let fd = open_in_root(
-                root.as_raw_fd(),
-                &super::fsutil::relative(d.path()),
-                libc::O_PATH,
-            )
-            .map_err(|e| Error::invalid(format!("linux.devices[{i}]: {e}")))?;
-            nix::unistd::fchownat(
-                Some(fd.as_raw_fd()),
-                "",
-                d.uid().map(Into::into),
-                d.gid().map(Into::into),
-                nix::fcntl::AtFlags::AT_EMPTY_PATH,
-            )
-            .sys(|| format!("linux.devices[{i}]: chown {}", d.path().display()))?;
-        }
+        .sys(|| format!("chown {}", d.path.display()))?;
     }
-    // runc creates the working directory when the image lacks it.
-    let cwd = spec
-        .process()
-        .as_ref()
-        .map(|p| p.cwd().clone())
-        .unwrap_or_else(|| "/".into());
-    ensure_in_root(root.as_raw_fd(), &cwd, Leaf::Dir)
-        .map_err(|e| Error::invalid(format!("process.cwd: {e}")))?;
-    Ok(root)
+    Ok(())
 }
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
@@ -150,233 +117,6 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     if let Some((mp, true)) = best {
         mount(NONE, &mp, NONE, MsFlags::MS_PRIVATE, NONE)
             .sys(|| format!("making {} private", mp.display()))?;
-    }
-    Ok(())
-}
-
-fn mount_one(cfg: &InitConfig, root: i32, m: &Mount) -> Result<()> {
-    let typ = m.typ().as_deref();
-    let opts = MountOptions::parse(typ, m.options().as_deref().unwrap_or(&[]));
-    let dest = m.destination();
-    if typ == Some("cgroup") || typ == Some("cgroup2") {
-        return mount_cgroup(cfg, root, dest, &opts);
-    }
-    // procfs and sysfs only on a real directory (CVE-2019-16884): an image
-    // whose /proc is a symlink would move the kernel's files elsewhere.
-    if matches!(typ, Some("proc") | Some("sysfs")) {
-        let rel = super::fsutil::relative(dest);
-        if let Some(parent) = rel.parent() {
-            let dir = open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY).ok();
-            if let (Some(dir), Some(name)) = (dir, rel.file_name()) {
-                if let Ok(st) = nix::sys::stat::fstatat(
-                    Some(dir.as_raw_fd()),
-                    name,
-                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                ) {
-                    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-                        return Err(Error::invalid(format!(
-                            "{} must be a directory in the image, not a symlink or file",
-                            dest.display()
-                        )));
-                    }
-                }
-            }
-        }
-    }
-    if opts.bind {
-        let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_absolute() {
-            src
-        } else {
-            cfg.bundle.dir.join(src)
-        };
-        let meta = std::fs::metadata(&src)
-            .map_err(|e| Error::invalid(format!("bind source {}: {e}", src.display())))?;
-        let target = ensure_in_root(
-            root,
-            dest,
-            if meta.is_dir() { Leaf::Dir } else { Leaf::File },
-        )?;
-        let mut flags = MsFlags::MS_BIND;
-        if opts.recursive {
-            flags |= MsFlags::MS_REC;
-        }
-        mount(Some(&src), &fd_path(&target), NONE, flags, NONE)
-            .sys(|| format!("bind-mounting {}", src.display()))?;
-        let mut extra = opts.bind_remount_flags();
-        if !extra.is_empty() {
-            let target = reopen(root, dest)?;
-            // In a user namespace the flags the bind inherited are locked: a
-            // remount must repeat them.
-            if cfg.new_user {
-                extra |= existing_flags(&fd_path(&target)) & !opts.cleared;
-            }
-            mount(
-                NONE,
-                &fd_path(&target),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
-                NONE,
-            )
-            .sys(|| "remounting the bind mount with its options".into())?;
-        }
-    } else {
-        let target = ensure_in_root(root, dest, Leaf::Dir)?;
-        let source = m
-            .source()
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(typ.unwrap_or("none")));
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        let flags = opts.flags & !MsFlags::MS_REMOUNT;
-        let result = mount(Some(&source), &fd_path(&target), typ, flags, data);
-        // mqueue/sysfs may refuse in some setups; a readonly sysfs without a
-        // new network namespace is the case runc handles by binding /sys.
-        if let Err(e) = result {
-            if typ == Some("sysfs") && e == nix::errno::Errno::EPERM {
-                mount(
-                    Some("/sys"),
-                    &fd_path(&target),
-                    NONE,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    NONE,
-                )
-                .sys(|| "binding /sys".into())?;
-                let target = reopen(root, dest)?;
-                mount(
-                    NONE,
-                    &fd_path(&target),
-                    NONE,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-                    NONE,
-                )
-                .sys(|| "remounting /sys".into())?;
-            } else {
-                return Err(Error::sys(
-                    format!("mounting {} ({})", source.display(), typ.unwrap_or("?")),
-                    e,
-                ));
-            }
-        }
-    }
-    if opts.rec_attr != (0, 0) {
-        let target = reopen(root, dest)?;
-        mountfd::set_attrs(target.as_raw_fd(), opts.rec_attr.0, opts.rec_attr.1, true)
-            .map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
-    }
-    if !opts.propagation.is_empty() {
-        let target = reopen(root, dest)?;
-        for p in &opts.propagation {
-            mount(NONE, &fd_path(&target), NONE, *p, NONE)
-                .sys(|| "setting mount propagation".into())?;
-        }
-    }
-    Ok(())
-}
-
-fn reopen(root: i32, dest: &Path) -> Result<OwnedFd> {
-    open_in_root(root, &super::fsutil::relative(dest), libc::O_PATH)
-        .map_err(|e| Error::invalid(format!("{}: {e}", dest.display())))
-}
-
-/// A cgroup mount: on v2 the cgroup2 filesystem (inside a cgroup namespace)
-/// or the container's own directory; on v1 a tmpfs with one directory per
-/// hierarchy, each showing only the container's cgroup.
-fn mount_cgroup(cfg: &InitConfig, root: i32, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let target = ensure_in_root(root, dest, Leaf::Dir)?;
-    let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY);
-    let hs: Vec<(&Hierarchy, &PathBuf)> =
-        cfg.hierarchies.iter().zip(cfg.cgroup_dirs.iter()).collect();
-    let v1: Vec<_> = hs.iter().filter(|(h, _)| !h.unified).collect();
-    if v1.is_empty() {
-        let Some((_, dir)) = hs.iter().find(|(h, _)| h.unified) else {
-            return Ok(());
-        };
-        if cfg.cgroup_ns {
-            mount(
-                Some("cgroup2"),
-                &fd_path(&target),
-                Some("cgroup2"),
-                opts.flags,
-                NONE,
-            )
-            .sys(|| "mounting cgroup2".into())?;
-        } else {
-            bind_ro(dir, root, dest, opts.flags)?;
-        }
-        return Ok(());
-    }
-    mount(
-        Some("tmpfs"),
-        &fd_path(&target),
-        Some("tmpfs"),
-        flags,
-        Some("mode=755"),
-    )
-    .sys(|| "mounting the cgroup tmpfs".into())?;
-    let target = reopen(root, dest)?;
-    for (h, dir) in v1 {
-        let name = h
-            .controllers
-            .iter()
-            .map(|c| c.trim_start_matches("name="))
-            .collect::<Vec<_>>()
-            .join(",");
-        let sub = dest.join(&name);
-        let subfd = ensure_in_root(root, &sub, Leaf::Dir)?;
-        if cfg.cgroup_ns {
-            let data = h.controllers.join(",");
-            mount(
-                Some("cgroup"),
-                &fd_path(&subfd),
-                Some("cgroup"),
-                opts.flags,
-                Some(data.as_str()),
-            )
-            .sys(|| format!("mounting cgroup {name}"))?;
-        } else {
-            bind_ro(dir, root, &sub, opts.flags)?;
-        }
-        // co-mounted controllers (cpu,cpuacct) also get one link per name, as on hosts.
-        if h.controllers.len() > 1 {
-            for c in &h.controllers {
-                let link = super::fsutil::relative(&dest.join(c.trim_start_matches("name=")));
-                let _ = nix::unistd::symlinkat(
-                    name.as_str(),
-                    Some(target.as_raw_fd()),
-                    link.file_name().unwrap_or_default(),
-                );
-            }
-        }
-    }
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let target = reopen(root, dest)?;
-        mount(
-            NONE,
-            &fd_path(&target),
-            NONE,
-            MsFlags::MS_REMOUNT | flags | MsFlags::MS_RDONLY,
-            Some("mode=755"),
-        )
-        .sys(|| "remounting the cgroup tmpfs read-only".into())?;
-    }
-    Ok(())
-}
-
-fn bind_ro(src: &Path, root: i32, dest: &Path, flags: MsFlags) -> Result<()> {
-    let target = ensure_in_root(root, dest, Leaf::Dir)?;
-    mount(Some(src), &fd_path(&target), NONE, MsFlags::MS_BIND, NONE)
-        .sys(|| format!("binding {}", src.display()))?;
-    let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    if !extra.is_empty() {
-        let target = reopen(root, dest)?;
-        mount(
-            NONE,
-            &fd_path(&target),
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
-            NONE,
-        )
-        .sys(|| format!("remounting {}", src.display()))?;
     }
     Ok(())
 }
@@ -426,27 +166,19 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 }
 
 /// After pivot: read-only and masked paths, and a read-only root.
-pub fn finish(cfg: &InitConfig) -> Result<()> {
-    let spec = &cfg.bundle.spec;
-    if let Some(linux) = spec.linux() {
-        let root = open_dir_path(Path::new("/")).map_err(|e| Error::io("opening", "/", e))?;
-        for p in linux.readonly_paths().iter().flatten() {
-            readonly(&root, Path::new(p))
-                .map_err(|e| Error::invalid(format!("linux.readonlyPaths {p}: {e}")))?;
-        }
-        let mut null = None;
-        for p in linux.masked_paths().iter().flatten() {
-            mask(&root, Path::new(p), &mut null)
-                .map_err(|e| Error::invalid(format!("linux.maskedPaths {p}: {e}")))?;
-        }
+pub fn finish(plan: &Plan) -> Result<()> {
+    let root = open_dir_path(Path::new("/")).map_err(|e| Error::io("opening", "/", e))?;
+    for p in &plan.readonly_paths {
+        readonly(&root, p)
+            .map_err(|e| Error::invalid(format!("linux.readonlyPaths {}: {e}", p.display())))?;
     }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        let flags = existing_flags(Path::new("/"));
+    let mut null = None;
+    for p in &plan.masked_paths {
+        mask(&root, p, &mut null)
+            .map_err(|e| Error::invalid(format!("linux.maskedPaths {}: {e}", p.display())))?;
+    }
+    if plan.readonly_root {
+        let flags = super::mounts::existing_flags(Path::new("/"));
         mount(
             NONE,
             "/",
@@ -457,30 +189,6 @@ pub fn finish(cfg: &InitConfig) -> Result<()> {
         .sys(|| "remounting / read-only".into())?;
     }
     Ok(())
-}
-
-/// The mount flags the kernel locks or that the mount already has, so a
-/// remount keeps them.
-fn existing_flags(path: &Path) -> MsFlags {
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    let Ok(st) = statvfs(path) else {
-        return MsFlags::empty();
-    };
-    let f = st.flags();
-    let mut out = MsFlags::empty();
-    for (fs, ms) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if f.contains(fs) {
-            out |= ms;
-        }
-    }
-    out
 }
 
 /// `path` (resolved inside the root; absent is fine) opened for a mount on
