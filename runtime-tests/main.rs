@@ -16,6 +16,7 @@ mod lifecycle;
 mod masking;
 mod namespaces;
 mod ops;
+mod planning;
 mod process;
 mod resources;
 mod rootfs;
