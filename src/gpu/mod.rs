@@ -141,6 +141,11 @@ pub fn prepare(
     state_dir: &Path,
     opts: &GpuOptions,
 ) -> Result<Option<Injected>> {
+    // Every container comes here; most ask for nothing: a scan of the
+    // spec's env, annotations and hooks, no allocation, no host file.
+    if request::nothing_asked(spec)? {
+        return Ok(None);
+    }
     let hooks = request::take_gpu_hooks(spec);
     let Some(req) = request::from_spec(spec, &hooks)? else {
         return Ok((!hooks.is_empty()).then(Injected::default));
