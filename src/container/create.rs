@@ -54,6 +54,8 @@ impl Runtime {
         trace("plan");
         let dir = self.root.claim(id)?;
         let lock = self.root.lock(id)?;
+        // The state directory and its lock, timed apart from the GPU step.
+        trace("claim");
         let mut cleanup = Cleanup {
             dir: Some(dir.clone()),
             cgroup: None,

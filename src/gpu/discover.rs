@@ -1,13 +1,14 @@
 //! What the host's NVIDIA driver provides, read from files under a host root
 //! (`/`, or a fake driver's root in tests): version, GPUs, device majors,
 //! device nodes, libraries (from the host's ld.so.cache), binaries,
-//! firmware, sockets. Nothing is forked and nothing is loaded.
+//! firmware, sockets. Nothing is forked and nothing is loaded. Every file
+//! is looked up inside the root and read through the fd of that lookup
+//! (`hostfs`).
 
+use super::hostfs::HostRoot;
 use super::libraries::{capability_libraries, find_libraries, Library};
 use super::request::Caps;
 use crate::error::{Error, Result};
-use crate::init::fsutil::open_in_root;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +66,7 @@ pub struct Node {
 pub struct Driver {
     pub root: PathBuf,
     /// `root` opened once: every host lookup resolves inside it.
-    root_fd: Arc<OwnedFd>,
+    host: Arc<HostRoot>,
     pub version: String,
     pub gpus: Vec<Gpu>,
     pub nvidia_major: u32,
@@ -81,19 +82,26 @@ impl Driver {
     /// no NVIDIA driver is loaded there.
     pub fn discover(root: &Path) -> Result<Driver> {
         let version_file = root.join("proc/driver/nvidia/version");
-        let text = std::fs::read_to_string(&version_file).map_err(|e| {
+        let no_driver = |e: std::io::Error| {
             Error::invalid(format!(
                 "no NVIDIA driver: {}: {e} (is the nvidia kernel module loaded? try `modprobe nvidia`)",
                 version_file.display()
             ))
-        })?;
+        };
+        // A root that is not there has no driver either (the same message).
+        let host = HostRoot::open(root).map_err(no_driver)?;
+        let text = host
+            .read_to_string(Path::new("proc/driver/nvidia/version"))
+            .map_err(no_driver)?;
         let version = parse_version(&text).ok_or_else(|| {
             Error::invalid(format!(
                 "{}: no driver version in it",
                 version_file.display()
             ))
         })?;
-        let devices = std::fs::read_to_string(root.join("proc/devices")).unwrap_or_default();
+        let devices = host
+            .read_to_string(Path::new("proc/devices"))
+            .unwrap_or_default();
         let majors = parse_char_majors(&devices);
         let major_of = |names: &[&str]| {
             majors
@@ -101,13 +109,12 @@ impl Driver {
                 .find(|(_, n)| names.contains(&n.as_str()))
                 .map(|(m, _)| *m)
         };
-        let root_fd = open_root(root)?;
-        let mut gpus = read_gpus(root)?;
-        read_migs(root, &mut gpus);
-        let (libraries, library_source) = find_libraries(root, &root_fd, &version);
+        let mut gpus = read_gpus(&host)?;
+        read_migs(&host, &mut gpus);
+        let (libraries, library_source) = find_libraries(&host, &version);
         Ok(Driver {
             root: root.to_path_buf(),
-            root_fd: Arc::new(root_fd),
+            host: Arc::new(host),
             version,
             gpus,
             nvidia_major: major_of(&["nvidia", "nvidia-frontend"]).unwrap_or(195),
@@ -116,6 +123,11 @@ impl Driver {
             libraries,
             library_source,
         })
+    }
+
+    /// The root, for reads of other host files inside it.
+    pub fn host(&self) -> &HostRoot {
+        &self.host
     }
 
     /// `/dev/nvidiaN` for a GPU.
@@ -166,13 +178,7 @@ impl Driver {
     /// The host's character device at `path`, resolved inside the root (a
     /// fake root's absolute symlink must not reach the real `/dev`).
     fn host_node(&self, path: &str) -> Option<Node> {
-        let fd = open_in_root(
-            self.root_fd.as_raw_fd(),
-            Path::new(path.trim_start_matches('/')),
-            libc::O_PATH,
-        )
-        .ok()?;
-        let m = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        let m = self.host.metadata(Path::new(path)).ok()?;
         m.file_type().is_char_device().then(|| Node {
             path: path.to_string(),
             major: libc::major(m.rdev()),
@@ -208,7 +214,7 @@ impl Driver {
     /// Binaries, firmware, sockets and ICD files for these capabilities.
     pub fn files_for(&self, caps: Caps) -> Vec<HostFile> {
         let mut out = Vec::new();
-        let root_fd = &*self.root_fd;
+        let host = &*self.host;
         let mut want: Vec<(String, FileKind)> = Vec::new();
         let bins = |names: &[&str], want: &mut Vec<(String, FileKind)>| {
             for n in names {
@@ -222,7 +228,7 @@ impl Driver {
                     "usr/local/nvidia/bin",
                 ] {
                     let p = format!("{dir}/{n}");
-                    if real_path(root_fd, Path::new(&p)).is_some() {
+                    if host.open_path(Path::new(&p)).is_ok() {
                         want.push((p, FileKind::Binary));
                         break;
                     }
@@ -261,9 +267,10 @@ impl Driver {
         for (rel, kind) in want {
             let found = match kind {
                 // Sockets may be under /var/run where /run is not its link.
-                FileKind::Socket => real_path(root_fd, Path::new(&rel))
-                    .or_else(|| real_path(root_fd, &Path::new("var").join(&rel))),
-                _ => real_path(root_fd, Path::new(&rel)),
+                FileKind::Socket => host
+                    .real_path(Path::new(&rel))
+                    .or_else(|| host.real_path(&Path::new("var").join(&rel))),
+                _ => host.real_path(Path::new(&rel)),
             };
             if let Some(host_path) = found {
                 let container_path = match kind {
@@ -282,47 +289,34 @@ impl Driver {
         if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
             let fw = format!("lib/firmware/nvidia/{}", self.version);
             let dirs = [fw.clone(), format!("usr/{fw}")];
-            let Some((fw, real_dir)) = dirs
+            let Some((fw, listing)) = dirs
                 .iter()
-                .find_map(|d| real_path(root_fd, Path::new(d)).map(|r| (d, r)))
+                .find_map(|d| host.read_dir(Path::new(d)).ok().map(|l| (d, l)))
             else {
                 return out;
             };
-            if let Ok(rd) = std::fs::read_dir(real_dir) {
-                let mut names: Vec<String> = rd
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".bin"))
-                    .collect();
-                names.sort();
-                for n in names {
-                    let rel = format!("{fw}/{n}");
-                    if let Some(host_path) = real_path(root_fd, Path::new(&rel)) {
-                        out.push(HostFile {
-                            host_path,
-                            container_path: Path::new("/lib/firmware/nvidia")
-                                .join(&self.version)
-                                .join(&n),
-                            kind: FileKind::Firmware,
-                        });
-                    }
+            let mut names: Vec<String> = listing
+                .entries()
+                .iter()
+                .map(|e| e.name.to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".bin"))
+                .collect();
+            names.sort();
+            for n in names {
+                let rel = format!("{fw}/{n}");
+                if let Some(host_path) = host.real_path(Path::new(&rel)) {
+                    out.push(HostFile {
+                        host_path,
+                        container_path: Path::new("/lib/firmware/nvidia")
+                            .join(&self.version)
+                            .join(&n),
+                        kind: FileKind::Firmware,
+                    });
                 }
             }
         }
         out
     }
-}
-
-pub(super) fn open_root(root: &Path) -> Result<OwnedFd> {
-    crate::init::fsutil::open_dir_path(root)
-        .map_err(|e| Error::invalid(format!("GPU host root {}: {e}", root.display())))
-}
-
-/// The real host path of `rel`, resolving symlinks without leaving `root`.
-pub(super) fn real_path(root: &OwnedFd, rel: &Path) -> Option<PathBuf> {
-    let rel = rel.strip_prefix("/").unwrap_or(rel);
-    let fd = open_in_root(root.as_raw_fd(), rel, libc::O_PATH).ok()?;
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
 }
 
 /// The version after "Kernel Module" in `/proc/driver/nvidia/version`.
@@ -383,17 +377,17 @@ pub fn parse_information(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn read_gpus(root: &Path) -> Result<Vec<Gpu>> {
-    let dir = root.join("proc/driver/nvidia/gpus");
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
+fn read_gpus(host: &HostRoot) -> Result<Vec<Gpu>> {
+    let dir = Path::new("proc/driver/nvidia/gpus");
+    let listing = match host.read_dir(dir) {
+        Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("reading", dir, e)),
+        Err(e) => return Err(Error::io("reading", host.path().join(dir), e)),
     };
     let mut gpus = Vec::new();
-    for entry in rd.flatten() {
-        let info_path = entry.path().join("information");
-        let Ok(text) = std::fs::read_to_string(&info_path) else {
+    for entry in listing.entries() {
+        let rel = dir.join(&entry.name);
+        let Ok(text) = host.read_to_string(&rel.join("information")) else {
             continue;
         };
         let info = parse_information(&text);
@@ -402,7 +396,7 @@ fn read_gpus(root: &Path) -> Result<Vec<Gpu>> {
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.clone())
         };
-        let dir_name = entry.file_name().to_string_lossy().into_owned();
+        let dir_name = entry.name.to_string_lossy().into_owned();
         let minor = get("Device Minor").and_then(|m| m.parse().ok());
         gpus.push(Gpu {
             index: 0,
@@ -410,7 +404,7 @@ fn read_gpus(root: &Path) -> Result<Vec<Gpu>> {
             minor: minor.unwrap_or(u32::MAX),
             uuid: get("GPU UUID").unwrap_or_default(),
             model: get("Model").unwrap_or_default(),
-            proc_dir: entry.path(),
+            proc_dir: host.path().join(&rel),
             migs: Vec::new(),
         });
     }
@@ -443,9 +437,9 @@ pub fn normalize_bus_id(id: &str) -> String {
 }
 
 /// MIG devices from `proc/driver/nvidia/capabilities/gpu<minor>/mig/gi*/ci*/access`.
-fn read_migs(root: &Path, gpus: &mut [Gpu]) {
+fn read_migs(host: &HostRoot, gpus: &mut [Gpu]) {
     let access_minor = |p: &Path| -> Option<u32> {
-        let text = std::fs::read_to_string(p.join("access")).ok()?;
+        let text = host.read_to_string(&p.join("access")).ok()?;
         parse_information(&text)
             .into_iter()
             .find(|(k, _)| k == "DeviceFileMinor")?
@@ -454,25 +448,27 @@ fn read_migs(root: &Path, gpus: &mut [Gpu]) {
             .ok()
     };
     let numbered = |dir: &Path, prefix: &str| -> Vec<(u32, PathBuf)> {
-        let mut v: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
+        let Ok(listing) = host.read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(u32, PathBuf)> = listing
+            .entries()
+            .iter()
             .filter_map(|e| {
                 let n = e
-                    .file_name()
+                    .name
                     .to_string_lossy()
                     .strip_prefix(prefix)?
                     .parse()
                     .ok()?;
-                Some((n, e.path()))
+                Some((n, dir.join(&e.name)))
             })
             .collect();
         v.sort();
         v
     };
     for gpu in gpus {
-        let mig_dir = root.join(format!(
+        let mig_dir = PathBuf::from(format!(
             "proc/driver/nvidia/capabilities/gpu{}/mig",
             gpu.minor
         ));

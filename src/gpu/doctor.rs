@@ -184,7 +184,10 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
                 .join(", ")
         ));
     }
-    let devices = std::fs::read_to_string(d.root.join("proc/devices")).unwrap_or_default();
+    let devices = d
+        .host()
+        .read_to_string(Path::new("proc/devices"))
+        .unwrap_or_default();
     let majors = parse_char_majors(&devices);
     if !majors
         .iter()
@@ -246,7 +249,7 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
 }
 
 fn stale_libraries(d: &Driver) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(d.root.join("etc/ld.so.cache")) else {
+    let Ok(bytes) = d.host().read(Path::new("etc/ld.so.cache")) else {
         return Vec::new();
     };
     let mut out: Vec<String> = ldcache::parse(&bytes)
@@ -254,8 +257,9 @@ fn stale_libraries(d: &Driver) -> Vec<String> {
         .into_iter()
         .filter(|e| e.key.starts_with("libcuda.so") || e.key.starts_with("libnvidia-ml.so"))
         .filter_map(|e| {
-            let target =
-                std::fs::canonicalize(d.root.join(e.value.trim_start_matches('/'))).ok()?;
+            // Resolved inside the root, as discovery does (not canonicalize,
+            // which follows an absolute link out of a fake root).
+            let target = d.host().real_path(Path::new(&e.value))?;
             let name = target.file_name()?.to_string_lossy().into_owned();
             let version = name.split(".so.").nth(1)?.to_string();
             (version.contains('.') && version != d.version).then_some(name)
@@ -317,6 +321,12 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().clone())
         .unwrap_or_default();
+    // The container's own root: its /dev is looked up inside it.
+    let croot = (s.pid > 0)
+        .then(|| {
+            crate::init::fsutil::open_dir_path(Path::new(&format!("/proc/{}/root", s.pid))).ok()
+        })
+        .flatten();
     for (path, major, minor) in &nodes {
         // Last matching rule wins, as the kernel applies them.
         let allowed = rules
@@ -327,7 +337,14 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
                     && rule.minor().map_or(true, |m| m == *minor)
             })
             .is_some_and(|rule| rule.allow());
-        let inside = Path::new(&format!("/proc/{}/root{}", s.pid, path)).exists();
+        let inside = croot.as_ref().is_some_and(|r| {
+            crate::init::fsutil::open_in_root(
+                std::os::fd::AsRawFd::as_raw_fd(r),
+                Path::new(path.trim_start_matches('/')),
+                libc::O_PATH,
+            )
+            .is_ok()
+        });
         let what = format!("{path} {major}:{minor}");
         match (allowed, inside || s.pid <= 0) {
             (true, true) => r.ok(&format!("{what}: in the container, allowed by the device cgroup")),
@@ -358,5 +375,52 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
             "no libcuda in the container",
             "add compute to NVIDIA_DRIVER_CAPABILITIES (default utility,compute) if it runs CUDA",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::ldcache::{Entry, FLAG_X86_64};
+
+    /// The libraries the host cache names are looked up inside the root: an
+    /// entry whose absolute link leads out of a fake root is not followed
+    /// there (it was, through canonicalize).
+    #[test]
+    fn stale_libraries_are_looked_up_inside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        let lib = root.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(root.join("proc/driver/nvidia")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(
+            root.join("proc/driver/nvidia/version"),
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.1  Thu Jan  1 2026\n",
+        )
+        .unwrap();
+        std::fs::write(outside.join("libcuda.so.999.1"), "").unwrap();
+        std::os::unix::fs::symlink(outside.join("libcuda.so.999.1"), lib.join("libcuda.so.1"))
+            .unwrap();
+        std::fs::write(lib.join("libnvidia-ml.so.570.1"), "").unwrap();
+        std::os::unix::fs::symlink("libnvidia-ml.so.570.1", lib.join("libnvidia-ml.so.1")).unwrap();
+        let cache = ldcache::write(&[
+            Entry::new(
+                FLAG_X86_64,
+                "libcuda.so.1",
+                "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+            ),
+            Entry::new(
+                FLAG_X86_64,
+                "libnvidia-ml.so.1",
+                "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+            ),
+        ]);
+        std::fs::write(root.join("etc/ld.so.cache"), cache).unwrap();
+        let d = Driver::discover(&root).unwrap();
+        assert_eq!(d.version, "580.1");
+        assert_eq!(stale_libraries(&d), ["libnvidia-ml.so.570.1"]);
     }
 }

@@ -1,19 +1,19 @@
 //! Just enough ELF to read a shared library's class and DT_SONAME, for
 //! driver libraries found by a directory scan (no ld.so.cache to name them).
+//! Both read an open file (the one the in-root lookup returned), never a path.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 const DT_SONAME: u64 = 14;
 const SHT_DYNAMIC: u32 = 6;
 
-fn read_at(f: &mut std::fs::File, off: u64, len: usize) -> Option<Vec<u8>> {
+fn read_at(f: &File, off: u64, len: usize) -> Option<Vec<u8>> {
     if len > 16 << 20 {
         return None;
     }
     let mut buf = vec![0; len];
-    f.seek(SeekFrom::Start(off)).ok()?;
-    f.read_exact(&mut buf).ok()?;
+    f.read_exact_at(&mut buf, off).ok()?;
     Some(buf)
 }
 
@@ -28,9 +28,8 @@ fn uint(b: &[u8], off: usize, size: usize) -> Option<u64> {
 }
 
 /// Some(true) for a 32-bit ELF file, Some(false) for 64-bit, None otherwise.
-pub fn is_32bit(path: &Path) -> Option<bool> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let id = read_at(&mut f, 0, 16)?;
+pub fn is_32bit(f: &File) -> Option<bool> {
+    let id = read_at(f, 0, 16)?;
     if &id[..4] != b"\x7fELF" {
         return None;
     }
@@ -38,9 +37,8 @@ pub fn is_32bit(path: &Path) -> Option<bool> {
 }
 
 /// The library's DT_SONAME, read through its section headers.
-pub fn soname(path: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let h = read_at(&mut f, 0, 64)?;
+pub fn soname(f: &File) -> Option<String> {
+    let h = read_at(f, 0, 64)?;
     if &h[..4] != b"\x7fELF" || h[5] != 1 {
         return None;
     }
@@ -50,7 +48,7 @@ pub fn soname(path: &Path) -> Option<String> {
     } else {
         (uint(&h, 0x20, 4)?, uint(&h, 0x2e, 2)?, uint(&h, 0x30, 2)?)
     };
-    let table = read_at(&mut f, shoff, (shentsize * shnum) as usize)?;
+    let table = read_at(f, shoff, (shentsize * shnum) as usize)?;
     // (type, link, offset, size) of section i.
     let section = |i: u64| -> Option<(u32, u64, u64, u64)> {
         let s = (i * shentsize) as usize;
@@ -76,9 +74,9 @@ pub fn soname(path: &Path) -> Option<String> {
         if typ != SHT_DYNAMIC {
             continue;
         }
-        let dynamic = read_at(&mut f, off, size as usize)?;
+        let dynamic = read_at(f, off, size as usize)?;
         let (_, _, str_off, str_size) = section(link)?;
-        let strings = read_at(&mut f, str_off, str_size as usize)?;
+        let strings = read_at(f, str_off, str_size as usize)?;
         let mut at = 0;
         while at + 2 * w <= dynamic.len() {
             let tag = uint(&dynamic, at, w)?;
@@ -98,17 +96,68 @@ pub fn soname(path: &Path) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal 64-bit ELF file with a dynamic section naming `soname`.
+    pub(crate) fn elf_with_soname(soname: &str) -> Vec<u8> {
+        let mut strtab = vec![0u8];
+        strtab.extend_from_slice(soname.as_bytes());
+        strtab.push(0);
+        let str_at = 64u64;
+        let dyn_at = str_at + strtab.len() as u64;
+        let mut dynamic = Vec::new();
+        for v in [DT_SONAME, 1, 0, 0] {
+            dynamic.extend_from_slice(&v.to_le_bytes());
+        }
+        let sh_at = dyn_at + dynamic.len() as u64;
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // 64-bit
+        b[5] = 1; // little-endian
+        b[0x28..0x30].copy_from_slice(&sh_at.to_le_bytes());
+        b[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        b[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        b.extend_from_slice(&strtab);
+        b.extend_from_slice(&dynamic);
+        // Sections: null, the string table (3), the dynamic section (6, link 1).
+        for (typ, link, off, size) in [
+            (0u32, 0u32, 0u64, 0u64),
+            (3, 0, str_at, strtab.len() as u64),
+            (SHT_DYNAMIC, 1, dyn_at, dynamic.len() as u64),
+        ] {
+            let mut sh = [0u8; 64];
+            sh[4..8].copy_from_slice(&typ.to_le_bytes());
+            sh[24..32].copy_from_slice(&off.to_le_bytes());
+            sh[32..40].copy_from_slice(&size.to_le_bytes());
+            sh[40..44].copy_from_slice(&link.to_le_bytes());
+            b.extend_from_slice(&sh);
+        }
+        b
+    }
+
+    #[test]
+    fn reads_the_soname_of_an_open_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("libcuda.so.580.1");
+        std::fs::write(&p, elf_with_soname("libcuda.so.1")).unwrap();
+        let f = File::open(&p).unwrap();
+        assert_eq!(soname(&f).as_deref(), Some("libcuda.so.1"));
+        assert_eq!(is_32bit(&f), Some(false));
+        std::fs::write(&p, "not elf").unwrap();
+        let f = File::open(&p).unwrap();
+        assert_eq!(soname(&f), None);
+        assert_eq!(is_32bit(&f), None);
+    }
+
     #[test]
     fn reads_the_soname_of_the_hosts_libc() {
         let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib64/libc.so.6"]
             .iter()
-            .map(std::path::Path::new)
-            .find(|p| p.exists());
-        if let Some(p) = libc {
-            assert_eq!(super::soname(p).as_deref(), Some("libc.so.6"));
-            assert_eq!(super::is_32bit(p), Some(false));
+            .find_map(|p| File::open(p).ok());
+        if let Some(f) = libc {
+            assert_eq!(soname(&f).as_deref(), Some("libc.so.6"));
+            assert_eq!(is_32bit(&f), Some(false));
         }
-        assert_eq!(super::soname(std::path::Path::new("/nonexistent")), None);
     }
 }

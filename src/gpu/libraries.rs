@@ -1,11 +1,11 @@
 //! The driver's libraries: which exist (from the host's ld.so.cache, else a
 //! directory scan reading each file's ELF soname) and which each
-//! capability brings.
+//! capability brings. Every host file is looked up inside the GPU root and
+//! read through the fd of that lookup (`hostfs`).
 
-use super::discover::real_path;
+use super::hostfs::{fd_path, HostDir, HostRoot, Kind};
 use super::ldcache;
 use super::request::Caps;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// A driver library: the real file on the host and the names it answers to.
@@ -113,14 +113,12 @@ const CORE: &[&str] = &["libcuda", "libnvidia-ml"];
 /// when none carries the kernel module's version (user space upgraded
 /// without a reboot, say), the version of the libcuda/libnvidia-ml files
 /// found is used instead, and the source says so.
-pub(super) fn find_libraries(
-    root: &Path,
-    root_fd: &OwnedFd,
-    version: &str,
-) -> (Vec<Library>, String) {
+pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, String) {
+    let root = host.path();
     let cache_path = root.join("etc/ld.so.cache");
-    let cached = real_path(root_fd, Path::new("etc/ld.so.cache"))
-        .and_then(|p| std::fs::read(p).ok())
+    let cached = host
+        .read(Path::new("etc/ld.so.cache"))
+        .ok()
         .and_then(|b| ldcache::parse(&b).ok())
         .filter(|e| !e.is_empty());
     let mut candidates = Vec::new();
@@ -149,7 +147,7 @@ pub(super) fn find_libraries(
                 dirs.push((dir.to_path_buf(), e.is_i386()));
             }
         }
-        let Some(host_path) = real_path(root_fd, &value) else {
+        let Some(host_path) = host.real_path(&value) else {
             continue; // the soname link may be missing: the scan finds the file
         };
         candidates.push(Candidate {
@@ -165,14 +163,14 @@ pub(super) fn find_libraries(
             source.push_str(", and a scan of the library directories");
         }
         dirs.extend(SCAN_DIRS.iter().map(|(d, b)| (PathBuf::from(d), *b)));
-        dirs.extend(ld_so_conf_dirs(root_fd).into_iter().map(|d| (d, false)));
+        dirs.extend(ld_so_conf_dirs(host).into_iter().map(|d| (d, false)));
         let mut seen = std::collections::HashSet::new();
         for (dir, bits32) in dirs {
-            let Some(real_dir) = real_path(root_fd, &dir) else {
+            let Ok(listing) = host.read_dir(&dir) else {
                 continue;
             };
-            if seen.insert(real_dir.clone()) {
-                scan_dir(root_fd, (&dir, &real_dir), bits32, version, &mut candidates);
+            if listing.identity().map_or(true, |id| seen.insert(id)) {
+                scan_dir(host, (&dir, &listing), bits32, version, &mut candidates);
             }
         }
     }
@@ -243,9 +241,11 @@ fn library_version(candidates: &[Candidate], kernel: &str) -> Option<String> {
 
 /// Adds the files of one directory that may be driver libraries: those of
 /// the kernel module's version, and NVIDIA-named ones of any `N.N` version.
+/// Each is opened once inside the root; its ELF header is read through that
+/// fd, and its real path (the bind-mount source) is the fd's.
 fn scan_dir(
-    root_fd: &OwnedFd,
-    (dir, real_dir): (&Path, &Path),
+    host: &HostRoot,
+    (dir, listing): (&Path, &HostDir),
     bits32: bool,
     version: &str,
     out: &mut Vec<Candidate>,
@@ -255,13 +255,10 @@ fn scan_dir(
         let name = library_name(n);
         name.contains("nvidia") || name.contains("cuda") || name.starts_with("libnv")
     };
-    let Ok(rd) = std::fs::read_dir(real_dir) else {
-        return;
-    };
-    let entries: Vec<std::fs::DirEntry> = rd.flatten().collect();
-    let mut names: Vec<String> = entries
+    let mut names: Vec<String> = listing
+        .entries()
         .iter()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| e.name.to_string_lossy().into_owned())
         .filter(|n| {
             n.ends_with(&suffix)
                 || (driver_named(n) && n.split_once(".so.").is_some_and(|(_, v)| v.contains('.')))
@@ -269,7 +266,10 @@ fn scan_dir(
         .collect();
     names.sort();
     for n in names {
-        let Some(host_path) = real_path(root_fd, &dir.join(&n)) else {
+        let Ok(file) = host.open_file(&dir.join(&n)) else {
+            continue;
+        };
+        let Some(host_path) = fd_path(&file) else {
             continue;
         };
         if out
@@ -278,9 +278,9 @@ fn scan_dir(
         {
             continue;
         }
-        let soname = super::elf::soname(&host_path).or_else(|| soname_link(&entries, &n));
+        let soname = super::elf::soname(&file).or_else(|| soname_link(listing, &n));
         out.push(Candidate {
-            bits32: super::elf::is_32bit(&host_path).unwrap_or(bits32),
+            bits32: super::elf::is_32bit(&file).unwrap_or(bits32),
             file_name: n,
             host_path,
             key: soname,
@@ -291,16 +291,18 @@ fn scan_dir(
 /// For a library without an ELF soname: the link beside it that points at
 /// it (`libcuda.so.1 -> libcuda.so.580.1`), else the soname NVIDIA gives
 /// that library.
-fn soname_link(entries: &[std::fs::DirEntry], file: &str) -> Option<String> {
+fn soname_link(listing: &HostDir, file: &str) -> Option<String> {
     let name = library_name(file);
-    let link = entries
+    let link = listing
+        .entries()
         .iter()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter(|e| e.kind == Kind::Symlink)
         .filter(|e| {
-            std::fs::read_link(e.path())
-                .is_ok_and(|t| t.file_name().is_some_and(|f| f.to_string_lossy() == file))
+            listing
+                .read_link(&e.name)
+                .is_some_and(|t| t.file_name().is_some_and(|f| f.to_string_lossy() == file))
         })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| e.name.to_string_lossy().into_owned())
         .filter(|l| l.starts_with(&format!("{name}.so.")) && l != file)
         .min_by_key(|l| l.len());
     link.or_else(|| {
@@ -323,7 +325,7 @@ fn soname_link(entries: &[std::fs::DirEntry], file: &str) -> Option<String> {
 
 /// The directories `etc/ld.so.conf` names (following `include` globs of
 /// the form `DIR/*.conf`), resolved inside the host root.
-fn ld_so_conf_dirs(root_fd: &OwnedFd) -> Vec<PathBuf> {
+fn ld_so_conf_dirs(host: &HostRoot) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut files = vec![PathBuf::from("etc/ld.so.conf")];
     let mut read = 0;
@@ -332,8 +334,7 @@ fn ld_so_conf_dirs(root_fd: &OwnedFd) -> Vec<PathBuf> {
         if read > 64 {
             break;
         }
-        let Some(text) = real_path(root_fd, &f).and_then(|p| std::fs::read_to_string(p).ok())
-        else {
+        let Ok(text) = host.read_to_string(&f) else {
             continue;
         };
         for line in text.lines() {
@@ -345,14 +346,13 @@ fn ld_so_conf_dirs(root_fd: &OwnedFd) -> Vec<PathBuf> {
                 };
                 let glob = glob.to_string_lossy();
                 let (prefix, suffix) = glob.split_once('*').unwrap_or((&glob, ""));
-                let Some(real_dir) = real_path(root_fd, dir) else {
+                let Ok(listing) = host.read_dir(dir) else {
                     continue;
                 };
-                let mut names: Vec<String> = std::fs::read_dir(real_dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                let mut names: Vec<String> = listing
+                    .entries()
+                    .iter()
+                    .map(|e| e.name.to_string_lossy().into_owned())
                     .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
                     .collect();
                 names.sort();
@@ -387,4 +387,131 @@ fn add_library(
         host_path,
         bits32,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::elf::tests::elf_with_soname;
+    use std::os::unix::fs::symlink;
+
+    const V: &str = "580.1";
+
+    /// A fake root whose library directory reaches outside it through
+    /// symlinks (absolute, `..`), next to an outside tree holding libraries
+    /// with a soname that must never be read.
+    fn escaping_root() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        let lib = root.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        for n in ["libnvidia-ml", "libnvidia-encode", "libnvidia-cfg"] {
+            std::fs::write(
+                outside.join(format!("{n}.so.{V}")),
+                elf_with_soname("libescaped.so.9"),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            lib.join(format!("libcuda.so.{V}")),
+            elf_with_soname("libcuda.so.1"),
+        )
+        .unwrap();
+        // Absolute: resolved under the root, where nothing is.
+        symlink(
+            outside.join(format!("libnvidia-ml.so.{V}")),
+            lib.join(format!("libnvidia-ml.so.{V}")),
+        )
+        .unwrap();
+        // `..` past the top stops at the root.
+        symlink(
+            format!(
+                "../../../../../../../../../..{}/libnvidia-encode.so.{V}",
+                outside.display()
+            ),
+            lib.join(format!("libnvidia-encode.so.{V}")),
+        )
+        .unwrap();
+        // Absolute, with the same path inside the root: that one is read.
+        let shadow = root.join(outside.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&shadow).unwrap();
+        std::fs::write(
+            shadow.join(format!("libnvidia-cfg.so.{V}")),
+            elf_with_soname("libnvidia-cfg.so.1"),
+        )
+        .unwrap();
+        symlink(
+            outside.join(format!("libnvidia-cfg.so.{V}")),
+            lib.join(format!("libnvidia-cfg.so.{V}")),
+        )
+        .unwrap();
+        (tmp, root, outside)
+    }
+
+    fn assert_inside(libs: &[Library], root: &Path) {
+        let root = std::fs::canonicalize(root).unwrap();
+        for l in libs {
+            assert!(l.host_path.starts_with(&root), "{l:?} is outside {root:?}");
+            assert_ne!(l.soname, "libescaped.so.9", "{l:?}: read from outside");
+        }
+    }
+
+    #[test]
+    fn a_scan_never_reads_a_library_outside_the_root() {
+        let (_tmp, root, _outside) = escaping_root();
+        let host = HostRoot::open(&root).unwrap();
+        let (libs, source) = find_libraries(&host, V);
+        assert!(source.contains("scan"), "{source}");
+        assert_inside(&libs, &root);
+        let names: Vec<(&str, &str)> = libs
+            .iter()
+            .map(|l| (l.file_name.as_str(), l.soname.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("libcuda.so.580.1", "libcuda.so.1"),
+                ("libnvidia-cfg.so.580.1", "libnvidia-cfg.so.1"),
+            ]
+        );
+    }
+
+    /// The host cache itself, and the files it names, are looked up inside
+    /// the root: a cache that is a link to an outside cache is not read,
+    /// and an entry naming an outside file finds nothing there.
+    #[test]
+    fn the_cache_and_its_entries_stay_inside_the_root() {
+        let (_tmp, root, outside) = escaping_root();
+        let outside_lib = outside.join(format!("libnvidia-ml.so.{V}"));
+        let cache = ldcache::write(&[
+            ldcache::Entry::new(
+                ldcache::FLAG_X86_64,
+                "libnvidia-ml.so.1",
+                &outside_lib.to_string_lossy(),
+            ),
+            ldcache::Entry::new(
+                ldcache::FLAG_X86_64,
+                "libcuda.so.1",
+                &format!("/usr/lib/x86_64-linux-gnu/libcuda.so.{V}"),
+            ),
+        ]);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        // A cache in the root listing an outside file.
+        std::fs::write(root.join("etc/ld.so.cache"), &cache).unwrap();
+        let host = HostRoot::open(&root).unwrap();
+        let (libs, source) = find_libraries(&host, V);
+        assert!(source.contains("(2 entries)"), "{source}");
+        assert_inside(&libs, &root);
+        assert!(libs.iter().any(|l| l.name == "libcuda"), "{libs:?}");
+        assert!(!libs.iter().any(|l| l.name == "libnvidia-ml"), "{libs:?}");
+        // The cache as a link to one outside the root: not read at all.
+        std::fs::write(outside.join("ld.so.cache"), &cache).unwrap();
+        std::fs::remove_file(root.join("etc/ld.so.cache")).unwrap();
+        symlink(outside.join("ld.so.cache"), root.join("etc/ld.so.cache")).unwrap();
+        let (libs, source) = find_libraries(&host, V);
+        assert!(source.contains("no usable etc/ld.so.cache"), "{source}");
+        assert_inside(&libs, &root);
+    }
 }

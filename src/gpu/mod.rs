@@ -8,6 +8,7 @@ pub mod discover;
 pub mod doctor;
 pub mod edits;
 pub mod elf;
+pub mod hostfs;
 pub mod image;
 pub mod inject;
 pub mod ldcache;
@@ -141,6 +142,11 @@ pub fn prepare(
     state_dir: &Path,
     opts: &GpuOptions,
 ) -> Result<Option<Injected>> {
+    // Every container comes here; most ask for nothing: a scan of the
+    // spec's env, annotations and hooks, no allocation, no host file.
+    if request::nothing_asked(spec)? {
+        return Ok(None);
+    }
     let hooks = request::take_gpu_hooks(spec);
     let Some(req) = request::from_spec(spec, &hooks)? else {
         return Ok((!hooks.is_empty()).then(Injected::default));
@@ -236,21 +242,22 @@ pub fn prepare(
 /// `/proc/driver/nvidia` as the container should see it: only the selected
 /// GPUs, and `ModifyDeviceFiles: 0` so the driver library does not try to
 /// create nodes. Only when the real host's procfs has the driver (the
-/// container's /proc is the same kernel's).
+/// container's /proc is the same kernel's). Read through the driver's root.
 fn proc_driver_overlay(
     driver: &discover::Driver,
     selected: &[inject::Selected],
     state_dir: &Path,
 ) -> Result<Option<edits::CdiMount>> {
-    let host = Path::new("/proc/driver/nvidia");
-    if driver.root != Path::new("/") || !host.join("version").exists() {
+    let host = driver.host();
+    let proc_dir = Path::new("proc/driver/nvidia");
+    if driver.root != Path::new("/") || host.open_path(&proc_dir.join("version")).is_err() {
         return Ok(None);
     }
     let dir = state_dir.join("proc-driver-nvidia");
     let io = |p: &Path, e| Error::io("preparing", p, e);
     std::fs::create_dir_all(dir.join("gpus")).map_err(|e| io(&dir, e))?;
     for f in ["version", "registry", "params"] {
-        if let Ok(text) = std::fs::read_to_string(host.join(f)) {
+        if let Ok(text) = host.read_to_string(&proc_dir.join(f)) {
             let text = if f == "params" {
                 text.replace("ModifyDeviceFiles: 1", "ModifyDeviceFiles: 0")
             } else {
@@ -265,14 +272,13 @@ fn proc_driver_overlay(
         };
         let to = dir.join("gpus").join(bus);
         std::fs::create_dir_all(&to).map_err(|e| io(&to, e))?;
-        for e in std::fs::read_dir(&s.gpu.proc_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                if let Ok(bytes) = std::fs::read(e.path()) {
-                    let _ = std::fs::write(to.join(e.file_name()), bytes);
+        let Ok(listing) = host.read_dir(&proc_dir.join("gpus").join(bus)) else {
+            continue;
+        };
+        for e in listing.entries() {
+            if e.kind == hostfs::Kind::File {
+                if let Ok(bytes) = listing.read(&e.name) {
+                    let _ = std::fs::write(to.join(&e.name), bytes);
                 }
             }
         }

@@ -248,7 +248,7 @@ fn base_name(p: &str) -> &str {
 /// Recognises the GPU hooks engines add; None for any other hook.
 pub fn gpu_hook(hook: &Hook) -> Option<HookRequest> {
     let path = hook.path().to_string_lossy();
-    let args = hook.args().clone().unwrap_or_default();
+    let args: &[String] = hook.args().as_deref().unwrap_or(&[]);
     let name = base_name(&path);
     if matches!(
         name,
@@ -315,6 +315,43 @@ pub fn take_gpu_hooks(spec: &mut Spec) -> Vec<HookRequest> {
         spec.set_hooks(Some(hooks));
     }
     found
+}
+
+/// True when the spec asks for no GPU at all, decided without allocating
+/// and without touching the host: `NVIDIA_VISIBLE_DEVICES` unset, empty or
+/// `void` (its last definition, as `parse` reads it), no `cdi.k8s.io/`
+/// annotation and no engine GPU hook. False means "maybe": `take_gpu_hooks`
+/// and `from_spec` decide. The errors are those `from_spec` gives such a
+/// spec (an unknown `NVIDIA_DRIVER_CAPABILITIES` name), so skipping the
+/// rest changes nothing.
+pub fn nothing_asked(spec: &Spec) -> Result<bool> {
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().as_deref())
+        .unwrap_or(&[]);
+    if env_value(env, "NVIDIA_VISIBLE_DEVICES").is_some_and(|v| !matches!(v.trim(), "" | "void")) {
+        return Ok(false);
+    }
+    if spec
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.keys().any(|k| k.starts_with("cdi.k8s.io/")))
+    {
+        return Ok(false);
+    }
+    if spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.prestart().as_ref())
+        .is_some_and(|l| l.iter().any(|h| gpu_hook(h).is_some()))
+    {
+        return Ok(false);
+    }
+    if let Some(v) = env_value(env, "NVIDIA_DRIVER_CAPABILITIES").filter(|v| !v.trim().is_empty()) {
+        Caps::parse(v)?;
+    }
+    Ok(true)
 }
 
 /// `parse` of a spec's `process.env` and annotations.
@@ -500,6 +537,87 @@ mod tests {
         assert_eq!(r.cdi, vec!["nvidia.com/gpu=0", "vendor.com/x=y"]);
         a.insert("cdi.k8s.io/bad".to_string(), "gpu0".to_string());
         assert!(parse(&[], &a, &[]).is_err());
+    }
+
+    /// The shortcut agrees with the full parse: whenever it says "nothing",
+    /// take_gpu_hooks finds no hook and from_spec gives None, and it fails
+    /// exactly where from_spec fails.
+    #[test]
+    fn nothing_asked_agrees_with_the_full_parse() {
+        let envs: &[&[&str]] = &[
+            &[],
+            &["PATH=/bin"],
+            &["NVIDIA_VISIBLE_DEVICES="],
+            &["NVIDIA_VISIBLE_DEVICES=void"],
+            &["NVIDIA_VISIBLE_DEVICES= void "],
+            &["NVIDIA_VISIBLE_DEVICES=void,void"],
+            &["NVIDIA_VISIBLE_DEVICES=all"],
+            &["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_VISIBLE_DEVICES=void"],
+            &["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES=0"],
+            &["NVIDIA_VISIBLE_DEVICES=none"],
+            &["NVIDIA_VISIBLE_DEVICES=gpu0"],
+            &["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"],
+            &["NVIDIA_DRIVER_CAPABILITIES=compute"],
+            &["NVIDIA_DRIVER_CAPABILITIES=warp"],
+            &["NVIDIA_DRIVER_CAPABILITIES="],
+            &[
+                "NVIDIA_VISIBLE_DEVICES=void",
+                "NVIDIA_DRIVER_CAPABILITIES=warp",
+            ],
+            &["CUDA_VERSION=12.2.0", "NVIDIA_REQUIRE_CUDA=cuda>=12"],
+        ];
+        let annotations: &[&[(&str, &str)]] = &[
+            &[],
+            &[("org.example", "x")],
+            &[("cdi.k8s.io/gpu", "nvidia.com/gpu=0")],
+            &[("cdi.k8s.io/empty", "")],
+            &[("cdi.k8s.io/bad", "gpu0")],
+        ];
+        let hooks = [
+            None,
+            Some(r#"{"prestart":[{"path":"/usr/bin/true"}]}"#),
+            Some(
+                r#"{"prestart":[{"path":"/usr/bin/nvidia-container-runtime-hook","args":["nvidia-container-runtime-hook","prestart"]}]}"#,
+            ),
+        ];
+        for env in envs {
+            for ann in annotations {
+                for hook in &hooks {
+                    let mut spec = Spec::default();
+                    let mut process = spec.process().clone().unwrap_or_default();
+                    process.set_env(Some(env.iter().map(|s| s.to_string()).collect()));
+                    spec.set_process(Some(process));
+                    spec.set_annotations(Some(
+                        ann.iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ));
+                    spec.set_hooks(hook.map(|h| serde_json::from_str(h).unwrap()));
+                    let what = format!("{env:?} {ann:?} {hook:?}");
+                    let quick = nothing_asked(&spec);
+                    let mut full_spec = spec.clone();
+                    let taken = take_gpu_hooks(&mut full_spec);
+                    let full = from_spec(&full_spec, &taken);
+                    match quick {
+                        Ok(true) => {
+                            assert!(taken.is_empty(), "{what}");
+                            assert_eq!(full.unwrap(), None, "{what}");
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            assert_eq!(full.unwrap_err().to_string(), e.to_string(), "{what}")
+                        }
+                    }
+                }
+            }
+        }
+        // It does say "nothing" for the plain cases.
+        let mut spec = Spec::default();
+        assert!(nothing_asked(&spec).unwrap());
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_env(Some(vec!["NVIDIA_VISIBLE_DEVICES=void".into()]));
+        spec.set_process(Some(process));
+        assert!(nothing_asked(&spec).unwrap());
     }
 
     #[test]
