@@ -15,12 +15,15 @@ fn mounts_under(dir: &std::path::Path) -> usize {
         .count()
 }
 
+/// Makes one field of a bundle's config wrong.
+type Spoil = fn(&mut Bundle);
+
 #[test]
 fn bad_fields_are_refused_before_anything_is_created() {
     if !harness::can_run() {
         return;
     }
-    let cases: [(&str, fn(&mut Bundle)); 4] = [
+    let cases: [(&str, Spoil); 4] = [
         ("hostname", |b| {
             let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
             ns.retain(|n| n["type"] != "uts");
