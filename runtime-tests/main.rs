@@ -13,6 +13,7 @@ mod harness;
 mod hooks;
 mod hostile;
 mod lifecycle;
+mod logging;
 mod masking;
 mod namespaces;
 mod ops;

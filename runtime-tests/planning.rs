@@ -42,7 +42,10 @@ fn bad_fields_are_refused_before_anything_is_created() {
     for (field, spoil) in cases {
         let mut b = Bundle::new(&["true"]);
         spoil(&mut b);
-        let cgroup = b.config["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+        let cgroup = b.config["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let _guard = harness::CgroupGuard::new(&cgroup);
         let id = harness::unique("plan");
         b.write_config();

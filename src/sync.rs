@@ -9,6 +9,17 @@
 //! | 3b   | parent | `SeccompDone`| the fd reached linux.seccomp.listenerPath          |
 //! | 4    | child  | `Ready`      | about to block on exec.fifo until `start`          |
 //! | any  | either | `Error`      | payload: the message; the receiver gives up        |
+//! | any  | child  | `Log`        | a warning or debug line for the parent's `--log`   |
+//!
+//! `exec` uses the same socket: the parent sends `Go` once the child is in
+//! the container's cgroups; the child may send `SeccompFd` (answered by
+//! `SeccompDone`) and `Log`s, then `Error`, or nothing: the socket closes on
+//! execve, and that end of file means the process runs.
+//!
+//! The child's log lines travel here because its filesystem is the
+//! container's: the `--log` path is the parent's to write (crun does the
+//! same). `recv` hands each `Log` to `crate::log` and goes on waiting, so
+//! every wait below sees only the protocol's steps.
 //!
 //! Each receive names what it expects, so a protocol error says what came instead.
 
@@ -29,6 +40,8 @@ pub enum Msg {
     SeccompFd(i32),
     SeccompDone,
     Error(String),
+    /// (level, text) of a line the child logs.
+    Log(String, String),
 }
 
 impl Msg {
@@ -41,6 +54,7 @@ impl Msg {
             Msg::Error(_) => 5,
             Msg::SeccompFd(_) => 6,
             Msg::SeccompDone => 7,
+            Msg::Log(..) => 8,
         }
     }
 
@@ -53,6 +67,7 @@ impl Msg {
             Msg::Error(_) => "error",
             Msg::SeccompFd(_) => "seccomp-fd",
             Msg::SeccompDone => "seccomp-done",
+            Msg::Log(..) => "log",
         }
     }
 }
@@ -73,18 +88,22 @@ pub fn pair() -> Result<(Channel, Channel)> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
-const MAX: usize = 1 << 20;
+/// The longest text a message carries; longer ones are cut there.
+const MAX_TEXT: usize = 32 * 1024;
+/// The largest message: a tag, a log level and its separator, the text.
+const MAX: usize = 1 + 16 + MAX_TEXT;
+
+fn cut(s: &str) -> &[u8] {
+    let mut end = s.len().min(MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s.as_bytes()[..end]
+}
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let mut buf = vec![msg.tag()];
-        // Far below the socket's message size limit.
-        if let Msg::Error(s) = msg {
-            buf.extend_from_slice(&s.as_bytes()[..s.len().min(32 * 1024)]);
-        }
-        send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)
-            .map_err(|e| Error::sys("sync socket: sending", e))?;
-        Ok(())
+        send_on(self.fd.as_raw_fd(), msg)
     }
 
     /// Sends `SeccompFd` with the fd attached.
@@ -103,7 +122,22 @@ impl Channel {
         Ok(())
     }
 
+    /// The next protocol message; `Log` lines on the way are written to
+    /// this process's log.
     pub fn recv(&self) -> Result<Option<Msg>> {
+        loop {
+            match self.recv_one()? {
+                Some(Msg::Log(level, text)) => crate::log::relayed(&level, &text),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn recv_one(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX];
         let mut cmsg_buf = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, passed) = loop {
@@ -142,6 +176,11 @@ impl Channel {
                     .ok_or_else(|| Error::Init("sync socket: seccomp-fd without an fd".into()))?,
             ),
             7 => Msg::SeccompDone,
+            8 => {
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                let (level, text) = text.split_once('\0').unwrap_or(("warning", &text));
+                Msg::Log(level.to_string(), text.to_string())
+            }
             t => return Err(Error::Init(format!("sync socket: unknown message tag {t}"))),
         }))
     }
@@ -170,6 +209,22 @@ impl Channel {
     }
 }
 
+/// Sends `msg` on the socket `fd` (the child's log relay has only the fd).
+pub fn send_on(fd: std::os::fd::RawFd, msg: &Msg) -> Result<()> {
+    let mut buf = vec![msg.tag()];
+    match msg {
+        Msg::Error(s) => buf.extend_from_slice(cut(s)),
+        Msg::Log(level, text) => {
+            buf.extend_from_slice(&level.as_bytes()[..level.len().min(15)]);
+            buf.push(0);
+            buf.extend_from_slice(cut(text));
+        }
+        _ => {}
+    }
+    send(fd, &buf, MsgFlags::MSG_NOSIGNAL).map_err(|e| Error::sys("sync socket: sending", e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +242,14 @@ mod tests {
             b.expect(&Msg::Ready, "child").unwrap_err().to_string(),
             "boom"
         );
+        // Log lines are consumed on the way to the next step.
+        a.send(&Msg::Log("debug".into(), "a line".into())).unwrap();
+        a.send(&Msg::Ready).unwrap();
+        assert_eq!(b.expect(&Msg::Ready, "child").unwrap(), Msg::Ready);
+        let long = "é".repeat(MAX_TEXT);
+        a.send(&Msg::Error(long)).unwrap();
+        let e = b.expect(&Msg::Ready, "child").unwrap_err().to_string();
+        assert!(e.len() <= MAX_TEXT && e.starts_with('é'), "{}", e.len());
         drop(a);
         assert!(b
             .expect(&Msg::Ready, "child")

@@ -31,6 +31,7 @@ pub fn child_main(cfg: &ExecConfig, chan: &Channel) -> ! {
     for fd in &cfg.close_in_child {
         unsafe { libc::close(*fd) };
     }
+    crate::log::relay_to(chan.as_raw_fd());
     let err = match run(cfg, chan) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -64,6 +65,10 @@ fn run(cfg: &ExecConfig, chan: &Channel) -> Result<Never> {
     let proc = super::ProcFs::open().map_err(|e| Error::io("opening", "/proc", e))?;
     super::process::set_oom_score_adj(&proc, &cfg.process)?;
     super::setns_all(&cfg.namespaces, cfg.user_last)?;
+    crate::log::debug(&format!(
+        "exec: joined {} namespaces of the container",
+        cfg.namespaces.len()
+    ));
     if let Some(fd) = root {
         nix::unistd::fchdir(fd).sys(|| "fchdir to the container's root".into())?;
         nix::unistd::chroot(".").sys(|| "chroot".into())?;

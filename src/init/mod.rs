@@ -60,6 +60,7 @@ pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
         // SAFETY: closing an fd that the parent owns and the child must not hold.
         unsafe { libc::close(*fd) };
     }
+    crate::log::relay_to(chan.as_raw_fd());
     let err = match run(cfg, chan) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -81,6 +82,17 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     let proc = become_private(&plan.process)?;
     let join_user = enter_namespaces(cfg)?;
     let rootfd = rootfs::prepare(cfg)?;
+    crate::log::debug(&format!(
+        "init: rootfs {} ready: {} mounts, {} device nodes{}",
+        plan.rootfs.display(),
+        plan.mounts.len(),
+        plan.devices.len(),
+        if plan.dev_is_bind {
+            ", /dev bound from the host"
+        } else {
+            ""
+        }
+    ));
     chan.send(&Msg::MountsDone)?;
     chan.expect(&Msg::HooksDone, "parent")?;
     run_hooks(cfg, Kind::CreateContainer, "creating")?;
@@ -104,7 +116,10 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     };
     let mut ready = ready::prepare(&proc, &plan.process, setup)?;
     ready.hand_over_listener(chan)?;
+    crate::log::debug(&format!("init: ready to exec {}", plan.process.args[0]));
     chan.send(&Msg::Ready)?;
+    // `create` stops reading here: later lines go to the container's stderr.
+    crate::log::relay_to(-1);
     if let Some(fifo) = &cfg.fifo {
         wait_for_start(fifo)?;
     }

@@ -111,6 +111,10 @@ fn mount_filesystem(root: i32, m: &MountPlan) -> Result<()> {
     match mount(Some(source), &fd_path(&target), typ, flags, data) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) if typ == Some("sysfs") => {
+            crate::log::debug(&format!(
+                "init: sysfs at {} refused (EPERM, no network namespace of its own?): binding the host's /sys",
+                dest.display()
+            ));
             mount(
                 Some("/sys"),
                 &fd_path(&target),
