@@ -40,6 +40,11 @@ pub enum Error {
         why: String,
     },
 
+    /// An operating system call that failed; the message names what it
+    /// was doing and on which path.
+    #[error("{0}")]
+    Os(#[from] std::io::Error),
+
     /// An error the container's init process reported before exec.
     #[error("{0}")]
     Init(String),

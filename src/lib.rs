@@ -25,3 +25,4 @@ pub mod spawn;
 pub mod specgen;
 pub mod state;
 pub mod sync;
+pub mod util;

@@ -3,9 +3,7 @@
 //! line, which containerd's shim reads).
 
 use std::io::Write;
-use std::os::fd::RawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +42,20 @@ pub fn debug(msg: &str) {
     }
 }
 
-/// The sync socket of a container's init or exec child to its parent:
-/// from there on the child's lines go to the parent, which writes them
-/// where `--log` says (the child's filesystem is the container's). -1: off.
-static RELAY: AtomicI32 = AtomicI32::new(-1);
+/// Where a container's init or exec child sends its lines: the parent,
+/// over the sync socket, which writes them where `--log` says (the child's
+/// filesystem is the container's). Set by `sync::relay_logs`; the function
+/// returns false when the line could not be sent.
+pub type Relay = fn(level: &str, msg: &str) -> bool;
 
-/// In the cloned child: send log lines over `fd` (-1 stops relaying, e.g.
+static RELAY: std::sync::Mutex<Option<Relay>> = std::sync::Mutex::new(None);
+
+/// In the cloned child: send log lines through `relay` (None: stop, e.g.
 /// once the parent no longer reads).
-pub fn relay_to(fd: RawFd) {
-    RELAY.store(fd, Ordering::Relaxed);
+pub fn relay_through(relay: Option<Relay>) {
+    if let Ok(mut r) = RELAY.lock() {
+        *r = relay;
+    }
 }
 
 /// A line the child relayed, written as if logged here.
@@ -64,10 +67,9 @@ pub fn relayed(level: &str, msg: &str) {
 }
 
 fn emit(level: &str, msg: &str) {
-    let relay = RELAY.load(Ordering::Relaxed);
-    if relay >= 0 {
-        let line = crate::sync::Msg::Log(level.to_string(), msg.to_string());
-        if crate::sync::send_on(relay, &line).is_err() {
+    let relay = RELAY.lock().ok().and_then(|r| *r);
+    if let Some(send) = relay {
+        if !send(level, msg) {
             eprintln!("vessel: {level}: {msg}");
         }
         return;
@@ -82,7 +84,7 @@ fn emit(level: &str, msg: &str) {
     let (Some(path), Some(t)) = (to_file, target) else {
         return;
     };
-    let time = crate::state::rfc3339_now();
+    let time = crate::util::time::rfc3339_now();
     let line = match t.format {
         Format::Json => serde_json::json!({"level": level, "msg": msg, "time": time}).to_string(),
         Format::Text => format!("time={time:?} level={level} msg={msg:?}"),

@@ -29,6 +29,7 @@ use nix::sys::socket::{
     MsgFlags, SockFlag, SockType,
 };
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
@@ -133,10 +134,6 @@ impl Channel {
         }
     }
 
-    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.as_raw_fd()
-    }
-
     fn recv_one(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX];
         let mut cmsg_buf = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -209,8 +206,27 @@ impl Channel {
     }
 }
 
-/// Sends `msg` on the socket `fd` (the child's log relay has only the fd).
-pub fn send_on(fd: std::os::fd::RawFd, msg: &Msg) -> Result<()> {
+/// The child's end of the sync socket, for `relay_logs`.
+static CHILD_END: AtomicI32 = AtomicI32::new(-1);
+
+/// In the cloned child: its log lines go to the parent over `chan`.
+pub fn relay_logs(chan: &Channel) {
+    CHILD_END.store(chan.fd.as_raw_fd(), Ordering::Relaxed);
+    crate::log::relay_through(Some(send_log));
+}
+
+/// Once the parent no longer reads: log lines go to stderr again.
+pub fn stop_relaying_logs() {
+    crate::log::relay_through(None);
+}
+
+fn send_log(level: &str, msg: &str) -> bool {
+    let fd = CHILD_END.load(Ordering::Relaxed);
+    fd >= 0 && send_on(fd, &Msg::Log(level.to_string(), msg.to_string())).is_ok()
+}
+
+/// Sends `msg` on the socket `fd`.
+fn send_on(fd: std::os::fd::RawFd, msg: &Msg) -> Result<()> {
     let mut buf = vec![msg.tag()];
     match msg {
         Msg::Error(s) => buf.extend_from_slice(cut(s)),

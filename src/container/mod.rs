@@ -417,22 +417,16 @@ fn unmount_host_rootfs(spec: &oci_spec::runtime::Spec, bundle: &std::path::Path)
     let Ok(rootfs) = rootfs.canonicalize() else {
         return;
     };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(mounts) = crate::util::proc::mountinfo() else {
         return;
     };
-    // (id, parent, dev, root) of the mounts at the rootfs, in mount order.
-    let at: Vec<(&str, &str, &str, &str)> = info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4 && std::path::Path::new(f[4]) == rootfs).then(|| (f[0], f[1], f[2], f[3]))
-        })
-        .collect();
-    let Some(&(_, parent, dev, mnt_root)) = at.last() else {
+    // The mounts at the rootfs, in mount order.
+    let at: Vec<_> = mounts.iter().filter(|m| m.mount_point == rootfs).collect();
+    let Some(top) = at.last() else {
         return;
     };
-    let stacked = at.iter().any(|(id, _, d, _)| *id == parent && *d == dev);
-    if stacked || mnt_root != "/" {
+    let stacked = at.iter().any(|m| m.id == top.parent && m.dev == top.dev);
+    if stacked || top.root != std::path::Path::new("/") {
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
 }

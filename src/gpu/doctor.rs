@@ -323,9 +323,7 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
         .unwrap_or_default();
     // The container's own root: its /dev is looked up inside it.
     let croot = (s.pid > 0)
-        .then(|| {
-            crate::init::fsutil::open_dir_path(Path::new(&format!("/proc/{}/root", s.pid))).ok()
-        })
+        .then(|| crate::util::fs::open_dir_path(Path::new(&format!("/proc/{}/root", s.pid))).ok())
         .flatten();
     for (path, major, minor) in &nodes {
         // Last matching rule wins, as the kernel applies them.
@@ -338,7 +336,7 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
             })
             .is_some_and(|rule| rule.allow());
         let inside = croot.as_ref().is_some_and(|r| {
-            crate::init::fsutil::open_in_root(
+            crate::util::fs::open_in_root(
                 std::os::fd::AsRawFd::as_raw_fd(r),
                 Path::new(path.trim_start_matches('/')),
                 libc::O_PATH,

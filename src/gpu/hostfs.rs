@@ -9,7 +9,7 @@
 //! it. That is the name the kernel gives the fd (`/proc/self/fd/N`), so it
 //! is the file the walk found, with every symlink already resolved.
 
-use crate::init::fsutil::{open_dir_path, open_in_root};
+use crate::util::fs::{open_dir_path, open_in_root};
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::Read;

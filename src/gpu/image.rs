@@ -9,7 +9,7 @@
 
 use super::ldcache::{self, Entry};
 use crate::error::{Error, Result};
-use crate::init::fsutil::{ensure_in_root, open_in_root, Leaf};
+use crate::util::fs::{ensure_in_root, open_in_root, Leaf};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -44,7 +44,7 @@ const LIB64_DIRS: [&str; 4] = [
 ];
 
 fn open_root(rootfs: &Path) -> Result<OwnedFd> {
-    crate::init::fsutil::open_dir_path(rootfs)
+    crate::util::fs::open_dir_path(rootfs)
         .map_err(|e| Error::invalid(format!("rootfs {}: {e}", rootfs.display())))
 }
 

@@ -2,8 +2,8 @@
 //! `linux.devices`, made with mknod or, in a user namespace, bound from the
 //! host.
 
-use super::fsutil::{ensure_in_root, Leaf};
 use crate::error::{Error, Result, SysContext};
+use crate::util::fs::{ensure_in_root, Leaf};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -122,7 +122,7 @@ fn bind_host_node(
         .into_iter()
         .filter_map(|p| open_dir_path_or_file(&p).ok())
         .find(|fd| {
-            super::mountfd::stat(fd.as_raw_fd())
+            crate::util::mount::stat(fd.as_raw_fd())
                 .is_ok_and(|st| st.st_rdev == want && st.st_mode & libc::S_IFMT == kind.bits())
         })
         .ok_or_else(|| {
@@ -148,7 +148,7 @@ fn bind_host_node(
     }
     // SAFETY: a fresh fd.
     let target = unsafe { OwnedFd::from_raw_fd(fd) };
-    super::mountfd::bind(host.as_raw_fd(), target.as_raw_fd(), false)
+    crate::util::mount::bind(host.as_raw_fd(), target.as_raw_fd(), false)
         .map_err(|e| Error::invalid(format!("binding the host's {}: {e}", path.display())))
 }
 

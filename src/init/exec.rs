@@ -31,7 +31,7 @@ pub fn child_main(cfg: &ExecConfig, chan: &Channel) -> ! {
     for fd in &cfg.close_in_child {
         unsafe { libc::close(*fd) };
     }
-    crate::log::relay_to(chan.as_raw_fd());
+    crate::sync::relay_logs(chan);
     let err = match run(cfg, chan) {
         Ok(never) => match never {},
         Err(e) => e,

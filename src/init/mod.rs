@@ -6,8 +6,6 @@
 
 mod devnodes;
 pub mod exec;
-pub(crate) mod fsutil;
-mod mountfd;
 mod mounts;
 mod namespaces;
 pub(crate) mod process;
@@ -28,7 +26,7 @@ use crate::sync::{Channel, Msg};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-pub use fsutil::ensure_in_root;
+pub use crate::util::fs::ensure_in_root;
 
 /// What the init process needs; built by the parent before clone and
 /// inherited through the copied address space.
@@ -60,7 +58,7 @@ pub fn child_main(cfg: &InitConfig, chan: &Channel) -> ! {
         // SAFETY: closing an fd that the parent owns and the child must not hold.
         unsafe { libc::close(*fd) };
     }
-    crate::log::relay_to(chan.as_raw_fd());
+    crate::sync::relay_logs(chan);
     let err = match run(cfg, chan) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -119,7 +117,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     crate::log::debug(&format!("init: ready to exec {}", plan.process.args[0]));
     chan.send(&Msg::Ready)?;
     // `create` stops reading here: later lines go to the container's stderr.
-    crate::log::relay_to(-1);
+    crate::sync::stop_relaying_logs();
     if let Some(fifo) = &cfg.fifo {
         wait_for_start(fifo)?;
     }

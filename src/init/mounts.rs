@@ -2,13 +2,13 @@
 //! the fd of its destination resolved inside the rootfs: binds (with their
 //! remount for flags), filesystems, and cgroup mounts as runc shows them.
 
-use super::fsutil::{ensure_in_root, fd_path, open_in_root, Leaf};
-use super::mountfd;
 use super::InitConfig;
 use crate::cgroup::Hierarchy;
 use crate::error::{Error, Result, SysContext};
 use crate::plan::mountopts::MountOptions;
 use crate::plan::{MountKind, MountPlan};
+use crate::util::fs::{ensure_in_root, fd_path, open_in_root, Leaf};
+use crate::util::mount;
 use nix::mount::{mount, MsFlags};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ pub(super) fn mount_one(cfg: &InitConfig, root: i32, m: &MountPlan) -> Result<()
     }
     if opts.rec_attr != (0, 0) {
         let target = reopen(root, dest)?;
-        mountfd::set_attrs(target.as_raw_fd(), opts.rec_attr.0, opts.rec_attr.1, true)
+        mount::set_attrs(target.as_raw_fd(), opts.rec_attr.0, opts.rec_attr.1, true)
             .map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
     }
     if !opts.propagation.is_empty() {
@@ -45,7 +45,7 @@ pub(super) fn mount_one(cfg: &InitConfig, root: i32, m: &MountPlan) -> Result<()
 
 /// procfs and sysfs only on a real directory (CVE-2019-16884).
 fn refuse_unless_directory(root: i32, dest: &Path) -> Result<()> {
-    let rel = super::fsutil::relative(dest);
+    let rel = crate::util::fs::relative(dest);
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return Ok(());
     };
@@ -141,7 +141,7 @@ fn mount_filesystem(root: i32, m: &MountPlan) -> Result<()> {
 }
 
 fn reopen(root: i32, dest: &Path) -> Result<OwnedFd> {
-    open_in_root(root, &super::fsutil::relative(dest), libc::O_PATH)
+    open_in_root(root, &crate::util::fs::relative(dest), libc::O_PATH)
         .map_err(|e| Error::invalid(format!("{}: {e}", dest.display())))
 }
 
@@ -206,7 +206,7 @@ fn mount_cgroup(cfg: &InitConfig, root: i32, dest: &Path, opts: &MountOptions) -
         // co-mounted controllers (cpu,cpuacct) also get one link per name, as on hosts.
         if h.controllers.len() > 1 {
             for c in &h.controllers {
-                let link = super::fsutil::relative(&dest.join(c.trim_start_matches("name=")));
+                let link = crate::util::fs::relative(&dest.join(c.trim_start_matches("name=")));
                 let _ = nix::unistd::symlinkat(
                     name.as_str(),
                     Some(target.as_raw_fd()),

@@ -10,7 +10,7 @@
 //! `/proc/sys` act on the writer's namespaces (net, ipc, uts), whichever
 //! procfs instance they are opened through.
 
-use super::mountfd;
+use crate::util::mount;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -28,7 +28,7 @@ impl ProcFs {
     }
 
     fn open_at(path: &Path) -> io::Result<ProcFs> {
-        let c = super::fsutil::cstr(path);
+        let c = crate::util::fs::cstr(path);
         // SAFETY: a valid C string and flags.
         let fd = unsafe {
             libc::open(
@@ -41,9 +41,8 @@ impl ProcFs {
         }
         // SAFETY: a fresh fd.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let st = mountfd::stat(fd.as_raw_fd())?;
-        if mountfd::fs_type(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO
-        {
+        let st = mount::stat(fd.as_raw_fd())?;
+        if mount::fs_type(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
             return Err(io::Error::other(format!(
                 "{} is not the root of a procfs",
                 path.display()
@@ -82,7 +81,7 @@ impl ProcFs {
         }
         // SAFETY: the kernel returned a new fd.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-        if mountfd::fs_type(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC {
+        if mount::fs_type(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC {
             return Err(io::Error::other(format!("/proc/{rel} is not on procfs")));
         }
         Ok(fd)

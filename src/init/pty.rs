@@ -35,8 +35,8 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let master = unsafe { OwnedFd::from_raw_fd(master) };
     // Whatever the container's /dev/ptmx names, only the kernel's pty
     // multiplexer (5:2, also as devpts's own ptmx) hands out a pty.
-    let is_ptmx = super::mountfd::stat(master.as_raw_fd())
-        .is_ok_and(|st| super::mountfd::is_char_device(&st, 5, 2));
+    let is_ptmx = crate::util::mount::stat(master.as_raw_fd())
+        .is_ok_and(|st| crate::util::mount::is_char_device(&st, 5, 2));
     if !is_ptmx {
         return Err(Error::invalid(
             "terminal: the container's /dev/ptmx is not the pty multiplexer (character device 5:2)",
@@ -130,9 +130,9 @@ pub fn setup(socket: &OwnedFd, process: &crate::plan::ProcessPlan, console: bool
 /// container's `/dev/console`, which must be the file vessel made there or
 /// a device node: not a symlink, so the bind cannot land elsewhere.
 fn bind_console(slave: &OwnedFd, name: &str) -> Result<()> {
-    let root = super::fsutil::open_dir_path(std::path::Path::new("/"))
+    let root = crate::util::fs::open_dir_path(std::path::Path::new("/"))
         .map_err(|e| Error::io("opening", "/", e))?;
-    let console = match super::fsutil::open_no_symlinks(
+    let console = match crate::util::fs::open_no_symlinks(
         root.as_raw_fd(),
         std::path::Path::new("dev/console"),
         libc::O_PATH,
@@ -145,7 +145,7 @@ fn bind_console(slave: &OwnedFd, name: &str) -> Result<()> {
             )))
         }
     };
-    let kind = super::mountfd::stat(console.as_raw_fd())
+    let kind = crate::util::mount::stat(console.as_raw_fd())
         .map(|st| st.st_mode & libc::S_IFMT)
         .map_err(|e| Error::invalid(format!("terminal: the container's /dev/console: {e}")))?;
     if kind != libc::S_IFREG && kind != libc::S_IFCHR {
@@ -153,7 +153,7 @@ fn bind_console(slave: &OwnedFd, name: &str) -> Result<()> {
             "terminal: the container's /dev/console is neither a file nor a device",
         ));
     }
-    super::mountfd::bind(slave.as_raw_fd(), console.as_raw_fd(), false)
+    crate::util::mount::bind(slave.as_raw_fd(), console.as_raw_fd(), false)
         .map_err(|e| Error::invalid(format!("terminal: binding {name} to /dev/console: {e}")))
 }
 

@@ -67,7 +67,7 @@ pub fn prepare<'a>(
         listener = filter.install()?;
     }
     let ready = ReadyToExec {
-        program_c: super::fsutil::cstr(&program),
+        program_c: crate::util::fs::cstr(&program),
         program,
         argv: process::to_cstrings(&plan.args)?,
         envp: process::to_cstrings(&env)?,

@@ -2,15 +2,15 @@
 //! namespace: root propagation, the rootfs bind, `mounts` in order, /dev,
 //! pivot_root (or MS_MOVE + chroot), then masked and read-only paths.
 
-use super::fsutil::{ensure_in_root, open_dir_path, open_in_root, Leaf};
-use super::mountfd;
 use super::InitConfig;
 use crate::error::{Error, Result, SysContext};
 use crate::plan::{DeviceNode, Plan};
+use crate::util::fs::{ensure_in_root, open_dir_path, open_in_root, Leaf};
+use crate::util::mount;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const NONE: Option<&str> = None;
 
@@ -77,7 +77,7 @@ fn bind_rootfs(plan: &Plan) -> Result<OwnedFd> {
 fn make_device(root: i32, d: &DeviceNode, new_user: bool) -> Result<()> {
     super::devnodes::make_node(root, &d.path, d.kind, d.mode, d.major, d.minor)?;
     if (d.uid.is_some() || d.gid.is_some()) && !new_user {
-        let fd = open_in_root(root, &super::fsutil::relative(&d.path), libc::O_PATH)
+        let fd = open_in_root(root, &crate::util::fs::relative(&d.path), libc::O_PATH)
             .map_err(|e| Error::invalid(e.to_string()))?;
         nix::unistd::fchownat(
             Some(fd.as_raw_fd()),
@@ -93,30 +93,17 @@ fn make_device(root: i32, d: &DeviceNode, new_user: bool) -> Result<()> {
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
+    let mounts = crate::util::proc::mountinfo()
         .map_err(|e| Error::io("reading", "/proc/self/mountinfo", e))?;
-    let mut best: Option<(PathBuf, bool)> = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.len() < 7 {
-            continue;
-        }
-        let mp = PathBuf::from(fields[4]);
-        if rootfs.starts_with(&mp)
-            && best
-                .as_ref()
-                .map_or(true, |(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
-        {
-            let shared = fields[6..]
-                .iter()
-                .take_while(|f| **f != "-")
-                .any(|f| f.starts_with("shared:"));
-            best = Some((mp, shared));
-        }
-    }
-    if let Some((mp, true)) = best {
-        mount(NONE, &mp, NONE, MsFlags::MS_PRIVATE, NONE)
-            .sys(|| format!("making {} private", mp.display()))?;
+    // The longest mount point above the rootfs; of several there, the last
+    // (topmost): max_by_key keeps the last of equal keys.
+    let parent = mounts
+        .iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    if let Some(m) = parent.filter(|m| m.is_shared()) {
+        mount(NONE, &m.mount_point, NONE, MsFlags::MS_PRIVATE, NONE)
+            .sys(|| format!("making {} private", m.mount_point.display()))?;
     }
     Ok(())
 }
@@ -196,7 +183,7 @@ pub fn finish(plan: &Plan) -> Result<()> {
 fn target_in_root(root: &OwnedFd, path: &Path) -> Result<Option<OwnedFd>> {
     match open_in_root(
         root.as_raw_fd(),
-        &super::fsutil::relative(path),
+        &crate::util::fs::relative(path),
         libc::O_PATH,
     ) {
         Ok(fd) => Ok(Some(fd)),
@@ -212,11 +199,11 @@ fn readonly(root: &OwnedFd, path: &Path) -> Result<()> {
     let Some(target) = target_in_root(root, path)? else {
         return Ok(());
     };
-    let tree = mountfd::clone_tree(target.as_raw_fd(), true)
+    let tree = mount::clone_tree(target.as_raw_fd(), true)
         .map_err(|e| Error::invalid(format!("binding onto itself: {e}")))?;
-    mountfd::set_attrs(tree.as_raw_fd(), mountfd::MOUNT_ATTR_RDONLY, 0, false)
+    mount::set_attrs(tree.as_raw_fd(), mount::MOUNT_ATTR_RDONLY, 0, false)
         .map_err(|e| Error::invalid(format!("making the bind read-only: {e}")))?;
-    mountfd::attach(&tree, target.as_raw_fd())
+    mount::attach(&tree, target.as_raw_fd())
         .map_err(|e| Error::invalid(format!("mounting the read-only bind: {e}")))
 }
 
@@ -229,34 +216,34 @@ fn mask(root: &OwnedFd, path: &Path, null: &mut Option<OwnedFd>) -> Result<()> {
     let Some(target) = target_in_root(root, path)? else {
         return Ok(());
     };
-    let st = mountfd::stat(target.as_raw_fd()).map_err(|e| Error::invalid(e.to_string()))?;
+    let st = mount::stat(target.as_raw_fd()).map_err(|e| Error::invalid(e.to_string()))?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        let tmpfs = mountfd::new_fs(c"tmpfs", &[("source", "tmpfs")], mountfd::MOUNT_ATTR_RDONLY)
+        let tmpfs = mount::new_fs(c"tmpfs", &[("source", "tmpfs")], mount::MOUNT_ATTR_RDONLY)
             .map_err(|e| Error::invalid(format!("making an empty tmpfs: {e}")))?;
-        return mountfd::attach(&tmpfs, target.as_raw_fd())
+        return mount::attach(&tmpfs, target.as_raw_fd())
             .map_err(|e| Error::invalid(format!("mounting an empty tmpfs: {e}")));
     }
     if null.is_none() {
         *null = Some(verified_null(root)?);
     }
     let null = null.as_ref().map(|fd| fd.as_raw_fd()).unwrap_or(-1);
-    mountfd::bind(null, target.as_raw_fd(), false)
+    mount::bind(null, target.as_raw_fd(), false)
         .map_err(|e| Error::invalid(format!("binding /dev/null over it: {e}")))
 }
 
 /// The container's `/dev/null`, opened without following any symlink and
 /// checked to be the character device 1:3.
 fn verified_null(root: &OwnedFd) -> Result<OwnedFd> {
-    let fd = super::fsutil::open_no_symlinks(root.as_raw_fd(), Path::new("dev/null"), libc::O_PATH)
+    let fd = crate::util::fs::open_no_symlinks(root.as_raw_fd(), Path::new("dev/null"), libc::O_PATH)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => Error::invalid(
                 "the container's /dev/null is not the null device (it is a symlink, or under one): refusing to mask with it",
             ),
             _ => Error::invalid(format!("the container's /dev/null: {e}")),
         })?;
-    let st = mountfd::stat(fd.as_raw_fd())
+    let st = mount::stat(fd.as_raw_fd())
         .map_err(|e| Error::invalid(format!("the container's /dev/null: {e}")))?;
-    if !mountfd::is_char_device(&st, 1, 3) {
+    if !mount::is_char_device(&st, 1, 3) {
         return Err(Error::invalid(
             "the container's /dev/null is not the null device (character device 1:3): refusing to mask with it",
         ));

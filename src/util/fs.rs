@@ -1,8 +1,8 @@
-//! Path handling inside the rootfs: every lookup is confined to the rootfs
-//! with openat2(RESOLVE_IN_ROOT), so a symlink in the image can never point
-//! a mount, mkdir or mknod at the host.
+//! Path handling inside a root (the rootfs, a GPU driver root): every
+//! lookup is confined to the root with openat2(RESOLVE_IN_ROOT), so a
+//! symlink in the image can never point a mount, mkdir, mknod or read at
+//! the host.
 
-use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -93,13 +93,13 @@ pub enum Leaf {
 
 /// Opens `dest` inside the rootfs as an O_PATH fd, creating missing
 /// directories (and the leaf as `leaf`) without leaving the rootfs.
-pub fn ensure_in_root(root: RawFd, dest: &Path, leaf: Leaf) -> Result<OwnedFd> {
+pub fn ensure_in_root(root: RawFd, dest: &Path, leaf: Leaf) -> std::io::Result<OwnedFd> {
     ensure_depth(root, dest, leaf, 0)
 }
 
-fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<OwnedFd> {
+fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> std::io::Result<OwnedFd> {
     if depth > 40 {
-        return Err(Error::invalid(format!(
+        return Err(std::io::Error::other(format!(
             "{}: too many levels of symbolic links",
             dest.display()
         )));
@@ -119,17 +119,17 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<Owne
                 continue;
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(Error::invalid(format!("{}: {e}", dest.display()))),
+            Err(e) => return Err(std::io::Error::other(format!("{}: {e}", dest.display()))),
         }
         let dir = open_in_root(root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| {
-            Error::invalid(format!(
+            std::io::Error::other(format!(
                 "{}: parent {}: {e}",
                 dest.display(),
                 parent.display()
             ))
         })?;
         let name = CString::new(comp.as_bytes())
-            .map_err(|_| Error::invalid(format!("{}: NUL in path", dest.display())))?;
+            .map_err(|_| std::io::Error::other(format!("{}: NUL in path", dest.display())))?;
         // SAFETY: dir is a directory fd, name a valid C string.
         let rc = unsafe {
             if last && leaf == Leaf::File {
@@ -150,7 +150,7 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<Owne
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(Error::invalid(format!(
+                return Err(std::io::Error::other(format!(
                     "creating {} in the rootfs: {e}",
                     dest.display()
                 )));
@@ -168,7 +168,7 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<Owne
         }
         if last {
             return open_in_root(root, &cur, libc::O_PATH).map_err(|e| {
-                Error::invalid(format!(
+                std::io::Error::other(format!(
                     "{}: {e} (a dangling symlink in the image?)",
                     dest.display()
                 ))
@@ -176,7 +176,7 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> Result<Owne
         }
     }
     open_in_root(root, Path::new("."), libc::O_PATH)
-        .map_err(|e| Error::invalid(format!("{}: {e}", dest.display())))
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", dest.display())))
 }
 
 #[cfg(test)]
