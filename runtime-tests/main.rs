@@ -16,6 +16,7 @@ mod lifecycle;
 mod logging;
 mod masking;
 mod namespaces;
+mod oom;
 mod ops;
 mod planning;
 mod process;

@@ -45,6 +45,18 @@ pub enum Error {
     #[error("{0}")]
     Os(#[from] std::io::Error),
 
+    /// An operating system call that failed, with what vessel was doing.
+    #[error("{what}: {source}")]
+    OsCall {
+        what: String,
+        source: std::io::Error,
+    },
+
+    /// Another error, with the field or step it happened in (the inner
+    /// error keeps its kind).
+    #[error("{what}: {source}")]
+    Context { what: String, source: Box<Error> },
+
     /// An error the container's init process reported before exec.
     #[error("{0}")]
     Init(String),
@@ -62,6 +74,21 @@ impl Error {
             what,
             path: path.into(),
             source,
+        }
+    }
+
+    pub fn os(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::OsCall {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// `self` inside `what` (a field, a step).
+    pub fn within(self, what: impl Into<String>) -> Error {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(self),
         }
     }
 

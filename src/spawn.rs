@@ -19,7 +19,7 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         let path = format!("/proc/{pid}/setgroups");
         std::fs::write(&path, "deny")
-            .map_err(|e| Error::invalid(format!("rootless: writing {path}: {e}")))?;
+            .map_err(|e| Error::os(format!("rootless: writing {path}"), e))?;
     }
     for (file, maps) in [
         ("uid_map", linux.and_then(|l| l.uid_mappings().as_ref())),
@@ -109,7 +109,7 @@ fn enter_for_children(plan: &Namespaces) -> Result<ForChildren> {
         nix::sched::unshare(flag).sys(|| "creating the time namespace".into())?;
         for (clock, line) in &plan.time_offsets {
             std::fs::write("/proc/self/timens_offsets", line)
-                .map_err(|e| Error::invalid(format!("linux.timeOffsets {clock}: {e}")))?;
+                .map_err(|e| Error::os(format!("linux.timeOffsets {clock}"), e))?;
         }
     }
     Ok(guard)

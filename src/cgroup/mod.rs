@@ -11,10 +11,12 @@ pub mod bpf_devices;
 pub mod dbus;
 mod devices;
 mod freezer;
+mod oom;
 pub mod systemd;
 
 pub use devices::{default_device_rules, v1_device_line};
 pub use freezer::{is_frozen, set_frozen};
+pub use oom::{explain as explain_oom, oom_kills};
 
 /// One mounted cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]

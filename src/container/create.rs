@@ -260,7 +260,8 @@ impl Runtime {
             cgroup::bpf_devices::attach(dir, &all)?;
         }
         let hook_state = state.hook_state(Status::Creating);
-        spawn::drive_child(&chan, &bundle.spec, &hook_state, &bundle.dir)?;
+        spawn::drive_child(&chan, &bundle.spec, &hook_state, &bundle.dir)
+            .map_err(|e| cgroup::explain_oom(e, &cg.dirs, "during create"))?;
         trace("init ready");
         let state = State {
             creator: None,

@@ -113,11 +113,12 @@ impl Runtime {
         match status {
             Status::Created => {}
             Status::Stopped => {
-                return Err(wrong_state(
-                    id,
-                    status,
-                    "cannot start a container that has stopped",
-                ))
+                let e = wrong_state(id, status, "cannot start a container that has stopped");
+                return Err(crate::cgroup::explain_oom(
+                    e,
+                    &state.cgroup_dirs,
+                    "before start",
+                ));
             }
             _ => {
                 return Err(wrong_state(

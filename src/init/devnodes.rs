@@ -144,12 +144,12 @@ fn bind_host_node(
     };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
-        return Err(Error::invalid(format!("creating {}: {e}", path.display())));
+        return Err(Error::os(format!("creating {}", path.display()), e));
     }
     // SAFETY: a fresh fd.
     let target = unsafe { OwnedFd::from_raw_fd(fd) };
     crate::util::mount::bind(host.as_raw_fd(), target.as_raw_fd(), false)
-        .map_err(|e| Error::invalid(format!("binding the host's {}: {e}", path.display())))
+        .map_err(|e| Error::os(format!("binding the host's {}", path.display()), e))
 }
 
 /// An O_PATH fd of a host path (a device node here), following symlinks

@@ -229,6 +229,6 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
         })?;
     use std::io::Write;
     (&f).write_all(b"0")
-        .map_err(|e| Error::invalid(format!("writing exec.fifo: {e}")))?;
+        .map_err(|e| Error::os("writing exec.fifo", e))?;
     Ok(())
 }

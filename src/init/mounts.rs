@@ -31,7 +31,7 @@ pub(super) fn mount_one(cfg: &InitConfig, root: i32, m: &MountPlan) -> Result<()
     if opts.rec_attr != (0, 0) {
         let target = reopen(root, dest)?;
         mount::set_attrs(target.as_raw_fd(), opts.rec_attr.0, opts.rec_attr.1, true)
-            .map_err(|e| Error::invalid(format!("recursive mount options: {e}")))?;
+            .map_err(|e| Error::os("recursive mount options", e))?;
     }
     if !opts.propagation.is_empty() {
         let target = reopen(root, dest)?;

@@ -22,8 +22,7 @@ pub(crate) fn setns_all(joins: &[(LinuxNamespaceType, PathBuf)], user_last: bool
     let mut fds: Vec<(OwnedFd, LinuxNamespaceType, &PathBuf)> = Vec::new();
     for (typ, path) in joins {
         fds.push((
-            open_namespace(path)
-                .map_err(|e| Error::invalid(format!("linux.namespaces {typ:?}: {e}")))?,
+            open_namespace(path).map_err(|e| e.within(format!("linux.namespaces {typ:?}")))?,
             *typ,
             path,
         ));
@@ -86,7 +85,7 @@ pub fn loopback_up() -> Result<()> {
             Err(e)
         }
     };
-    rc.map_err(|e| Error::invalid(format!("bringing up lo: {e}")))
+    rc.map_err(|e| Error::os("bringing up lo", e))
 }
 
 /// A fresh session keyring per container, so containers do not share the

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub fn set_oom_score_adj(proc: &ProcFs, process: &ProcessPlan) -> Result<()> {
     if let Some(adj) = process.oom_score_adj {
         proc.write("self/oom_score_adj", &adj.to_string())
-            .map_err(|e| Error::invalid(format!("process.oomScoreAdj {adj}: {e}")))?;
+            .map_err(|e| Error::os(format!("process.oomScoreAdj {adj}"), e))?;
     }
     Ok(())
 }
@@ -75,7 +75,7 @@ pub fn set_lsm_labels(proc: &ProcFs, process: &ProcessPlan) -> Result<()> {
             )));
         }
         proc.write("self/attr/exec", label)
-            .map_err(|e| Error::invalid(format!("process.selinuxLabel {label:?}: {e}")))?;
+            .map_err(|e| Error::os(format!("process.selinuxLabel {label:?}"), e))?;
     }
     Ok(())
 }

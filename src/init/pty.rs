@@ -147,14 +147,14 @@ fn bind_console(slave: &OwnedFd, name: &str) -> Result<()> {
     };
     let kind = crate::util::mount::stat(console.as_raw_fd())
         .map(|st| st.st_mode & libc::S_IFMT)
-        .map_err(|e| Error::invalid(format!("terminal: the container's /dev/console: {e}")))?;
+        .map_err(|e| Error::os("terminal: the container's /dev/console", e))?;
     if kind != libc::S_IFREG && kind != libc::S_IFCHR {
         return Err(Error::invalid(
             "terminal: the container's /dev/console is neither a file nor a device",
         ));
     }
     crate::util::mount::bind(slave.as_raw_fd(), console.as_raw_fd(), false)
-        .map_err(|e| Error::invalid(format!("terminal: binding {name} to /dev/console: {e}")))
+        .map_err(|e| Error::os(format!("terminal: binding {name} to /dev/console"), e))
 }
 
 /// Makes the slave the controlling terminal and stdin/stdout/stderr.

@@ -20,21 +20,19 @@ pub fn prepare(cfg: &InitConfig) -> Result<OwnedFd> {
     let plan = &cfg.plan;
     let root = bind_rootfs(plan)?;
     for (i, m) in plan.mounts.iter().enumerate() {
-        super::mounts::mount_one(cfg, root.as_raw_fd(), m).map_err(|e| {
-            Error::invalid(format!("mounts[{i}] ({}): {e}", m.destination.display()))
-        })?;
+        super::mounts::mount_one(cfg, root.as_raw_fd(), m)
+            .map_err(|e| e.within(format!("mounts[{i}] ({})", m.destination.display())))?;
     }
     if !plan.dev_is_bind {
         super::devnodes::default_devices(root.as_raw_fd(), plan.process.terminal)?;
     }
     for (i, d) in plan.devices.iter().enumerate() {
-        make_device(root.as_raw_fd(), d, plan.namespaces.new_user).map_err(|e| {
-            Error::invalid(format!("linux.devices[{i}] ({}): {e}", d.path.display()))
-        })?;
+        make_device(root.as_raw_fd(), d, plan.namespaces.new_user)
+            .map_err(|e| e.within(format!("linux.devices[{i}] ({})", d.path.display())))?;
     }
     // runc creates the working directory when the image lacks it.
     ensure_in_root(root.as_raw_fd(), &plan.process.cwd, Leaf::Dir)
-        .map_err(|e| Error::invalid(format!("process.cwd: {e}")))?;
+        .map_err(|e| Error::os("process.cwd", e))?;
     Ok(root)
 }
 
@@ -156,13 +154,12 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 pub fn finish(plan: &Plan) -> Result<()> {
     let root = open_dir_path(Path::new("/")).map_err(|e| Error::io("opening", "/", e))?;
     for p in &plan.readonly_paths {
-        readonly(&root, p)
-            .map_err(|e| Error::invalid(format!("linux.readonlyPaths {}: {e}", p.display())))?;
+        readonly(&root, p).map_err(|e| e.within(format!("linux.readonlyPaths {}", p.display())))?;
     }
     let mut null = None;
     for p in &plan.masked_paths {
         mask(&root, p, &mut null)
-            .map_err(|e| Error::invalid(format!("linux.maskedPaths {}: {e}", p.display())))?;
+            .map_err(|e| e.within(format!("linux.maskedPaths {}", p.display())))?;
     }
     if plan.readonly_root {
         let flags = super::mounts::existing_flags(Path::new("/"));
@@ -200,11 +197,11 @@ fn readonly(root: &OwnedFd, path: &Path) -> Result<()> {
         return Ok(());
     };
     let tree = mount::clone_tree(target.as_raw_fd(), true)
-        .map_err(|e| Error::invalid(format!("binding onto itself: {e}")))?;
+        .map_err(|e| Error::os("binding onto itself", e))?;
     mount::set_attrs(tree.as_raw_fd(), mount::MOUNT_ATTR_RDONLY, 0, false)
-        .map_err(|e| Error::invalid(format!("making the bind read-only: {e}")))?;
+        .map_err(|e| Error::os("making the bind read-only", e))?;
     mount::attach(&tree, target.as_raw_fd())
-        .map_err(|e| Error::invalid(format!("mounting the read-only bind: {e}")))
+        .map_err(|e| Error::os("mounting the read-only bind", e))
 }
 
 /// A directory is covered by an empty read-only tmpfs; anything else by
@@ -219,16 +216,16 @@ fn mask(root: &OwnedFd, path: &Path, null: &mut Option<OwnedFd>) -> Result<()> {
     let st = mount::stat(target.as_raw_fd()).map_err(|e| Error::invalid(e.to_string()))?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         let tmpfs = mount::new_fs(c"tmpfs", &[("source", "tmpfs")], mount::MOUNT_ATTR_RDONLY)
-            .map_err(|e| Error::invalid(format!("making an empty tmpfs: {e}")))?;
+            .map_err(|e| Error::os("making an empty tmpfs", e))?;
         return mount::attach(&tmpfs, target.as_raw_fd())
-            .map_err(|e| Error::invalid(format!("mounting an empty tmpfs: {e}")));
+            .map_err(|e| Error::os("mounting an empty tmpfs", e));
     }
     if null.is_none() {
         *null = Some(verified_null(root)?);
     }
     let null = null.as_ref().map(|fd| fd.as_raw_fd()).unwrap_or(-1);
     mount::bind(null, target.as_raw_fd(), false)
-        .map_err(|e| Error::invalid(format!("binding /dev/null over it: {e}")))
+        .map_err(|e| Error::os("binding /dev/null over it", e))
 }
 
 /// The container's `/dev/null`, opened without following any symlink and
@@ -239,10 +236,9 @@ fn verified_null(root: &OwnedFd) -> Result<OwnedFd> {
             Some(libc::ELOOP) => Error::invalid(
                 "the container's /dev/null is not the null device (it is a symlink, or under one): refusing to mask with it",
             ),
-            _ => Error::invalid(format!("the container's /dev/null: {e}")),
+            _ => Error::os("the container's /dev/null", e),
         })?;
-    let st = mount::stat(fd.as_raw_fd())
-        .map_err(|e| Error::invalid(format!("the container's /dev/null: {e}")))?;
+    let st = mount::stat(fd.as_raw_fd()).map_err(|e| Error::os("the container's /dev/null", e))?;
     if !mount::is_char_device(&st, 1, 3) {
         return Err(Error::invalid(
             "the container's /dev/null is not the null device (character device 1:3): refusing to mask with it",
