@@ -139,7 +139,9 @@ impl Runtime {
         Ok((state, spec))
     }
 
-    /// `exec` into a container already looked up with `exec_target`.
+    /// `exec` into a container already looked up with `exec_target`:
+    /// plan the process, fork a child into the container's namespaces and
+    /// cgroup, and wait until it has exec'd (or failed).
     pub fn exec_in(
         &self,
         state: &State,
@@ -148,105 +150,132 @@ impl Runtime {
         opts: &ExecOptions,
     ) -> Result<Execed> {
         crate::container::check_preserved_fds(opts.preserve_fds)?;
-        let process = ProcessPlan::new(&process)?;
-        for w in &process.warnings {
-            crate::log::warn(w);
-        }
-        let mut namespaces = Vec::new();
-        let mut for_children = Vec::new();
-        for ns in crate::bundle::namespaces(spec) {
-            let kind = crate::plan::namespaces::of(ns.typ());
-            let path = PathBuf::from(format!("/proc/{}/ns/{}", state.pid, kind.proc_name));
-            if kind.for_children {
-                for_children.push((kind.typ, path));
-            } else {
-                namespaces.push((kind.typ, path));
-            }
-        }
-        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::seccomp::compile(s)?),
-            None => None,
-        };
-        let terminal = process.terminal;
-        let console = match &opts.console_socket {
-            Some(path) if terminal => Some(crate::init::pty::connect(path)?),
-            None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),
-            _ => None,
-        };
-        let user_last = crate::bundle::namespaces(spec)
-            .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some());
-        // Without its own mount namespace, the container's root is a chroot.
-        let own_mount = namespaces
-            .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::Mount);
-        let cfg = ExecConfig {
-            process,
-            chroot: (!own_mount).then(|| PathBuf::from(format!("/proc/{}/root", state.pid))),
-            namespaces,
-            user_last,
-            seccomp,
-            console,
-            preserve_fds: opts.preserve_fds,
-            own_exe: crate::container::own_exe()?,
-            close_in_child: Vec::new(),
-        };
-        let (parent, child) = sync::pair()?;
-        // Join pid/time for our children only; restored right after the fork.
-        let mut guard = crate::spawn::ForChildren::new();
-        for (typ, path) in &for_children {
-            guard.join(*typ, path)?;
-        }
-        let pid = crate::spawn::fork_clone(CloneFlags::empty());
-        if pid == 0 {
-            std::mem::forget(guard);
-            drop(parent);
-            crate::init::exec::child_main(&cfg, &child);
-        }
-        drop(guard);
-        drop(child);
-        if pid < 0 {
-            return Err(Error::invalid(format!(
-                "exec: clone: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        let pid = pid as i32;
+        let (cfg, for_children) = exec_config(state, spec, process, opts)?;
+        let (pid, parent) = fork_exec_child(&cfg, &for_children)?;
         let fail = |e: Error| {
             // SAFETY: our own child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             e
         };
-        for dir in &state.cgroup_dirs {
-            let procs = dir.join("cgroup.procs");
-            std::fs::write(&procs, pid.to_string())
-                .map_err(|e| fail(Error::io("adding the exec process to", &procs, e)))?;
-        }
+        join_cgroups(state, pid).map_err(fail)?;
         parent.send(&Msg::Go).map_err(fail)?;
-        // The socket closes on exec: end of file means the process runs.
-        let mut msg = parent.recv().map_err(fail)?;
-        if let Some(Msg::SeccompFd(fd)) = msg {
-            // A notify filter: its listener goes to the agent, as at create.
-            let listener = crate::seccomp::listener_of(spec);
-            let mut st = state.clone();
-            st.pid = pid;
-            let json = st.hook_state(crate::state::Status::Running);
-            crate::spawn::pass_listener(&parent, fd, listener.as_ref(), &json).map_err(fail)?;
-            msg = parent.recv().map_err(fail)?;
-        }
-        match msg {
-            None => {}
-            Some(Msg::Error(e)) => return Err(fail(Error::Init(e))),
-            Some(_) => {
-                return Err(fail(Error::Init(
-                    "exec: unexpected message from the child".into(),
-                )))
-            }
-        }
+        wait_until_exec(&parent, state, spec, pid).map_err(fail)?;
         if let Some(pid_file) = &opts.pid_file {
             crate::container::write_pid_file(pid_file, pid)?;
         }
         Ok(Execed { pid })
+    }
+}
+
+/// Everything the exec child needs, checked before the fork, and the
+/// namespaces (pid, time) the parent must join for it.
+fn exec_config(
+    state: &State,
+    spec: &Spec,
+    process: Process,
+    opts: &ExecOptions,
+) -> Result<(ExecConfig, Vec<(LinuxNamespaceType, PathBuf)>)> {
+    let process = ProcessPlan::new(&process)?;
+    for w in &process.warnings {
+        crate::log::warn(w);
+    }
+    let mut namespaces = Vec::new();
+    let mut for_children = Vec::new();
+    for ns in crate::bundle::namespaces(spec) {
+        let kind = crate::plan::namespaces::of(ns.typ());
+        let path = PathBuf::from(format!("/proc/{}/ns/{}", state.pid, kind.proc_name));
+        if kind.for_children {
+            for_children.push((kind.typ, path));
+        } else {
+            namespaces.push((kind.typ, path));
+        }
+    }
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::seccomp::compile(s)?),
+        None => None,
+    };
+    let console = match &opts.console_socket {
+        Some(path) if process.terminal => Some(crate::init::pty::connect(path)?),
+        None if process.terminal => {
+            return Err(Error::invalid("exec --tty needs --console-socket"))
+        }
+        _ => None,
+    };
+    let user_last = crate::bundle::namespaces(spec)
+        .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some());
+    // Without its own mount namespace, the container's root is a chroot.
+    let own_mount = namespaces
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::Mount);
+    let cfg = ExecConfig {
+        process,
+        chroot: (!own_mount).then(|| PathBuf::from(format!("/proc/{}/root", state.pid))),
+        namespaces,
+        user_last,
+        seccomp,
+        console,
+        preserve_fds: opts.preserve_fds,
+        own_exe: crate::container::own_exe()?,
+        close_in_child: Vec::new(),
+    };
+    Ok((cfg, for_children))
+}
+
+/// Forks the exec child, born in the container's pid (and time)
+/// namespace: the parent joins those for its children only and goes back
+/// right after the fork.
+fn fork_exec_child(
+    cfg: &ExecConfig,
+    for_children: &[(LinuxNamespaceType, PathBuf)],
+) -> Result<(i32, sync::Channel)> {
+    let (parent, child) = sync::pair()?;
+    let mut guard = crate::spawn::ForChildren::new();
+    for (typ, path) in for_children {
+        guard.join(*typ, path)?;
+    }
+    let pid = crate::spawn::fork_clone(CloneFlags::empty());
+    if pid == 0 {
+        std::mem::forget(guard);
+        drop(parent);
+        crate::init::exec::child_main(cfg, &child);
+    }
+    drop(guard);
+    drop(child);
+    if pid < 0 {
+        return Err(Error::os("exec: clone", std::io::Error::last_os_error()));
+    }
+    Ok((pid as i32, parent))
+}
+
+/// Puts the exec child in the container's cgroups.
+fn join_cgroups(state: &State, pid: i32) -> Result<()> {
+    for dir in &state.cgroup_dirs {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string())
+            .map_err(|e| Error::io("adding the exec process to", &procs, e))?;
+    }
+    Ok(())
+}
+
+/// Waits for the child's end of the socket to close on execve; a notify
+/// seccomp filter's listener goes to its agent on the way, as at create.
+fn wait_until_exec(parent: &sync::Channel, state: &State, spec: &Spec, pid: i32) -> Result<()> {
+    let mut msg = parent.recv()?;
+    if let Some(Msg::SeccompFd(fd)) = msg {
+        let listener = crate::seccomp::listener_of(spec);
+        let mut st = state.clone();
+        st.pid = pid;
+        let json = st.hook_state(crate::state::Status::Running);
+        crate::spawn::pass_listener(parent, fd, listener.as_ref(), &json)?;
+        msg = parent.recv()?;
+    }
+    match msg {
+        None => Ok(()),
+        Some(Msg::Error(e)) => Err(Error::Init(e)),
+        Some(_) => Err(Error::Init(
+            "exec: unexpected message from the child".into(),
+        )),
     }
 }
 

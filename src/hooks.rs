@@ -144,107 +144,137 @@ fn pump(
     timeout: Option<Duration>,
 ) -> (Vec<u8>, Vec<u8>, bool) {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let mut stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    let mut pipes = HookPipes::new(child);
     let mut written = 0;
-    let mut bufs = [Vec::new(), Vec::new()];
-    let mut open = [stdout.is_some(), stderr.is_some()];
-    let fds = [
-        stdout.as_ref().map_or(-1, |s| s.as_raw_fd()),
-        stderr.as_ref().map_or(-1, |s| s.as_raw_fd()),
-    ];
-    // SAFETY: pidfd_open returns a new fd or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as i32, 0) } as i32;
-    // SAFETY: a fresh fd (or none).
-    let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) });
-    for fd in fds
-        .iter()
-        .chain(stdin.as_ref().map(|s| s.as_raw_fd()).iter())
-    {
-        // SAFETY: setting O_NONBLOCK on pipes we own.
-        unsafe {
-            libc::fcntl(
-                *fd,
-                libc::F_SETFL,
-                libc::fcntl(*fd, libc::F_GETFL) | libc::O_NONBLOCK,
-            )
-        };
-    }
-    let mut exited = false;
     loop {
-        if stdin.is_some() && written >= input.len() {
-            stdin = None; // EOF for the hook
+        if pipes.stdin.is_some() && written >= input.len() {
+            pipes.stdin = None; // EOF for the hook
         }
-        if exited || (pidfd.is_none() && !open[0] && !open[1]) {
+        if pipes.exited || (pipes.pidfd.is_none() && !pipes.open[0] && !pipes.open[1]) {
             break;
         }
         let wait_ms = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return (bufs[0].clone(), bufs[1].clone(), false);
+                    let [out, err] = pipes.bufs;
+                    return (out, err, false);
                 }
                 left.as_millis().min(i32::MAX as u128) as i32
             }
             None => -1,
         };
-        let mut pfds = [
-            libc::pollfd {
-                fd: if open[0] { fds[0] } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if open[1] { fds[1] } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stdin.as_ref().map_or(-1, |s| s.as_raw_fd()),
-                events: libc::POLLOUT,
-                revents: 0,
-            },
-        ];
-        // SAFETY: four valid pollfds (negative fds are ignored).
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 4, wait_ms) };
-        if n < 0 {
-            continue;
-        }
-        for i in 0..2 {
-            if pfds[i].revents != 0 {
-                open[i] = drain(fds[i], &mut bufs[i]);
-            }
-        }
-        if pfds[3].revents & libc::POLLOUT != 0 {
-            if let Some(s) = stdin.as_mut() {
-                match s.write(&input[written..]) {
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => stdin = None, // the hook does not read its stdin
-                }
-            }
-        } else if pfds[3].revents != 0 {
-            stdin = None;
-        }
-        if pfds[2].revents != 0 {
-            exited = true;
-        }
+        pipes.step(wait_ms, input, &mut written);
     }
     // The hook is gone: take what its pipes hold, without waiting for
     // background children that may keep them open.
     for i in 0..2 {
-        if open[i] {
-            drain(fds[i], &mut bufs[i]);
+        if pipes.open[i] {
+            drain(pipes.fds[i], &mut pipes.bufs[i]);
         }
     }
-    let [out, err] = bufs;
+    let [out, err] = pipes.bufs;
     (out, err, true)
+}
+
+/// A running hook's pipes (non-blocking) and a pidfd that becomes readable
+/// when it exits.
+struct HookPipes {
+    stdin: Option<std::process::ChildStdin>,
+    // Kept so the fds stay open while polled.
+    _stdout: Option<std::process::ChildStdout>,
+    _stderr: Option<std::process::ChildStderr>,
+    fds: [i32; 2],
+    open: [bool; 2],
+    bufs: [Vec<u8>; 2],
+    pidfd: Option<OwnedFd>,
+    exited: bool,
+}
+
+impl HookPipes {
+    fn new(child: &mut std::process::Child) -> HookPipes {
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let fds = [
+            stdout.as_ref().map_or(-1, |s| s.as_raw_fd()),
+            stderr.as_ref().map_or(-1, |s| s.as_raw_fd()),
+        ];
+        // SAFETY: pidfd_open returns a new fd or -1.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as i32, 0) } as i32;
+        // SAFETY: a fresh fd (or none).
+        let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) });
+        for fd in fds
+            .iter()
+            .chain(stdin.as_ref().map(|s| s.as_raw_fd()).iter())
+        {
+            // SAFETY: setting O_NONBLOCK on pipes we own.
+            unsafe {
+                libc::fcntl(
+                    *fd,
+                    libc::F_SETFL,
+                    libc::fcntl(*fd, libc::F_GETFL) | libc::O_NONBLOCK,
+                )
+            };
+        }
+        HookPipes {
+            open: [stdout.is_some(), stderr.is_some()],
+            stdin,
+            _stdout: stdout,
+            _stderr: stderr,
+            fds,
+            bufs: [Vec::new(), Vec::new()],
+            pidfd,
+            exited: false,
+        }
+    }
+
+    /// One poll: reads what stdout and stderr hold, writes what stdin takes
+    /// of `input[written..]`, notes whether the hook exited.
+    fn step(&mut self, wait_ms: i32, input: &[u8], written: &mut usize) {
+        let watch = |fd: i32, on: bool, events| libc::pollfd {
+            fd: if on { fd } else { -1 },
+            events,
+            revents: 0,
+        };
+        let mut pfds = [
+            watch(self.fds[0], self.open[0], libc::POLLIN),
+            watch(self.fds[1], self.open[1], libc::POLLIN),
+            watch(
+                self.pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()),
+                true,
+                libc::POLLIN,
+            ),
+            watch(
+                self.stdin.as_ref().map_or(-1, |s| s.as_raw_fd()),
+                true,
+                libc::POLLOUT,
+            ),
+        ];
+        // SAFETY: four valid pollfds (negative fds are ignored).
+        if unsafe { libc::poll(pfds.as_mut_ptr(), 4, wait_ms) } < 0 {
+            return;
+        }
+        for i in 0..2 {
+            if pfds[i].revents != 0 {
+                self.open[i] = drain(self.fds[i], &mut self.bufs[i]);
+            }
+        }
+        if pfds[3].revents & libc::POLLOUT != 0 {
+            if let Some(s) = self.stdin.as_mut() {
+                match s.write(&input[*written..]) {
+                    Ok(n) => *written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => self.stdin = None, // the hook does not read its stdin
+                }
+            }
+        } else if pfds[3].revents != 0 {
+            self.stdin = None;
+        }
+        if pfds[2].revents != 0 {
+            self.exited = true;
+        }
+    }
 }
 
 /// Reads what a non-blocking pipe holds; false once it reached EOF.
