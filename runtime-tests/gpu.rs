@@ -5,7 +5,7 @@
 //! container was given. vessel only (runc has no GPU support): needs root,
 //! cc and ldconfig.
 
-use crate::harness::{self, unique, Bundle};
+use crate::harness::{self, unique, Bundle, TestResult};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,15 +31,10 @@ pub(crate) fn fake_root() -> &'static Path {
     })
 }
 
-fn can_run() -> bool {
-    if !harness::can_run() {
-        return false;
-    }
-    if !harness::is_vessel() {
-        eprintln!("SKIPPED: GPU passthrough is vessel's own (RUNTIME is not vessel)");
-        return false;
-    }
-    true
+/// Root, busybox and vessel: GPU passthrough is vessel's own.
+fn can_run() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("GPU passthrough is vessel's own")
 }
 
 /// A bundle whose image has glibc and gpu-probe (`layout`: debian, rhel or
@@ -75,11 +70,8 @@ fn run_fail(b: &Bundle) -> String {
 
 const NODES: &str = "ls /dev | grep nvidia | tr '\\n' ' '; echo";
 
-#[test]
-fn an_index_gives_exactly_that_gpu() {
-    if !can_run() {
-        return;
-    }
+fn an_index_gives_exactly_that_gpu() -> TestResult {
+    can_run()?;
     // Index 0 is the GPU on the lower PCI bus, whose device minor is 1.
     let out = run_gpu(
         &format!("{NODES}; gpu-probe; nvidia-smi"),
@@ -93,13 +85,11 @@ fn an_index_gives_exactly_that_gpu() {
     );
     assert!(out.contains("gpus=1"), "{out}");
     assert!(out.contains("GPU 0: fake (node /dev/nvidia1)"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn every_device_form_selects_the_right_gpus() {
-    if !can_run() {
-        return;
-    }
+fn every_device_form_selects_the_right_gpus() -> TestResult {
+    can_run()?;
     let cases = [
         (
             "NVIDIA_VISIBLE_DEVICES=all",
@@ -143,13 +133,11 @@ fn every_device_form_selects_the_right_gpus() {
             assert!(out.contains(n), "{env}: no {n}: {out}");
         }
     }
+    Ok(())
 }
 
-#[test]
-fn no_request_injects_nothing() {
-    if !can_run() {
-        return;
-    }
+fn no_request_injects_nothing() -> TestResult {
+    can_run()?;
     for env in [
         vec![],
         vec!["NVIDIA_VISIBLE_DEVICES=void"],
@@ -169,13 +157,11 @@ fn no_request_injects_nothing() {
             cache
         );
     }
+    Ok(())
 }
 
-#[test]
-fn none_gives_driver_files_and_no_gpu() {
-    if !can_run() {
-        return;
-    }
+fn none_gives_driver_files_and_no_gpu() -> TestResult {
+    can_run()?;
     let out = run_gpu(
         &format!("{NODES}; gpu-probe"),
         &["NVIDIA_VISIBLE_DEVICES=none"],
@@ -186,13 +172,11 @@ fn none_gives_driver_files_and_no_gpu() {
         !out.contains("nvidia0 ") && !out.contains("nvidia1 "),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn capabilities_select_the_files() {
-    if !can_run() {
-        return;
-    }
+fn capabilities_select_the_files() -> TestResult {
+    can_run()?;
     let script = format!("{NODES}; ls /usr/lib/x86_64-linux-gnu /usr/bin | tr '\\n' ' '");
     let has = |caps: &str| run_gpu(&script, &["NVIDIA_VISIBLE_DEVICES=0", caps]);
     let utility = has("NVIDIA_DRIVER_CAPABILITIES=utility");
@@ -235,13 +219,11 @@ fn capabilities_select_the_files() {
     ] {
         assert!(all.contains(want), "all: no {want}: {all}");
     }
+    Ok(())
 }
 
-#[test]
-fn bad_requests_fail_create_with_a_clear_message() {
-    if !can_run() {
-        return;
-    }
+fn bad_requests_fail_create_with_a_clear_message() -> TestResult {
+    can_run()?;
     let cases = [
         ("NVIDIA_DRIVER_CAPABILITIES=compute,warp", "\"warp\""),
         ("NVIDIA_VISIBLE_DEVICES=7", "GPU device 7: not found"),
@@ -282,13 +264,11 @@ fn bad_requests_fail_create_with_a_clear_message() {
             "NVIDIA_DISABLE_REQUIRE=true",
         ],
     );
+    Ok(())
 }
 
-#[test]
-fn the_device_cgroup_denies_gpus_not_requested() {
-    if !can_run() {
-        return;
-    }
+fn the_device_cgroup_denies_gpus_not_requested() -> TestResult {
+    can_run()?;
     // GPU index 0 is /dev/nvidia1; the host's /dev/nvidia0 is bound in
     // behind the runtime's back and must stay unusable.
     let mut b = gpu_bundle(
@@ -309,13 +289,11 @@ fn the_device_cgroup_denies_gpus_not_requested() {
         out.contains("/dev/smuggled': Operation not permitted"),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn rhel_and_cacheless_images_resolve_libcuda_by_soname() {
-    if !can_run() {
-        return;
-    }
+fn rhel_and_cacheless_images_resolve_libcuda_by_soname() -> TestResult {
+    can_run()?;
     for layout in ["rhel", "nocache"] {
         let b = gpu_bundle(
             "gpu-probe; ldconfig -p 2>/dev/null | grep -c libcuda || true",
@@ -332,13 +310,11 @@ fn rhel_and_cacheless_images_resolve_libcuda_by_soname() {
     );
     let out = rhel.run_ok(&unique("gpu"));
     assert!(out.contains("libcuda.so.1"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn engine_gpu_hooks_are_translated_and_never_run() {
-    if !can_run() {
-        return;
-    }
+fn engine_gpu_hooks_are_translated_and_never_run() -> TestResult {
+    can_run()?;
     // Docker --gpus: env + a hook whose binary does not even exist here.
     let mut docker = gpu_bundle(
         &format!("{NODES}; gpu-probe"),
@@ -358,13 +334,11 @@ fn engine_gpu_hooks_are_translated_and_never_run() {
                  "configure", "--device=0", "--compute", "--utility", "--pid={{pid}}", "{{rootfs}}"]}]});
     let out = ctr.run_ok(&unique("gpu"));
     assert!(out.contains("gpus=1") && out.contains("nvidia1 "), "{out}");
+    Ok(())
 }
 
-#[test]
-fn cdi_specs_on_disk_are_applied() {
-    if !can_run() {
-        return;
-    }
+fn cdi_specs_on_disk_are_applied() -> TestResult {
+    can_run()?;
     let cdi = tempfile::tempdir().unwrap();
     let node = fake_root().join("dev/nvidia0");
     std::fs::write(
@@ -419,6 +393,7 @@ fn cdi_specs_on_disk_are_applied() {
         "{out}"
     );
     assert!(out.contains("V=void"), "{out}");
+    Ok(())
 }
 
 /// A copy of the fake driver's root, to break on purpose.
@@ -446,11 +421,8 @@ fn vessel_gpu(root: &Path, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-#[test]
-fn a_driver_without_ld_so_cache_is_found_by_a_directory_scan() {
-    if !can_run() {
-        return;
-    }
+fn a_driver_without_ld_so_cache_is_found_by_a_directory_scan() -> TestResult {
+    can_run()?;
     let root = fake_root_copy();
     std::fs::remove_file(root.path().join("etc/ld.so.cache")).unwrap();
     let (rc, info) = vessel_gpu(root.path(), &["gpu", "info"]);
@@ -462,17 +434,15 @@ fn a_driver_without_ld_so_cache_is_found_by_a_directory_scan() {
     let mut b = gpu_bundle("gpu-probe", "debian", &["NVIDIA_VISIBLE_DEVICES=all"]);
     b.runtime_env = vec![("VESSEL_GPU_ROOT".into(), root.path().display().to_string())];
     assert!(b.run_ok(&unique("gpu")).contains("gpus=2"));
+    Ok(())
 }
 
 /// Another shape of driver install: libraries under /opt/nvidia/lib
 /// (named in ld.so.conf.d, not in the stale cache), one patch release newer
 /// than the kernel module, without their soname links; no nvidia-uvm line
 /// in /proc/devices though the node exists. CUDA still gets its GPUs.
-#[test]
-fn a_driver_laid_out_differently_is_still_found() {
-    if !can_run() {
-        return;
-    }
+fn a_driver_laid_out_differently_is_still_found() -> TestResult {
+    can_run()?;
     let root = fake_root_copy();
     let old = root.path().join("usr/lib/x86_64-linux-gnu");
     let new = root.path().join("opt/nvidia/lib");
@@ -517,13 +487,11 @@ fn a_driver_laid_out_differently_is_still_found() {
     );
     b.runtime_env = vec![("VESSEL_GPU_ROOT".into(), root.path().display().to_string())];
     assert!(b.run_ok(&unique("gpu")).contains("/dev/nvidia-uvm"));
+    Ok(())
 }
 
-#[test]
-fn gpu_doctor_explains_what_is_wrong() {
-    if !can_run() {
-        return;
-    }
+fn gpu_doctor_explains_what_is_wrong() -> TestResult {
+    can_run()?;
     let (rc, out) = vessel_gpu(fake_root(), &["gpu", "doctor"]);
     assert_eq!(rc, 0, "{out}");
     assert!(
@@ -564,13 +532,11 @@ fn gpu_doctor_explains_what_is_wrong() {
         out.contains("FAIL  no NVIDIA driver") && out.contains("modprobe nvidia"),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn gpu_doctor_checks_a_container() {
-    if !can_run() {
-        return;
-    }
+fn gpu_doctor_checks_a_container() -> TestResult {
+    can_run()?;
     for (env, want, rc_want) in [
         (
             vec!["NVIDIA_VISIBLE_DEVICES=0"],
@@ -589,26 +555,22 @@ fn gpu_doctor_checks_a_container() {
         assert_eq!(out.status.code(), Some(rc_want), "{env:?}: {text}");
         assert!(text.contains(want), "{env:?}: {text}");
     }
+    Ok(())
 }
 
-#[test]
-fn invoked_as_the_nvidia_hook_it_does_nothing() {
-    if !can_run() {
-        return;
-    }
+fn invoked_as_the_nvidia_hook_it_does_nothing() -> TestResult {
+    can_run()?;
     let dir = tempfile::tempdir().unwrap();
     let hook = dir.path().join("nvidia-container-runtime-hook");
     std::os::unix::fs::symlink(harness::runtime_bin(), &hook).unwrap();
     let out = Command::new(&hook).arg("prestart").output().unwrap();
     assert!(out.status.success());
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    Ok(())
 }
 
-#[test]
-fn the_real_gpu_script_passes_on_the_fake_driver() {
-    if !can_run() {
-        return;
-    }
+fn the_real_gpu_script_passes_on_the_fake_driver() -> TestResult {
+    can_run()?;
     // real-gpu.sh is run by hand on GPU machines; here it is kept honest.
     let out = Command::new("bash")
         .arg(gpu_dir().join("real-gpu.sh"))
@@ -627,4 +589,24 @@ fn the_real_gpu_script_passes_on_the_fake_driver() {
         text.contains("5 passed, 0 failed") && text.contains("kernel: 2+3=5"),
         "{text}"
     );
+    Ok(())
 }
+
+harness::tests![
+    an_index_gives_exactly_that_gpu,
+    every_device_form_selects_the_right_gpus,
+    no_request_injects_nothing,
+    none_gives_driver_files_and_no_gpu,
+    capabilities_select_the_files,
+    bad_requests_fail_create_with_a_clear_message,
+    the_device_cgroup_denies_gpus_not_requested,
+    rhel_and_cacheless_images_resolve_libcuda_by_soname,
+    engine_gpu_hooks_are_translated_and_never_run,
+    cdi_specs_on_disk_are_applied,
+    a_driver_without_ld_so_cache_is_found_by_a_directory_scan,
+    a_driver_laid_out_differently_is_still_found,
+    gpu_doctor_explains_what_is_wrong,
+    gpu_doctor_checks_a_container,
+    invoked_as_the_nvidia_hook_it_does_nothing,
+    the_real_gpu_script_passes_on_the_fake_driver,
+];

@@ -13,7 +13,7 @@
 //! - host hooks run with the bundle as their working directory, and with
 //!   exactly the `env` of the hook when it has one.
 
-use crate::harness::{self, Bundle, CgroupGuard};
+use crate::harness::{self, host_ns, ns_of, stderr_of, Bundle, CgroupGuard, TestResult};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -155,24 +155,6 @@ fn hook_bundle(args: &[&str]) -> (CgroupGuard, HookBundle) {
     )
 }
 
-fn own_ns(kind: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{kind}"))
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-fn ns_of(pid: i32, kind: &str) -> String {
-    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// The checks common to every hook's state: ociVersion, id, bundle.
 fn assert_common_state(st: &Value, id: &str, b: &Bundle) {
     assert!(
@@ -211,11 +193,8 @@ fn assert_nothing_left(h: &HookBundle, id: &str) {
     );
 }
 
-#[test]
-fn prestart_hook_gets_creating_state_before_user_process() {
-    if !harness::can_run() {
-        return;
-    }
+fn prestart_hook_gets_creating_state_before_user_process() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     h.add_rec("prestart");
     let id = harness::unique("hk-prestart");
@@ -231,17 +210,15 @@ fn prestart_hook_gets_creating_state_before_user_process() {
     assert_eq!(h.got("prestart", "userstarted").as_deref(), Some("no\n"));
     assert_eq!(
         h.got("prestart", "mntns").unwrap().trim(),
-        own_ns("mnt"),
+        host_ns("mnt"),
         "prestart runs in the runtime's mount namespace"
     );
-    assert_eq!(h.got("prestart", "pidns").unwrap().trim(), own_ns("pid"));
+    assert_eq!(h.got("prestart", "pidns").unwrap().trim(), host_ns("pid"));
+    Ok(())
 }
 
-#[test]
-fn create_runtime_hook_gets_creating_state_in_runtime_namespace() {
-    if !harness::can_run() {
-        return;
-    }
+fn create_runtime_hook_gets_creating_state_in_runtime_namespace() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     h.add_rec("createRuntime");
     let id = harness::unique("hk-creatert");
@@ -256,19 +233,17 @@ fn create_runtime_hook_gets_creating_state_in_runtime_namespace() {
     );
     assert_eq!(
         h.got("createRuntime", "mntns").unwrap().trim(),
-        own_ns("mnt")
+        host_ns("mnt")
     );
     assert_eq!(
         h.got("createRuntime", "pidns").unwrap().trim(),
-        own_ns("pid")
+        host_ns("pid")
     );
+    Ok(())
 }
 
-#[test]
-fn create_container_hook_runs_in_container_namespaces() {
-    if !harness::can_run() {
-        return;
-    }
+fn create_container_hook_runs_in_container_namespaces() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     h.add_rec("createContainer");
     let id = harness::unique("hk-createct");
@@ -292,14 +267,12 @@ fn create_container_hook_runs_in_container_namespaces() {
         ns_of(pid, "pid"),
         "createContainer runs in the container's pid namespace"
     );
-    assert_ne!(ns_of(pid, "mnt"), own_ns("mnt"));
+    assert_ne!(ns_of(pid, "mnt"), host_ns("mnt"));
+    Ok(())
 }
 
-#[test]
-fn start_container_hook_runs_inside_container_on_start() {
-    if !harness::can_run() {
-        return;
-    }
+fn start_container_hook_runs_inside_container_on_start() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     h.add_rec("startContainer");
     let id = harness::unique("hk-startct");
@@ -331,13 +304,11 @@ fn start_container_hook_runs_inside_container_on_start() {
         harness::wait_for(5.0, || h.marker().exists()),
         "the user process did not run after startContainer"
     );
+    Ok(())
 }
 
-#[test]
-fn poststart_hook_has_run_when_start_returns() {
-    if !harness::can_run() {
-        return;
-    }
+fn poststart_hook_has_run_when_start_returns() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     h.add_rec("poststart");
     let id = harness::unique("hk-poststart");
@@ -350,15 +321,13 @@ fn poststart_hook_has_run_when_start_returns() {
     let status = st["status"].as_str().unwrap_or("");
     assert!(status == "created" || status == "running", "{st}");
     assert_eq!(st["pid"].as_i64(), Some(pid as i64), "{st}");
-    assert_eq!(h.got("poststart", "mntns").unwrap().trim(), own_ns("mnt"));
+    assert_eq!(h.got("poststart", "mntns").unwrap().trim(), host_ns("mnt"));
     assert_eq!(h.b.status(&id).as_deref(), Some("running"));
+    Ok(())
 }
 
-#[test]
-fn poststop_hook_runs_on_delete_with_stopped_state() {
-    if !harness::can_run() {
-        return;
-    }
+fn poststop_hook_runs_on_delete_with_stopped_state() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["true"]);
     h.add_rec("poststop");
     let id = harness::unique("hk-poststop");
@@ -377,15 +346,13 @@ fn poststop_hook_runs_on_delete_with_stopped_state() {
         st.get("pid").is_none() || st["pid"] == 0,
         "a stopped container has no pid: {st}"
     );
-    assert_eq!(h.got("poststop", "mntns").unwrap().trim(), own_ns("mnt"));
+    assert_eq!(h.got("poststop", "mntns").unwrap().trim(), host_ns("mnt"));
     assert!(h.b.state(&id).is_none());
+    Ok(())
 }
 
-#[test]
-fn poststop_hook_runs_when_run_returns() {
-    if !harness::can_run() {
-        return;
-    }
+fn poststop_hook_runs_when_run_returns() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["sh", "-c", "echo done"]);
     h.add_rec("poststop");
     let id = harness::unique("hk-poststoprun");
@@ -394,13 +361,11 @@ fn poststop_hook_runs_when_run_returns() {
     let st = h.state_json("poststop");
     assert_eq!(st["id"], id.as_str());
     assert_eq!(st["status"], "stopped", "{st}");
+    Ok(())
 }
 
-#[test]
-fn hooks_run_in_lifecycle_order() {
-    if !harness::can_run() {
-        return;
-    }
+fn hooks_run_in_lifecycle_order() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     for kind in [
         "poststop",
@@ -447,13 +412,11 @@ fn hooks_run_in_lifecycle_order() {
             "poststop"
         ]
     );
+    Ok(())
 }
 
-#[test]
-fn hook_gets_its_args_and_exactly_its_env() {
-    if !harness::can_run() {
-        return;
-    }
+fn hook_gets_its_args_and_exactly_its_env() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["true"]);
     let mut hook = h.rec("prestart", "prestart", &["one", "two words", ""]);
     hook["env"] = json!(["HOOK_A=1", "HOOK_B=two words"]);
@@ -489,13 +452,11 @@ fn hook_gets_its_args_and_exactly_its_env() {
         !env.contains("VESSEL_TEST_LEAK"),
         "the runtime's environment leaked into a hook with its own env: {env}"
     );
+    Ok(())
 }
 
-#[test]
-fn host_hooks_run_with_bundle_as_cwd() {
-    if !harness::can_run() {
-        return;
-    }
+fn host_hooks_run_with_bundle_as_cwd() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["true"]);
     h.add_rec("prestart");
     h.add_rec("createRuntime");
@@ -522,13 +483,11 @@ fn host_hooks_run_with_bundle_as_cwd() {
             "{name} cwd"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn hook_state_includes_annotations() {
-    if !harness::can_run() {
-        return;
-    }
+fn hook_state_includes_annotations() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["true"]);
     h.b.config["annotations"] = json!({"org.vessel.test": "yes", "org.vessel.other": "two words"});
     h.add_rec("prestart");
@@ -540,13 +499,11 @@ fn hook_state_includes_annotations() {
         json!({"org.vessel.test": "yes", "org.vessel.other": "two words"}),
         "{st}"
     );
+    Ok(())
 }
 
-#[test]
-fn docker_style_sh_c_prestart_hook_with_args() {
-    if !harness::can_run() {
-        return;
-    }
+fn docker_style_sh_c_prestart_hook_with_args() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["sh", "-c", "echo user-ran"]);
     let out = h.out().display().to_string();
     let script = format!("cat > '{out}/docker.json'; echo \"$0|$1|$2\" > '{out}/docker.args'");
@@ -561,6 +518,7 @@ fn docker_style_sh_c_prestart_hook_with_args() {
     assert_eq!(st["id"], id.as_str());
     assert_eq!(st["status"], "creating");
     assert!(st["pid"].as_i64().unwrap_or(0) > 0, "{st}");
+    Ok(())
 }
 
 /// A hook of KIND that saves its state then exits 3 makes create fail and
@@ -610,35 +568,26 @@ fn failing_create_hook(kind: &str) {
     assert!(!h.marker().exists(), "the user process ran");
 }
 
-#[test]
-fn failing_prestart_hook_fails_create_and_leaves_nothing() {
-    if !harness::can_run() {
-        return;
-    }
+fn failing_prestart_hook_fails_create_and_leaves_nothing() -> TestResult {
+    harness::can_run()?;
     failing_create_hook("prestart");
+    Ok(())
 }
 
-#[test]
-fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
-    if !harness::can_run() {
-        return;
-    }
+fn failing_create_runtime_hook_fails_create_and_leaves_nothing() -> TestResult {
+    harness::can_run()?;
     failing_create_hook("createRuntime");
+    Ok(())
 }
 
-#[test]
-fn failing_create_container_hook_fails_create_and_leaves_nothing() {
-    if !harness::can_run() {
-        return;
-    }
+fn failing_create_container_hook_fails_create_and_leaves_nothing() -> TestResult {
+    harness::can_run()?;
     failing_create_hook("createContainer");
+    Ok(())
 }
 
-#[test]
-fn missing_hook_binary_fails_create() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_hook_binary_fails_create() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     h.add(
         "prestart",
@@ -648,13 +597,11 @@ fn missing_hook_binary_fails_create() {
     let res = h.b.create_detached(&id);
     assert_eq!(res.status.code(), Some(1), "{}", stderr_of(&res));
     assert_nothing_left(&h, &id);
+    Ok(())
 }
 
-#[test]
-fn failing_start_container_hook_stops_container_before_user_process() {
-    if !harness::can_run() {
-        return;
-    }
+fn failing_start_container_hook_stops_container_before_user_process() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     write_exec(&h.b.rootfs().join("fail.sh"), "#!/bin/sh\nexit 3\n");
     h.add(
@@ -679,17 +626,15 @@ fn failing_start_container_hook_stops_container_before_user_process() {
         !h.marker().exists(),
         "the user process ran although startContainer failed"
     );
+    Ok(())
 }
 
 /// The spec: "If any poststart hook fails, the runtime MUST log a warning,
 /// but the remaining hooks and lifecycle continue as if the hook had
 /// succeeded." runc 1.1.5 instead runs poststart in create and fails it
 /// (runc 1.2 fails start); the test accepts runc's way only for runc.
-#[test]
-fn failing_poststart_hook_warns_and_the_rest_go_on() {
-    if !harness::can_run() {
-        return;
-    }
+fn failing_poststart_hook_warns_and_the_rest_go_on() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     let fail = h.script("fail.sh", "#!/bin/sh\nexit 3\n");
     h.add("poststart", json!({"path": fail, "args": ["fail.sh"]}));
@@ -720,13 +665,11 @@ fn failing_poststart_hook_warns_and_the_rest_go_on() {
         assert_nothing_left(&h, &id);
         assert!(!h.marker().exists(), "the user process ran");
     }
+    Ok(())
 }
 
-#[test]
-fn failing_poststop_hook_does_not_fail_delete() {
-    if !harness::can_run() {
-        return;
-    }
+fn failing_poststop_hook_does_not_fail_delete() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(&["true"]);
     let out = h.out().display().to_string();
     let fail = h.script(
@@ -752,13 +695,11 @@ fn failing_poststop_hook_does_not_fail_delete() {
         assert_eq!(h.state_json("poststop")["status"], "stopped");
     }
     assert_nothing_left(&h, &id);
+    Ok(())
 }
 
-#[test]
-fn hook_past_its_timeout_fails_create() {
-    if !harness::can_run() {
-        return;
-    }
+fn hook_past_its_timeout_fails_create() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut h) = hook_bundle(USER_ARGS);
     // exec, so that killing the hook ends the sleep too (runc waits for the
     // hook's stdio to close).
@@ -783,4 +724,28 @@ fn hook_past_its_timeout_fails_create() {
     );
     assert_nothing_left(&h, &id);
     assert!(!h.marker().exists());
+    Ok(())
 }
+
+harness::tests![
+    prestart_hook_gets_creating_state_before_user_process,
+    create_runtime_hook_gets_creating_state_in_runtime_namespace,
+    create_container_hook_runs_in_container_namespaces,
+    start_container_hook_runs_inside_container_on_start,
+    poststart_hook_has_run_when_start_returns,
+    poststop_hook_runs_on_delete_with_stopped_state,
+    poststop_hook_runs_when_run_returns,
+    hooks_run_in_lifecycle_order,
+    hook_gets_its_args_and_exactly_its_env,
+    host_hooks_run_with_bundle_as_cwd,
+    hook_state_includes_annotations,
+    docker_style_sh_c_prestart_hook_with_args,
+    failing_prestart_hook_fails_create_and_leaves_nothing,
+    failing_create_runtime_hook_fails_create_and_leaves_nothing,
+    failing_create_container_hook_fails_create_and_leaves_nothing,
+    missing_hook_binary_fails_create,
+    failing_start_container_hook_stops_container_before_user_process,
+    failing_poststart_hook_warns_and_the_rest_go_on,
+    failing_poststop_hook_does_not_fail_delete,
+    hook_past_its_timeout_fails_create,
+];

@@ -4,7 +4,7 @@
 //! Every container gets its own `/vessel-test-...` cgroupsPath so that the
 //! runtime never creates cgroups under the test process's own ones.
 
-use crate::harness::{self, Bundle, CgroupGuard};
+use crate::harness::{self, read_when_present, stderr_of, Bundle, CgroupGuard, TestResult};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,10 +13,6 @@ use std::time::{Duration, Instant};
 fn bundle(args: &[&str]) -> (CgroupGuard, Bundle) {
     let (cg, b, _) = harness::isolated_bundle(args);
     (cg, b)
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn cmdline(pid: i32) -> Vec<String> {
@@ -46,20 +42,8 @@ fn start_trap_container(b: &Bundle, id: &str) {
     );
 }
 
-fn read_when_present(path: &Path, secs: f64) -> Option<String> {
-    let mut got = None;
-    harness::wait_for(secs, || {
-        got = std::fs::read_to_string(path).ok().filter(|s| !s.is_empty());
-        got.is_some()
-    });
-    got
-}
-
-#[test]
-fn state_after_create_reports_created_pid_and_bundle() {
-    if !harness::can_run() {
-        return;
-    }
+fn state_after_create_reports_created_pid_and_bundle() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-created");
     let pid_file = b.path().join("container.pid");
@@ -98,13 +82,11 @@ fn state_after_create_reports_created_pid_and_bundle() {
         Path::new(bundle_field).canonicalize().unwrap(),
         b.path().canonicalize().unwrap()
     );
+    Ok(())
 }
 
-#[test]
-fn state_after_start_reports_running() {
-    if !harness::can_run() {
-        return;
-    }
+fn state_after_start_reports_running() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-running");
     let pid = b.create_ok(&id);
@@ -121,13 +103,11 @@ fn state_after_start_reports_running() {
         "container process runs the user's args: {:?}",
         cmdline(pid)
     );
+    Ok(())
 }
 
-#[test]
-fn created_container_waits_for_start() {
-    if !harness::can_run() {
-        return;
-    }
+fn created_container_waits_for_start() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", "echo started > /started; exec sleep 30"]);
     let id = harness::unique("lc-waits");
     let pid = b.create_ok(&id);
@@ -157,13 +137,11 @@ fn created_container_waits_for_start() {
         "{:?}",
         cmdline(pid)
     );
+    Ok(())
 }
 
-#[test]
-fn kill_sigkill_stops_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_sigkill_stops_container() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-kill");
     let pid = b.create_ok(&id);
@@ -178,15 +156,13 @@ fn kill_sigkill_stops_container() {
         !harness::pid_alive(pid),
         "the container process survived SIGKILL"
     );
+    Ok(())
 }
 
 /// runtime-tools' kill: a created container (its process not started yet)
 /// ends on TERM, as runc's does.
-#[test]
-fn kill_term_ends_a_created_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_term_ends_a_created_container() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-killcreated");
     let pid = b.create_ok(&id);
@@ -199,13 +175,11 @@ fn kill_term_ends_a_created_container() {
     assert!(!harness::pid_alive(pid));
     let start = b.rt(&["start", &id]);
     assert!(!start.status.success(), "start after the init ended");
+    Ok(())
 }
 
-#[test]
-fn kill_accepts_kill_sigkill_and_9() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_accepts_kill_sigkill_and_9() -> TestResult {
+    harness::can_run()?;
     for sig in ["KILL", "SIGKILL", "9"] {
         let (_cg, b) = bundle(&["sleep", "30"]);
         let id = harness::unique("lc-killsig");
@@ -224,13 +198,11 @@ fn kill_accepts_kill_sigkill_and_9() {
         );
         assert!(!harness::pid_alive(pid));
     }
+    Ok(())
 }
 
-#[test]
-fn kill_default_signal_is_term() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_default_signal_is_term() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", TRAP_SCRIPT]);
     let id = harness::unique("lc-term");
     start_trap_container(&b, &id);
@@ -242,13 +214,11 @@ fn kill_default_signal_is_term() {
         "the trap exits 0: {:?}",
         b.status(&id)
     );
+    Ok(())
 }
 
-#[test]
-fn kill_sends_named_signal_usr1() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_sends_named_signal_usr1() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", TRAP_SCRIPT]);
     let id = harness::unique("lc-usr1");
     start_trap_container(&b, &id);
@@ -256,13 +226,11 @@ fn kill_sends_named_signal_usr1() {
     let got = read_when_present(&b.rootfs().join("tmp/sig"), 5.0);
     assert_eq!(got.as_deref().map(str::trim), Some("got-usr1"));
     assert!(b.wait_status(&id, "stopped", 5), "{:?}", b.status(&id));
+    Ok(())
 }
 
-#[test]
-fn kill_signal_number_and_sig_prefix_accepted() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_signal_number_and_sig_prefix_accepted() -> TestResult {
+    harness::can_run()?;
     for sig in ["SIGUSR1", "10"] {
         let (_cg, b) = bundle(&["sh", "-c", TRAP_SCRIPT]);
         let id = harness::unique("lc-usr1n");
@@ -276,13 +244,11 @@ fn kill_signal_number_and_sig_prefix_accepted() {
             "kill {sig}"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn kill_unknown_signal_fails_and_container_keeps_running() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_unknown_signal_fails_and_container_keeps_running() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-badsig");
     let pid = b.create_ok(&id);
@@ -298,13 +264,11 @@ fn kill_unknown_signal_fails_and_container_keeps_running() {
     }
     assert_eq!(b.status(&id).as_deref(), Some("running"));
     assert!(harness::pid_alive(pid));
+    Ok(())
 }
 
-#[test]
-fn kill_of_stopped_container_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_of_stopped_container_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["true"]);
     let id = harness::unique("lc-killstopped");
     b.create_ok(&id);
@@ -322,13 +286,11 @@ fn kill_of_stopped_container_fails() {
         Some("stopped"),
         "the container's state survives the failed kill"
     );
+    Ok(())
 }
 
-#[test]
-fn delete_removes_stopped_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn delete_removes_stopped_container() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["true"]);
     let id = harness::unique("lc-delete");
     b.create_ok(&id);
@@ -348,13 +310,11 @@ fn delete_removes_stopped_container() {
         !list.lines().any(|l| l == id),
         "deleted container still listed: {list}"
     );
+    Ok(())
 }
 
-#[test]
-fn delete_of_created_container_kills_and_removes_it() {
-    if !harness::can_run() {
-        return;
-    }
+fn delete_of_created_container_kills_and_removes_it() -> TestResult {
+    harness::can_run()?;
     // runc deletes a created (never started) container without --force.
     let (_cg, b) = bundle(&["sh", "-c", "echo ran > /ran; sleep 30"]);
     let id = harness::unique("lc-delcreated");
@@ -369,13 +329,11 @@ fn delete_of_created_container_kills_and_removes_it() {
         !b.rootfs().join("ran").exists(),
         "the user process ran although never started"
     );
+    Ok(())
 }
 
-#[test]
-fn delete_running_without_force_fails_and_leaves_it_running() {
-    if !harness::can_run() {
-        return;
-    }
+fn delete_running_without_force_fails_and_leaves_it_running() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-delrun");
     let pid = b.create_ok(&id);
@@ -390,13 +348,11 @@ fn delete_running_without_force_fails_and_leaves_it_running() {
     assert_eq!(b.status(&id).as_deref(), Some("running"));
     assert!(harness::pid_alive(pid));
     assert_eq!(cmdline(pid), ["sleep", "30"]);
+    Ok(())
 }
 
-#[test]
-fn delete_force_removes_running_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn delete_force_removes_running_container() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-delforce");
     let pid = b.create_ok(&id);
@@ -413,23 +369,19 @@ fn delete_force_removes_running_container() {
     );
     let list = harness::stdout_ok(&b.rt(&["list", "-q"]));
     assert!(!list.lines().any(|l| l == id));
+    Ok(())
 }
 
-#[test]
-fn run_propagates_exit_code() {
-    if !harness::can_run() {
-        return;
-    }
+fn run_propagates_exit_code() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", "exit 7"]);
     let out = b.run(&harness::unique("lc-exit7"));
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr_of(&out));
+    Ok(())
 }
 
-#[test]
-fn run_returns_128_plus_signal_when_process_killed_by_signal() {
-    if !harness::can_run() {
-        return;
-    }
+fn run_returns_128_plus_signal_when_process_killed_by_signal() -> TestResult {
+    harness::can_run()?;
     // Without a pid namespace the shell is not an init process, so it can
     // kill itself (an init ignores signals it has no handler for).
     let (_cg, mut b) = bundle(&["sh", "-c", "kill -9 $$"]);
@@ -437,13 +389,11 @@ fn run_returns_128_plus_signal_when_process_killed_by_signal() {
     ns.retain(|n| n["type"] != "pid");
     let out = b.run(&harness::unique("lc-sig9"));
     assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr_of(&out));
+    Ok(())
 }
 
-#[test]
-fn run_returns_137_when_container_killed_from_outside() {
-    if !harness::can_run() {
-        return;
-    }
+fn run_returns_137_when_container_killed_from_outside() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-extkill");
     b.write_config();
@@ -478,13 +428,11 @@ fn run_returns_137_when_container_killed_from_outside() {
         Some(137),
         "run's exit status when its container is SIGKILLed"
     );
+    Ok(())
 }
 
-#[test]
-fn run_detach_returns_while_container_runs() {
-    if !harness::can_run() {
-        return;
-    }
+fn run_detach_returns_while_container_runs() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-detach");
     let t0 = Instant::now();
@@ -499,13 +447,11 @@ fn run_detach_returns_while_container_runs() {
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(harness::pid_alive(pid));
     assert_eq!(cmdline(pid), ["sleep", "30"]);
+    Ok(())
 }
 
-#[test]
-fn run_stdio_inherited_without_terminal() {
-    if !harness::can_run() {
-        return;
-    }
+fn run_stdio_inherited_without_terminal() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", "echo to-stdout; echo to-stderr >&2"]);
     let out = b.run(&harness::unique("lc-stdio"));
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -515,13 +461,11 @@ fn run_stdio_inherited_without_terminal() {
         "stderr: {}",
         stderr_of(&out)
     );
+    Ok(())
 }
 
-#[test]
-fn list_shows_container_in_table_json_and_quiet() {
-    if !harness::can_run() {
-        return;
-    }
+fn list_shows_container_in_table_json_and_quiet() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-list");
     let pid = b.create_ok(&id);
@@ -554,13 +498,11 @@ fn list_shows_container_in_table_json_and_quiet() {
 
     let quiet = harness::stdout_ok(&b.rt(&["list", "-q"]));
     assert_eq!(quiet, format!("{id}\n"));
+    Ok(())
 }
 
-#[test]
-fn list_of_empty_root_prints_header_only() {
-    if !harness::can_run() {
-        return;
-    }
+fn list_of_empty_root_prints_header_only() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     let table = harness::stdout_ok(&b.rt(&["list"]));
     assert_eq!(table.lines().count(), 1, "{table}");
@@ -571,13 +513,11 @@ fn list_of_empty_root_prints_header_only() {
         harness::stdout_ok(&b.rt(&["list", "--format", "json"])),
         "null\n"
     );
+    Ok(())
 }
 
-#[test]
-fn spec_writes_config_and_refuses_to_overwrite() {
-    if !harness::can_run() {
-        return;
-    }
+fn spec_writes_config_and_refuses_to_overwrite() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     let dir = b.path().join("spec-out");
     std::fs::create_dir(&dir).unwrap();
@@ -618,13 +558,11 @@ fn spec_writes_config_and_refuses_to_overwrite() {
         "{\"marker\": true}",
         "spec overwrote config.json"
     );
+    Ok(())
 }
 
-#[test]
-fn spec_without_bundle_writes_into_cwd() {
-    if !harness::can_run() {
-        return;
-    }
+fn spec_without_bundle_writes_into_cwd() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     let dir = b.path().join("spec-cwd");
     std::fs::create_dir(&dir).unwrap();
@@ -635,13 +573,11 @@ fn spec_without_bundle_writes_into_cwd() {
     )
     .unwrap();
     assert_eq!(cfg["root"]["path"], "rootfs");
+    Ok(())
 }
 
-#[test]
-fn version_flag_prints_version() {
-    if !harness::can_run() {
-        return;
-    }
+fn version_flag_prints_version() -> TestResult {
+    harness::can_run()?;
     for flag in ["--version", "-v"] {
         let out = std::process::Command::new(harness::runtime_bin())
             .arg(flag)
@@ -655,13 +591,11 @@ fn version_flag_prints_version() {
             "{flag} should name the OCI spec version: {text}"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn duplicate_id_create_fails_and_first_is_untouched() {
-    if !harness::can_run() {
-        return;
-    }
+fn duplicate_id_create_fails_and_first_is_untouched() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", "echo first > /who; exec sleep 30"]);
     let id = harness::unique("lc-dup");
     let pid = b.create_ok(&id);
@@ -691,13 +625,11 @@ fn duplicate_id_create_fails_and_first_is_untouched() {
         !b2.rootfs().join("who").exists(),
         "the second bundle's process ran"
     );
+    Ok(())
 }
 
-#[test]
-fn start_of_running_container_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn start_of_running_container_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-start2");
     let pid = b.create_ok(&id);
@@ -711,13 +643,11 @@ fn start_of_running_container_fails() {
     );
     assert_eq!(b.status(&id).as_deref(), Some("running"));
     assert!(harness::pid_alive(pid));
+    Ok(())
 }
 
-#[test]
-fn start_of_stopped_container_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn start_of_stopped_container_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sh", "-c", "echo x >> /runs"]);
     let id = harness::unique("lc-startstopped");
     b.create_ok(&id);
@@ -736,13 +666,11 @@ fn start_of_stopped_container_fails() {
         "x\n",
         "the process ran twice"
     );
+    Ok(())
 }
 
-#[test]
-fn pid_file_relative_path_resolves_against_cwd() {
-    if !harness::can_run() {
-        return;
-    }
+fn pid_file_relative_path_resolves_against_cwd() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-pidrel");
     let cwd = b.path().join("elsewhere");
@@ -773,13 +701,11 @@ fn pid_file_relative_path_resolves_against_cwd() {
         !b.path().join("rel.pid").exists(),
         "pid file resolved against the bundle"
     );
+    Ok(())
 }
 
-#[test]
-fn create_with_relative_bundle_records_absolute_path() {
-    if !harness::can_run() {
-        return;
-    }
+fn create_with_relative_bundle_records_absolute_path() -> TestResult {
+    harness::can_run()?;
     let (_cg, b) = bundle(&["sleep", "30"]);
     let id = harness::unique("lc-relbundle");
     b.write_config();
@@ -805,4 +731,38 @@ fn create_with_relative_bundle_records_absolute_path() {
         Path::new(bundle_field).canonicalize().unwrap(),
         b.path().canonicalize().unwrap()
     );
+    Ok(())
 }
+
+harness::tests![
+    state_after_create_reports_created_pid_and_bundle,
+    state_after_start_reports_running,
+    created_container_waits_for_start,
+    kill_sigkill_stops_container,
+    kill_term_ends_a_created_container,
+    kill_accepts_kill_sigkill_and_9,
+    kill_default_signal_is_term,
+    kill_sends_named_signal_usr1,
+    kill_signal_number_and_sig_prefix_accepted,
+    kill_unknown_signal_fails_and_container_keeps_running,
+    kill_of_stopped_container_fails,
+    delete_removes_stopped_container,
+    delete_of_created_container_kills_and_removes_it,
+    delete_running_without_force_fails_and_leaves_it_running,
+    delete_force_removes_running_container,
+    run_propagates_exit_code,
+    run_returns_128_plus_signal_when_process_killed_by_signal,
+    run_returns_137_when_container_killed_from_outside,
+    run_detach_returns_while_container_runs,
+    run_stdio_inherited_without_terminal,
+    list_shows_container_in_table_json_and_quiet,
+    list_of_empty_root_prints_header_only,
+    spec_writes_config_and_refuses_to_overwrite,
+    spec_without_bundle_writes_into_cwd,
+    version_flag_prints_version,
+    duplicate_id_create_fails_and_first_is_untouched,
+    start_of_running_container_fails,
+    start_of_stopped_container_fails,
+    pid_file_relative_path_resolves_against_cwd,
+    create_with_relative_bundle_records_absolute_path,
+];

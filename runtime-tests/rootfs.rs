@@ -2,7 +2,7 @@
 //! config-linux.md "rootfsPropagation"), observed in the container's
 //! /proc/self/mountinfo, `stat`, and what writes do.
 
-use crate::harness::{self, Bundle, MountInfo, TestMounts};
+use crate::harness::{self, sh, Bundle, MountInfo, Skip, TestMounts, TestResult};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,12 +10,6 @@ use std::process::Stdio;
 
 fn add_mount(b: &mut Bundle, m: Value) {
     b.config["mounts"].as_array_mut().unwrap().push(m);
-}
-
-/// Runs the bundle with `sh -c SCRIPT`, returning stdout.
-fn sh(b: &mut Bundle, prefix: &str, script: &str) -> String {
-    b.config["process"]["args"] = json!(["sh", "-c", script]);
-    b.run_ok(&harness::unique(prefix))
 }
 
 /// A host directory for bind sources, inside the bundle's temporary
@@ -34,11 +28,8 @@ fn mountinfo_after(out: &str, marker: &str) -> Vec<MountInfo> {
     harness::parse_mountinfo(text)
 }
 
-#[test]
-fn readonly_root_rejects_writes_and_is_ro_in_mountinfo() {
-    if !harness::can_run() {
-        return;
-    }
+fn readonly_root_rejects_writes_and_is_ro_in_mountinfo() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["root"]["readonly"] = json!(true);
     let out = sh(
@@ -57,13 +48,11 @@ fn readonly_root_rejects_writes_and_is_ro_in_mountinfo() {
     assert!(root.has_opt("ro"), "/ not ro: {root:?}");
     // The mounts on top of it stay as configured: /dev is a writable tmpfs.
     assert!(harness::mount_at(&mounts, "/dev").has_opt("rw"));
+    Ok(())
 }
 
-#[test]
-fn writable_root_accepts_writes() {
-    if !harness::can_run() {
-        return;
-    }
+fn writable_root_accepts_writes() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let out = sh(
         &mut b,
@@ -76,6 +65,7 @@ fn writable_root_accepts_writes() {
         "inside\n"
     );
     assert!(harness::mount_at(&mountinfo_after(&out, "==MI"), "/").has_opt("rw"));
+    Ok(())
 }
 
 /// Makes the bundle's rootfs a shared mount point (peer group returned) in
@@ -93,10 +83,9 @@ fn shared_rootfs(b: &Bundle, m: &mut TestMounts) -> String {
 
 /// The optional fields of the container's "/" with rootfsPropagation PROP
 /// (None: unset) on a shared rootfs mount; also returns the host peer group.
-fn root_propagation(prop: Option<&str>) -> Option<(Vec<String>, String)> {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return None;
-    }
+fn root_propagation(prop: Option<&str>) -> Result<(Vec<String>, String), Skip> {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let peer = shared_rootfs(&b, &mut m);
@@ -107,71 +96,58 @@ fn root_propagation(prop: Option<&str>) -> Option<(Vec<String>, String)> {
     let mounts = harness::parse_mountinfo(&out);
     let opt = harness::mount_at(&mounts, "/").optional.clone();
     drop(m);
-    Some((opt, peer))
+    Ok((opt, peer))
 }
 
-#[test]
-fn rootfs_propagation_default_is_slave_of_host() {
+fn rootfs_propagation_default_is_slave_of_host() -> TestResult {
     // runc's default (no rootfsPropagation) is rslave.
-    let Some((opt, peer)) = root_propagation(None) else {
-        return;
-    };
+    let (opt, peer) = root_propagation(None)?;
     assert_eq!(opt, [format!("master:{peer}")]);
+    Ok(())
 }
 
-#[test]
-fn rootfs_propagation_rslave_is_slave_of_host() {
-    let Some((opt, peer)) = root_propagation(Some("rslave")) else {
-        return;
-    };
+fn rootfs_propagation_rslave_is_slave_of_host() -> TestResult {
+    let (opt, peer) = root_propagation(Some("rslave"))?;
     assert_eq!(opt, [format!("master:{peer}")]);
+    Ok(())
 }
 
-#[test]
-fn rootfs_propagation_rprivate_is_private() {
-    let Some((opt, _)) = root_propagation(Some("rprivate")) else {
-        return;
-    };
+fn rootfs_propagation_rprivate_is_private() -> TestResult {
+    let (opt, _) = root_propagation(Some("rprivate"))?;
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
+    Ok(())
 }
 
-#[test]
-fn rootfs_propagation_private_is_private() {
-    let Some((opt, _)) = root_propagation(Some("private")) else {
-        return;
-    };
+fn rootfs_propagation_private_is_private() -> TestResult {
+    let (opt, _) = root_propagation(Some("private"))?;
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
+    Ok(())
 }
 
 /// runc 1.1.5 applies non-recursive "slave" to the old "/" only, then makes
 /// the (shared) rootfs mount private before bind-mounting it: "/" ends up
 /// private.
-#[test]
-fn rootfs_propagation_slave_leaves_root_private_like_runc() {
-    let Some((opt, _)) = root_propagation(Some("slave")) else {
-        return;
-    };
+fn rootfs_propagation_slave_leaves_root_private_like_runc() -> TestResult {
+    let (opt, _) = root_propagation(Some("slave"))?;
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
+    Ok(())
 }
 
 /// runc 1.1.5 makes the rootfs's (shared) parent mount private before its
 /// bind mount and pivot_root, and never re-applies the flag: with "shared"
 /// (and "rshared") the container's "/" is private.
-#[test]
-fn rootfs_propagation_shared_leaves_root_private_like_runc() {
-    let Some((opt, _)) = root_propagation(Some("shared")) else {
-        return;
-    };
+fn rootfs_propagation_shared_leaves_root_private_like_runc() -> TestResult {
+    let (opt, _) = root_propagation(Some("shared"))?;
     assert!(opt.is_empty(), "/ has propagation {opt:?}");
+    Ok(())
 }
 
 /// With the default (rslave) propagation, a mount made on the host under
 /// the rootfs after the container started appears inside; with rprivate
 /// it does not.
-fn host_mount_seen_inside(prop: Option<&str>) -> Option<bool> {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return None;
-    }
+fn host_mount_seen_inside(prop: Option<&str>) -> Result<bool, Skip> {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -200,29 +176,25 @@ fn host_mount_seen_inside(prop: Option<&str>) -> Option<bool> {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", harness::stderr_of(&out));
-    Some(rest.trim() != "0")
+    Ok(rest.trim() != "0")
 }
 
-#[test]
-fn rootfs_propagation_default_receives_host_mounts() {
-    let Some(seen) = host_mount_seen_inside(None) else {
-        return;
-    };
+fn rootfs_propagation_default_receives_host_mounts() -> TestResult {
+    let seen = host_mount_seen_inside(None)?;
     assert!(
         seen,
         "host mount under the rootfs did not propagate into the container"
     );
+    Ok(())
 }
 
-#[test]
-fn rootfs_propagation_rprivate_isolates_from_host_mounts() {
-    let Some(seen) = host_mount_seen_inside(Some("rprivate")) else {
-        return;
-    };
+fn rootfs_propagation_rprivate_isolates_from_host_mounts() -> TestResult {
+    let seen = host_mount_seen_inside(Some("rprivate"))?;
     assert!(
         !seen,
         "host mount under the rootfs propagated into a private container"
     );
+    Ok(())
 }
 
 /// Mount points of the container, which must all be the container's own:
@@ -250,11 +222,8 @@ fn assert_only_container_mounts(out: &str) {
     );
 }
 
-#[test]
-fn pivot_root_leaves_no_host_mounts_visible() {
-    if !harness::can_run() {
-        return;
-    }
+fn pivot_root_leaves_no_host_mounts_visible() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     // The bundle's own host path must not be reachable from inside.
     let host_path = b.path().display().to_string();
@@ -265,13 +234,11 @@ fn pivot_root_leaves_no_host_mounts_visible() {
     );
     assert_only_container_mounts(&out);
     assert!(out.ends_with("NOHOST\n"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn no_pivot_run_works_and_isolates() {
-    if !harness::can_run() {
-        return;
-    }
+fn no_pivot_run_works_and_isolates() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let host_path = b.path().display().to_string();
     b.config["process"]["args"] = json!(["sh", "-c", format!("echo pid=$$; hostname; cat /proc/self/mountinfo; ls -d {host_path} 2>/dev/null || echo NOHOST")]);
@@ -283,13 +250,11 @@ fn no_pivot_run_works_and_isolates() {
     assert!(out.starts_with("pid=1\nvessel-test\n"), "{out}");
     assert_only_container_mounts(&out);
     assert!(out.ends_with("NOHOST\n"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn bind_mount_shares_files_with_host() {
-    if !harness::can_run() {
-        return;
-    }
+fn bind_mount_shares_files_with_host() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let src = host_dir(&b, "hostsrc");
     std::fs::write(src.join("from-host"), "host-data\n").unwrap();
@@ -309,6 +274,7 @@ fn bind_mount_shares_files_with_host() {
     );
     let m = harness::mount_at(&mountinfo_after(&out, "==MI"), "/data");
     assert!(m.root.ends_with("/hostsrc") && m.has_opt("rw"), "{m:?}");
+    Ok(())
 }
 
 /// A host directory with a tmpfs submount at `sub` (holding file `f`).
@@ -321,11 +287,9 @@ fn dir_with_submount(b: &Bundle, m: &mut TestMounts) -> PathBuf {
     src
 }
 
-#[test]
-fn rbind_mount_includes_submounts() {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return;
-    }
+fn rbind_mount_includes_submounts() -> TestResult {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
@@ -343,13 +307,12 @@ fn rbind_mount_includes_submounts() {
         harness::mount_at(&mountinfo_after(&out, "==MI"), "/r/sub").fstype,
         "tmpfs"
     );
+    Ok(())
 }
 
-#[test]
-fn bind_mount_excludes_submounts() {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return;
-    }
+fn bind_mount_excludes_submounts() -> TestResult {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
@@ -372,13 +335,11 @@ fn bind_mount_excludes_submounts() {
             .any(|m| m.mount_point == "/nb/sub"),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn ro_bind_mount_rejects_writes() {
-    if !harness::can_run() {
-        return;
-    }
+fn ro_bind_mount_rejects_writes() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let src = host_dir(&b, "rosrc");
     std::fs::write(src.join("f"), "ro-data\n").unwrap();
@@ -398,15 +359,14 @@ fn ro_bind_mount_rejects_writes() {
     assert!(!src.join("new").exists());
     let m = harness::mount_at(&mountinfo_after(&out, "==MI"), "/ro");
     assert!(m.has_opt("ro"), "{m:?}");
+    Ok(())
 }
 
 /// runc 1.1.5 remounts only the top mount of an "rbind" read-only: the
 /// submounts stay writable.
-#[test]
-fn rbind_ro_makes_only_the_top_mount_readonly() {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return;
-    }
+fn rbind_ro_makes_only_the_top_mount_readonly() -> TestResult {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
@@ -426,13 +386,12 @@ fn rbind_ro_makes_only_the_top_mount_readonly() {
     let mounts = mountinfo_after(&out, "==MI");
     assert!(harness::mount_at(&mounts, "/rro").has_opt("ro"));
     assert!(harness::mount_at(&mounts, "/rro/sub").has_opt("rw"));
+    Ok(())
 }
 
-#[test]
-fn rro_makes_submounts_readonly() {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return;
-    }
+fn rro_makes_submounts_readonly() -> TestResult {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[]);
     let mut m = TestMounts::default();
     let src = dir_with_submount(&b, &mut m);
@@ -449,13 +408,11 @@ fn rro_makes_submounts_readonly() {
     let mounts = mountinfo_after(&out, "==MI");
     assert!(harness::mount_at(&mounts, "/rro").has_opt("ro"));
     assert!(harness::mount_at(&mounts, "/rro/sub").has_opt("ro"));
+    Ok(())
 }
 
-#[test]
-fn bind_mount_flags_nosuid_nodev_noexec() {
-    if !harness::can_run() {
-        return;
-    }
+fn bind_mount_flags_nosuid_nodev_noexec() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let bin = b.rootfs().join("bin");
     add_mount(
@@ -475,13 +432,11 @@ fn bind_mount_flags_nosuid_nodev_noexec() {
     for o in ["rw", "nosuid", "nodev", "noexec"] {
         assert!(m.has_opt(o), "{o} missing: {m:?}");
     }
+    Ok(())
 }
 
-#[test]
-fn tmpfs_mount_size_and_mode() {
-    if !harness::can_run() {
-        return;
-    }
+fn tmpfs_mount_size_and_mode() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     add_mount(
         &mut b,
@@ -502,15 +457,13 @@ fn tmpfs_mount_size_and_mode() {
         m.has_super_opt("size=1024k") && m.has_super_opt("mode=710") && m.has_opt("nosuid"),
         "{m:?}"
     );
+    Ok(())
 }
 
 /// proc, the /dev tmpfs, devpts, shm, mqueue and sysfs of the default
 /// config, with the per-mount and superblock options runc gives them.
-#[test]
-fn default_mounts_have_types_and_options() {
-    if !harness::can_run() {
-        return;
-    }
+fn default_mounts_have_types_and_options() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["cat", "/proc/self/mountinfo"]);
     let out = b.run_ok(&harness::unique("rootfs-defaults"));
     let mounts = harness::parse_mountinfo(&out);
@@ -559,13 +512,11 @@ fn default_mounts_have_types_and_options() {
         &[],
     );
     assert_eq!(harness::mount_at(&mounts, "/dev/shm").source, "shm");
+    Ok(())
 }
 
-#[test]
-fn extra_proc_and_mqueue_mounts() {
-    if !harness::can_run() {
-        return;
-    }
+fn extra_proc_and_mqueue_mounts() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     add_mount(
         &mut b,
@@ -592,6 +543,7 @@ fn extra_proc_and_mqueue_mounts() {
         "{p:?}"
     );
     assert_eq!(harness::mount_at(&mounts, "/mq2").fstype, "mqueue");
+    Ok(())
 }
 
 /// Host cgroup v1 controller mount names under /sys/fs/cgroup (e.g. "cpu",
@@ -618,11 +570,8 @@ fn host_v1_controllers() -> Option<Vec<String>> {
     Some(v)
 }
 
-#[test]
-fn cgroup_mount_shows_the_container_cgroups() {
-    if !harness::can_run() {
-        return;
-    }
+fn cgroup_mount_shows_the_container_cgroups() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["cat", "/proc/self/mountinfo"]);
     add_mount(
         &mut b,
@@ -668,13 +617,11 @@ fn cgroup_mount_shows_the_container_cgroups() {
             }
         }
     }
+    Ok(())
 }
 
-#[test]
-fn bind_mount_of_a_single_file() {
-    if !harness::can_run() {
-        return;
-    }
+fn bind_mount_of_a_single_file() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let src = b.path().join("hostfile");
     std::fs::write(&src, "single-file\n").unwrap();
@@ -701,13 +648,11 @@ fn bind_mount_of_a_single_file() {
     // The destination is created in the rootfs as an (empty) regular file.
     let created = std::fs::metadata(b.rootfs().join("etc/newfile")).unwrap();
     assert!(created.is_file() && created.len() == 0);
+    Ok(())
 }
 
-#[test]
-fn missing_mount_destination_is_created() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_mount_destination_is_created() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     assert!(!b.rootfs().join("newdir").exists());
     add_mount(
@@ -724,13 +669,11 @@ fn missing_mount_destination_is_created() {
         b.rootfs().join("newdir").is_dir(),
         "destination not created in the rootfs"
     );
+    Ok(())
 }
 
-#[test]
-fn nested_mount_destination_is_created() {
-    if !harness::can_run() {
-        return;
-    }
+fn nested_mount_destination_is_created() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     add_mount(
         &mut b,
@@ -746,13 +689,11 @@ fn nested_mount_destination_is_created() {
         "tmpfs"
     );
     assert!(b.rootfs().join("a/b/c").is_dir());
+    Ok(())
 }
 
-#[test]
-fn mounts_are_applied_in_config_order() {
-    if !harness::can_run() {
-        return;
-    }
+fn mounts_are_applied_in_config_order() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let src = host_dir(&b, "ordersrc");
     std::fs::write(src.join("f"), "bound\n").unwrap();
@@ -793,15 +734,14 @@ fn mounts_are_applied_in_config_order() {
         !b.rootfs().join("o/in").exists(),
         "/o/in created in the image, not in the tmpfs"
     );
+    Ok(())
 }
 
 /// The propagation fields of bind mounts (of a source that is a shared
 /// mount in this test's namespace) with each propagation option.
-#[test]
-fn bind_mount_propagation_options() {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return;
-    }
+fn bind_mount_propagation_options() -> TestResult {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[]);
     let src = host_dir(&b, "shsrc");
     let mut m = TestMounts::default();
@@ -846,17 +786,15 @@ fn bind_mount_propagation_options() {
         "{shared:?}"
     );
     assert_eq!(shared[1], master);
+    Ok(())
 }
 
 /// runc resolves a mount destination inside the rootfs (securejoin): a
 /// symlink in the image pointing at an absolute or `../..` host path lands
 /// the mount at that path *under the rootfs*, creating it, and never on
 /// the host.
-#[test]
-fn symlink_destination_stays_inside_rootfs() {
-    if !harness::can_run() {
-        return;
-    }
+fn symlink_destination_stays_inside_rootfs() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let name = harness::unique("vessel-evil");
     let host = PathBuf::from("/tmp").join(&name);
@@ -911,4 +849,37 @@ fn symlink_destination_stays_inside_rootfs() {
     // ...and the mount points were created inside the rootfs.
     assert!(b.rootfs().join("tmp").join(&name).is_dir());
     assert!(b.rootfs().join("tmp").join(format!("{name}-rel")).is_dir());
+    Ok(())
 }
+
+harness::tests![
+    readonly_root_rejects_writes_and_is_ro_in_mountinfo,
+    writable_root_accepts_writes,
+    rootfs_propagation_default_is_slave_of_host,
+    rootfs_propagation_rslave_is_slave_of_host,
+    rootfs_propagation_rprivate_is_private,
+    rootfs_propagation_private_is_private,
+    rootfs_propagation_slave_leaves_root_private_like_runc,
+    rootfs_propagation_shared_leaves_root_private_like_runc,
+    rootfs_propagation_default_receives_host_mounts,
+    rootfs_propagation_rprivate_isolates_from_host_mounts,
+    pivot_root_leaves_no_host_mounts_visible,
+    no_pivot_run_works_and_isolates,
+    bind_mount_shares_files_with_host,
+    rbind_mount_includes_submounts,
+    bind_mount_excludes_submounts,
+    ro_bind_mount_rejects_writes,
+    rbind_ro_makes_only_the_top_mount_readonly,
+    rro_makes_submounts_readonly,
+    bind_mount_flags_nosuid_nodev_noexec,
+    tmpfs_mount_size_and_mode,
+    default_mounts_have_types_and_options,
+    extra_proc_and_mqueue_mounts,
+    cgroup_mount_shows_the_container_cgroups,
+    bind_mount_of_a_single_file,
+    missing_mount_destination_is_created,
+    nested_mount_destination_is_created,
+    mounts_are_applied_in_config_order,
+    bind_mount_propagation_options,
+    symlink_destination_stays_inside_rootfs,
+];
