@@ -48,7 +48,7 @@ test-unit:
 	$(CARGO) test --lib --bins
 
 # The integration suite against vessel (RUNTIME= picks another binary). A
-# test that cannot run here is reported `ignored (SKIPPED: why)` and counted
+# test that cannot run here is reported `ignored, SKIPPED: why` and counted
 # as ignored; VESSEL_TEST_NO_SKIP=1 (CI) makes a skip for a reason CI must
 # not have (not root, ...: runtime-tests/harness/skip.rs) a failure.
 test-runtime: bundle

@@ -9,10 +9,10 @@
 //! private mount namespace (`make test` does `unshare -m --propagation private`).
 //!
 //! A test is a `fn() -> TestResult`, listed in its module's
-//! `harness::tests![...]` (`runner.rs` runs them with libtest-mimic). One
-//! that cannot run here returns a [`Skip`] (`harness::can_run()?` and the
-//! other checks of `skip.rs`): it is reported `ignored (SKIPPED: why)` and
-//! counted as ignored, never as passed.
+//! `harness::tests![...]` (`runner.rs` runs them). One that cannot run here
+//! returns a [`Skip`] (`harness::can_run()?` and the other checks of
+//! `skip.rs`): it is reported `ignored, SKIPPED: why` and counted as
+//! ignored, never as passed.
 
 mod bundle;
 mod cgroups;
