@@ -5,13 +5,9 @@
 //! mount destination, so those rejections are vessel-only, as are the checks
 //! of the error message's shape.
 
-use crate::harness::{self, Bundle, CgroupGuard};
+use crate::harness::{self, stderr_of, Bundle, CgroupGuard, TestResult};
 use serde_json::{json, Value};
 use std::process::{Output, Stdio};
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn bundle(args: &[&str]) -> (CgroupGuard, Bundle, String) {
     harness::isolated_bundle(args)
@@ -83,23 +79,18 @@ fn assert_one_line_naming(out: &Output, words: &[&str], what: &str) {
     );
 }
 
-#[test]
-fn missing_config_json_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_config_json_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, b, _) = bundle(&["true"]);
     let id = harness::unique("bad-noconfig");
     let out = create_as_is(&b, &id, &[]);
     assert_rejected(&b, &id, &out, None, "missing config.json");
     assert_one_line_naming(&out, &["config.json"], "missing config.json");
+    Ok(())
 }
 
-#[test]
-fn malformed_config_json_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn malformed_config_json_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, b, _) = bundle(&["true"]);
     for (i, text) in ["{\"ociVersion\": ", "", "[]", "not json"]
         .iter()
@@ -121,26 +112,24 @@ fn malformed_config_json_fails() {
             "malformed config",
         );
     }
+    Ok(())
 }
 
-#[test]
-fn oci_version_2_rejected() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return; // runc 1.1.5 runs a "2.0.0" config
-    }
+fn oci_version_2_rejected() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("runc 1.1.5 runs an ociVersion 2.0.0 config")?;
     let (_cg, mut b, cg) = bundle(&["true"]);
     b.config["ociVersion"] = json!("2.0.0");
     let id = harness::unique("bad-ociver");
     let out = b.create_detached(&id);
     assert_rejected(&b, &id, &out, Some(&cg), "ociVersion 2.0.0");
     assert_one_line_naming(&out, &["ociVersion", "2.0.0"], "ociVersion 2.0.0");
+    Ok(())
 }
 
-#[test]
-fn relative_mount_destination_rejected() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return; // runc 1.1.5 warns and mounts it at /relmnt
-    }
+fn relative_mount_destination_rejected() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("runc 1.1.5 warns and mounts it at /relmnt")?;
     let (_cg, mut b, cg) = bundle(&["true"]);
     b.config["mounts"]
         .as_array_mut()
@@ -158,38 +147,32 @@ fn relative_mount_destination_rejected() {
         !b.rootfs().join("relmnt").exists(),
         "the rejected mount point was made"
     );
+    Ok(())
 }
 
-#[test]
-fn missing_rootfs_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_rootfs_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut b, cg) = bundle(&["true"]);
     b.config["root"]["path"] = json!("no-such-rootfs");
     let id = harness::unique("bad-norootfs");
     let out = b.create_detached(&id);
     assert_rejected(&b, &id, &out, Some(&cg), "missing rootfs");
     assert_one_line_naming(&out, &["rootfs", "no-such-rootfs"], "missing rootfs");
+    Ok(())
 }
 
-#[test]
-fn missing_executable_fails_create() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_executable_fails_create() -> TestResult {
+    harness::can_run()?;
     let (_cg, b, cg) = bundle(&["/no/such/binary", "arg"]);
     let id = harness::unique("bad-noexe");
     let out = b.create_detached(&id);
     assert_rejected(&b, &id, &out, Some(&cg), "missing executable");
     assert_one_line_naming(&out, &["/no/such/binary"], "missing executable");
+    Ok(())
 }
 
-#[test]
-fn missing_process_or_empty_args_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_process_or_empty_args_fails() -> TestResult {
+    harness::can_run()?;
     for case in ["no process", "empty args"] {
         let (_cg, mut b, cg) = bundle(&["true"]);
         if case == "no process" {
@@ -202,13 +185,11 @@ fn missing_process_or_empty_args_fails() {
         assert_rejected(&b, &id, &out, Some(&cg), case);
         assert_one_line_naming(&out, &["process", "args"], case);
     }
+    Ok(())
 }
 
-#[test]
-fn unknown_namespace_type_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn unknown_namespace_type_fails() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut b, cg) = bundle(&["true"]);
     b.config["linux"]["namespaces"]
         .as_array_mut()
@@ -218,13 +199,11 @@ fn unknown_namespace_type_fails() {
     let out = b.create_detached(&id);
     assert_rejected(&b, &id, &out, Some(&cg), "unknown namespace type");
     assert_one_line_naming(&out, &["bogus", "namespace"], "unknown namespace type");
+    Ok(())
 }
 
-#[test]
-fn duplicate_id_fails_without_side_effects() {
-    if !harness::can_run() {
-        return;
-    }
+fn duplicate_id_fails_without_side_effects() -> TestResult {
+    harness::can_run()?;
     let (_cg, b, cg) = bundle(&["sleep", "30"]);
     let id = harness::unique("bad-dup");
     let pid = b.create_ok(&id);
@@ -256,13 +235,11 @@ fn duplicate_id_fails_without_side_effects() {
         format!("{id}\n")
     );
     assert!(!b2.rootfs().join("ran").exists());
+    Ok(())
 }
 
-#[test]
-fn id_with_slash_or_dots_rejected() {
-    if !harness::can_run() {
-        return;
-    }
+fn id_with_slash_or_dots_rejected() -> TestResult {
+    harness::can_run()?;
     for bad in ["a/b", "../escape", "..", ".", "/abs", "a b"] {
         let (_cg, b, cg) = bundle(&["sh", "-c", "echo ran > /ran"]);
         b.write_config();
@@ -289,25 +266,21 @@ fn id_with_slash_or_dots_rejected() {
             "id {bad:?}: the process ran"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn empty_id_rejected() {
-    if !harness::can_run() {
-        return;
-    }
+fn empty_id_rejected() -> TestResult {
+    harness::can_run()?;
     let (_cg, b, cg) = bundle(&["true"]);
     b.write_config();
     let out = create_as_is(&b, "", &[]);
     assert_rejected(&b, "", &out, Some(&cg), "empty id");
     assert_one_line_naming(&out, &["id"], "empty id");
+    Ok(())
 }
 
-#[test]
-fn missing_id_argument_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_id_argument_fails() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     b.write_config();
     for args in [
@@ -338,13 +311,11 @@ fn missing_id_argument_fails() {
         stderr_of(&out)
     );
     assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), "");
+    Ok(())
 }
 
-#[test]
-fn nonexistent_container_state_start_kill_delete_fail() {
-    if !harness::can_run() {
-        return;
-    }
+fn nonexistent_container_state_start_kill_delete_fail() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     let id = harness::unique("bad-ghost");
     for args in [
@@ -364,13 +335,11 @@ fn nonexistent_container_state_start_kill_delete_fail() {
         assert_one_line_naming(&out, &[&id, "not exist", "no such"], &format!("{args:?}"));
     }
     assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), "");
+    Ok(())
 }
 
-#[test]
-fn force_delete_of_nonexistent_container_succeeds() {
-    if !harness::can_run() {
-        return;
-    }
+fn force_delete_of_nonexistent_container_succeeds() -> TestResult {
+    harness::can_run()?;
     // runc 1.1.5: `delete --force` of an unknown ID exits 0 silently.
     let b = Bundle::new(&["true"]);
     let id = harness::unique("bad-ghostforce");
@@ -378,13 +347,11 @@ fn force_delete_of_nonexistent_container_succeeds() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(out.stdout.is_empty());
     assert_eq!(harness::stdout_ok(&b.rt(&["list", "-q"])), "");
+    Ok(())
 }
 
-#[test]
-fn log_format_json_writes_error_line() {
-    if !harness::can_run() {
-        return;
-    }
+fn log_format_json_writes_error_line() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut b, cg) = bundle(&["true"]);
     b.config["root"]["path"] = json!("no-such-rootfs");
     b.write_config();
@@ -419,13 +386,11 @@ fn log_format_json_writes_error_line() {
             "msg should name the problem: {msg:?}"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn log_format_json_for_missing_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn log_format_json_for_missing_container() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     let log = b.path().join("state-log.json");
     let id = harness::unique("bad-jsonghost");
@@ -451,4 +416,24 @@ fn log_format_json_for_missing_container() {
         v["time"].as_str().is_some_and(|t| !t.is_empty()),
         "runc's log lines carry a time: {line}"
     );
+    Ok(())
 }
+
+harness::tests![
+    missing_config_json_fails,
+    malformed_config_json_fails,
+    oci_version_2_rejected,
+    relative_mount_destination_rejected,
+    missing_rootfs_fails,
+    missing_executable_fails_create,
+    missing_process_or_empty_args_fails,
+    unknown_namespace_type_fails,
+    duplicate_id_fails_without_side_effects,
+    id_with_slash_or_dots_rejected,
+    empty_id_rejected,
+    missing_id_argument_fails,
+    nonexistent_container_state_start_kill_delete_fail,
+    force_delete_of_nonexistent_container_succeeds,
+    log_format_json_writes_error_line,
+    log_format_json_for_missing_container,
+];

@@ -9,24 +9,11 @@
 //! never a real driver), so a node the cgroup lets through fails with ENXIO
 //! ("No such device or address") and one it blocks with EPERM.
 
-use crate::harness::{self, Bundle, CgroupGuard, Hierarchy};
+use crate::harness::{self, stderr_of, Bundle, CgroupGuard, Hierarchy, TestResult};
 use serde_json::json;
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-
-/// False (after saying why) where the host has no cgroup v1 devices controller.
-fn v1() -> bool {
-    if harness::cgroup_v1() {
-        return true;
-    }
-    eprintln!("SKIPPED: needs cgroup v1 controllers (hybrid or legacy hierarchy)");
-    false
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// /proc/PID/cgroup-style text as (label, path) pairs.
 fn parse_cgroup(text: &str) -> Vec<(String, String)> {
@@ -47,12 +34,8 @@ fn path_for<'a>(lines: &'a [(String, String)], label: &str) -> Option<&'a str> {
 }
 
 fn read_when_present(path: &Path) -> String {
-    let mut got = None;
-    harness::wait_for(5.0, || {
-        got = std::fs::read_to_string(path).ok().filter(|s| !s.is_empty());
-        got.is_some()
-    });
-    got.unwrap_or_else(|| panic!("{} never appeared", path.display()))
+    harness::read_when_present(path, 5.0)
+        .unwrap_or_else(|| panic!("{} never appeared", path.display()))
 }
 
 fn procs_of(dir: &Path) -> Vec<i32> {
@@ -86,11 +69,9 @@ const SAVE_CGROUP: &[&str] = &[
     "cat /proc/self/cgroup > /cg.tmp; mv /cg.tmp /cg; exec sleep 30",
 ];
 
-#[test]
-fn absolute_cgroups_path_used_in_every_hierarchy() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn absolute_cgroups_path_used_in_every_hierarchy() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, b, cgroup) = harness::isolated_bundle(SAVE_CGROUP);
     let id = harness::unique("cg-abs");
     let (pid, inside) = start_and_read_cgroup(&b, &id);
@@ -130,13 +111,12 @@ fn absolute_cgroups_path_used_in_every_hierarchy() {
             .filter(|d| d.exists())
             .collect::<Vec<_>>()
     );
+    Ok(())
 }
 
-#[test]
-fn cgroup_kept_while_stopped_and_removed_on_delete() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn cgroup_kept_while_stopped_and_removed_on_delete() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, b, cgroup) = harness::isolated_bundle(&["true"]);
     let id = harness::unique("cg-stopped");
     b.create_ok(&id);
@@ -155,13 +135,12 @@ fn cgroup_kept_while_stopped_and_removed_on_delete() {
         harness::cgroup_gone(&cgroup),
         "cgroup {cgroup} left after delete"
     );
+    Ok(())
 }
 
-#[test]
-fn cgroup_removed_when_run_returns() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn cgroup_removed_when_run_returns() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, b, cgroup) = harness::isolated_bundle(&["sh", "-c", "cat /proc/self/cgroup"]);
     let out = b.run_ok(&harness::unique("cg-run"));
     let inside = parse_cgroup(&out);
@@ -170,6 +149,7 @@ fn cgroup_removed_when_run_returns() {
         harness::cgroup_gone(&cgroup),
         "cgroup {cgroup} left after run"
     );
+    Ok(())
 }
 
 /// Directories `/PARENT` made by a test in every hierarchy, removed on drop.
@@ -232,11 +212,9 @@ impl ParentCgroup {
     }
 }
 
-#[test]
-fn relative_cgroups_path_nests_under_runtime_cgroup() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn relative_cgroups_path_nests_under_runtime_cgroup() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     // The runtime is started inside a parent cgroup of our own (never under
     // the test process's cgroups); a relative cgroupsPath lands below the
     // runtime's own cgroup in each v1 hierarchy. (runc 1.1.5 puts the cgroup2
@@ -295,13 +273,12 @@ fn relative_cgroups_path_nests_under_runtime_cgroup() {
             a.label
         );
     }
+    Ok(())
 }
 
-#[test]
-fn default_devices_allowed_in_devices_list() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn default_devices_allowed_in_devices_list() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     // The harness config has only a deny-all rule; runc adds its default
     // allow list: mknod of anything, and the standard /dev nodes.
     let (_cg, b, cgroup) = harness::isolated_bundle(&["sleep", "30"]);
@@ -332,13 +309,12 @@ fn default_devices_allowed_in_devices_list() {
         );
     }
     assert!(!list.contains("42:"), "{list}");
+    Ok(())
 }
 
-#[test]
-fn device_rules_reflected_in_devices_list() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn device_rules_reflected_in_devices_list() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, mut b, cgroup) = harness::isolated_bundle(&["sleep", "30"]);
     b.config["linux"]["resources"]["devices"] = json!([
         {"allow": false, "access": "rwm"},
@@ -357,13 +333,12 @@ fn device_rules_reflected_in_devices_list() {
         );
     }
     assert!(!rules.contains(&"a *:* rwm"), "{list}");
+    Ok(())
 }
 
-#[test]
-fn device_node_without_allow_rule_cannot_be_opened() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn device_node_without_allow_rule_cannot_be_opened() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let script = "echo x > /dev/null && echo null-ok; \
                   head -c 1 /dev/test-full | od -An -c | tr -d ' \\n'; echo ' full-read'; \
                   cat /dev/test-nodrv 2>&1; echo nodrv-exit=$?";
@@ -392,13 +367,12 @@ fn device_node_without_allow_rule_cannot_be_opened() {
     );
     assert!(lines.contains(&"nodrv-exit=1"), "{out}");
     assert!(harness::cgroup_gone(&cgroup));
+    Ok(())
 }
 
-#[test]
-fn device_allowed_by_rule_can_be_opened() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn device_allowed_by_rule_can_be_opened() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, mut b, _) =
         harness::isolated_bundle(&["sh", "-c", "cat /dev/test-nodrv 2>&1; echo exit=$?"]);
     b.config["linux"]["devices"] = json!([
@@ -416,13 +390,12 @@ fn device_allowed_by_rule_can_be_opened() {
         "{out}"
     );
     assert!(!out.contains("Operation not permitted"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn cgroup_namespace_shows_root_paths() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn cgroup_namespace_shows_root_paths() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, mut b, cgroup) = harness::isolated_bundle(SAVE_CGROUP);
     b.config["linux"]["namespaces"]
         .as_array_mut()
@@ -449,13 +422,12 @@ fn cgroup_namespace_shows_root_paths() {
     );
     harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
     assert!(harness::wait_for(5.0, || harness::cgroup_gone(&cgroup)));
+    Ok(())
 }
 
-#[test]
-fn without_cgroup_namespace_container_shares_host_cgroup_ns() {
-    if !harness::can_run() || !v1() {
-        return;
-    }
+fn without_cgroup_namespace_container_shares_host_cgroup_ns() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let (_cg, b, _) = harness::isolated_bundle(&["sleep", "30"]);
     let id = harness::unique("cg-nons");
     let pid = b.create_ok(&id);
@@ -463,4 +435,18 @@ fn without_cgroup_namespace_container_shares_host_cgroup_ns() {
         std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap(),
         std::fs::read_link("/proc/self/ns/cgroup").unwrap()
     );
+    Ok(())
 }
+
+harness::tests![
+    absolute_cgroups_path_used_in_every_hierarchy,
+    cgroup_kept_while_stopped_and_removed_on_delete,
+    cgroup_removed_when_run_returns,
+    relative_cgroups_path_nests_under_runtime_cgroup,
+    default_devices_allowed_in_devices_list,
+    device_rules_reflected_in_devices_list,
+    device_node_without_allow_rule_cannot_be_opened,
+    device_allowed_by_rule_can_be_opened,
+    cgroup_namespace_shows_root_paths,
+    without_cgroup_namespace_container_shares_host_cgroup_ns,
+];

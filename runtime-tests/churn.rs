@@ -1,7 +1,7 @@
 //! Churn and crash consistency: many containers, creates killed half-way,
 //! and racing creates, leaving nothing behind.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -49,11 +49,8 @@ fn fds_under(dir: &std::path::Path) -> usize {
 /// state, fds or zombies, and the peak RSS of `create` (measured through
 /// fixtures/maxrss.c where gcc is present) is the same at the end as at the
 /// start.
-#[test]
-fn churn_leaves_nothing_behind() {
-    if !harness::can_run() {
-        return;
-    }
+fn churn_leaves_nothing_behind() -> TestResult {
+    harness::can_run()?;
     let n: usize = std::env::var("VESSEL_CHURN")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -167,6 +164,7 @@ fn churn_leaves_nothing_behind() {
             "create's peak RSS grew over the churn: {first} -> {last} KiB"
         );
     }
+    Ok(())
 }
 
 fn median(v: &[u64]) -> u64 {
@@ -177,12 +175,10 @@ fn median(v: &[u64]) -> u64 {
 
 /// `create` killed at many points leaves nothing `delete --force` cannot
 /// clean, and `state`/`list` never show a corrupt entry.
-#[test]
-fn create_killed_at_any_point_is_cleanable() {
+fn create_killed_at_any_point_is_cleanable() -> TestResult {
     // Vessel-only: runc 1.1.5 leaves the cgroups of a killed create behind.
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+    harness::can_run()?;
+    harness::vessel_only("runc 1.1.5 leaves the cgroups of a killed create behind")?;
     let (_guard, b, cg) = harness::isolated_bundle(&["sleep", "10"]);
     b.write_config();
     for delay_ms in [0u64, 1, 2, 3, 5, 8, 12, 20, 40] {
@@ -214,16 +210,15 @@ fn create_killed_at_any_point_is_cleanable() {
             "delay {delay_ms} ms: cgroup left behind"
         );
     }
+    Ok(())
 }
 
 /// Two creates of one id at once: exactly one wins, the other fails cleanly.
-#[test]
-fn concurrent_creates_of_one_id_let_exactly_one_win() {
+fn concurrent_creates_of_one_id_let_exactly_one_win() -> TestResult {
     // Vessel-only: with runc 1.1.5 both can fail (the loser's cleanup
     // removes the winner's state).
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+    harness::can_run()?;
+    harness::vessel_only("with runc 1.1.5 both creates can fail")?;
     let b = Bundle::new(&["sleep", "10"]);
     b.write_config();
     let id = harness::unique("race");
@@ -245,4 +240,11 @@ fn concurrent_creates_of_one_id_let_exactly_one_win() {
         .count();
     assert_eq!(wins, 1);
     assert_eq!(b.status(&id).as_deref(), Some("created"));
+    Ok(())
 }
+
+harness::tests![
+    churn_leaves_nothing_behind,
+    create_killed_at_any_point_is_cleanable,
+    concurrent_creates_of_one_id_let_exactly_one_win,
+];

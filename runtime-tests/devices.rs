@@ -1,23 +1,14 @@
 //! /dev (runc's default devices and links, `linux.devices`), masked and
 //! read-only paths, sysctl, hostname and domainname, observed inside.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, sh, Bundle, TestResult};
 use serde_json::json;
-
-/// Runs the bundle with `sh -c SCRIPT`, returning stdout.
-fn sh(b: &mut Bundle, prefix: &str, script: &str) -> String {
-    b.config["process"]["args"] = json!(["sh", "-c", script]);
-    b.run_ok(&harness::unique(prefix))
-}
 
 /// `stat` line format used below: name, type, major:minor (hex), mode, owner.
 const STAT: &str = "stat -c '%n %F %t:%T %a %u:%g'";
 
-#[test]
-fn default_devices_are_char_devices_with_runc_numbers() {
-    if !harness::can_run() {
-        return;
-    }
+fn default_devices_are_char_devices_with_runc_numbers() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let out = sh(
         &mut b,
@@ -40,28 +31,24 @@ fn default_devices_are_char_devices_with_runc_numbers() {
             format!("/dev/{name} character special file {num} 666 0:0")
         );
     }
+    Ok(())
 }
 
-#[test]
-fn default_dev_symlinks() {
-    if !harness::can_run() {
-        return;
-    }
+fn default_dev_symlinks() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let out = sh(&mut b, "dev-links", "for l in ptmx fd stdin stdout stderr; do echo \"$l $(stat -c %F /dev/$l) $(readlink /dev/$l)\"; done");
     assert_eq!(
         out,
         "ptmx symbolic link pts/ptmx\nfd symbolic link /proc/self/fd\nstdin symbolic link /proc/self/fd/0\nstdout symbolic link /proc/self/fd/1\nstderr symbolic link /proc/self/fd/2\n"
     );
+    Ok(())
 }
 
 /// Exactly runc's /dev without a terminal: the default nodes and links, the
 /// configured mounts, and no /dev/console.
-#[test]
-fn dev_holds_only_runc_defaults_without_terminal() {
-    if !harness::can_run() {
-        return;
-    }
+fn dev_holds_only_runc_defaults_without_terminal() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["ls", "-A", "/dev"]);
     let out = b.run_ok(&harness::unique("dev-ls"));
     let mut got: Vec<&str> = out.split_whitespace().collect();
@@ -77,13 +64,11 @@ fn dev_holds_only_runc_defaults_without_terminal() {
             "stdout", "tty", "urandom", "zero"
         ]
     );
+    Ok(())
 }
 
-#[test]
-fn default_devices_are_usable() {
-    if !harness::can_run() {
-        return;
-    }
+fn default_devices_are_usable() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     // Never read /dev/full or /dev/zero without a bound.
     let out = sh(&mut b, "dev-use", "echo x > /dev/null && echo null-ok; head -c 3 /dev/zero | od -An -tx1; head -c 16 /dev/urandom | wc -c; (echo x > /dev/full) 2>&1; true");
@@ -92,13 +77,11 @@ fn default_devices_are_usable() {
     assert_eq!(lines[1].trim(), "00 00 00");
     assert_eq!(lines[2].trim(), "16");
     assert!(lines[3].contains("No space left on device"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn linux_devices_creates_nodes_with_type_numbers_mode_and_owner() {
-    if !harness::can_run() {
-        return;
-    }
+fn linux_devices_creates_nodes_with_type_numbers_mode_and_owner() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["linux"]["devices"] = json!([
         {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 7, "fileMode": 0o660, "uid": 1000, "gid": 5},
@@ -117,13 +100,11 @@ fn linux_devices_creates_nodes_with_type_numbers_mode_and_owner() {
          /dev/myfifo fifo 0:0 666 0:0\n\
          directory 755\n"
     );
+    Ok(())
 }
 
-#[test]
-fn linux_device_with_allow_rule_is_usable() {
-    if !harness::can_run() {
-        return;
-    }
+fn linux_device_with_allow_rule_is_usable() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["linux"]["devices"] = json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 7, "fileMode": 438, "uid": 0, "gid": 0}]);
     b.config["linux"]["resources"]["devices"]
@@ -136,13 +117,11 @@ fn linux_device_with_allow_rule_is_usable() {
     assert_eq!(lines[0], "/dev/mydev character special file 1:7 666 0:0");
     assert_eq!(lines[1].trim(), "00 00 00 00");
     assert!(lines[2].contains("No space left on device"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn linux_device_without_allow_rule_is_denied() {
-    if !harness::can_run() {
-        return;
-    }
+fn linux_device_without_allow_rule_is_denied() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     // A block device not in runc's default allow list: the device cgroup
     // refuses the open before any driver is reached.
@@ -157,13 +136,11 @@ fn linux_device_without_allow_rule_is_denied() {
         out.contains("Operation not permitted") && !out.contains("OPENED"),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn masked_file_reads_empty() {
-    if !harness::can_run() {
-        return;
-    }
+fn masked_file_reads_empty() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     std::fs::write(b.rootfs().join("etc/secret"), "top-secret\n").unwrap();
     b.config["linux"]["maskedPaths"]
@@ -193,13 +170,11 @@ fn masked_file_reads_empty() {
         std::fs::read_to_string(b.rootfs().join("etc/secret")).unwrap(),
         "top-secret\n"
     );
+    Ok(())
 }
 
-#[test]
-fn masked_directory_is_empty_readonly_tmpfs() {
-    if !harness::can_run() {
-        return;
-    }
+fn masked_directory_is_empty_readonly_tmpfs() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     std::fs::create_dir(b.rootfs().join("secretdir")).unwrap();
     std::fs::write(b.rootfs().join("secretdir/f"), "x").unwrap();
@@ -223,13 +198,11 @@ fn masked_directory_is_empty_readonly_tmpfs() {
         assert_eq!(m.fstype, "tmpfs", "{m:?}");
         assert!(m.has_opt("ro"), "{m:?}");
     }
+    Ok(())
 }
 
-#[test]
-fn readonly_paths_are_readonly() {
-    if !harness::can_run() {
-        return;
-    }
+fn readonly_paths_are_readonly() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     std::fs::create_dir(b.rootfs().join("rodir")).unwrap();
     b.config["linux"]["readonlyPaths"]
@@ -255,13 +228,11 @@ fn readonly_paths_are_readonly() {
     }
     // A read-only path stays what it was (a bind of itself), not a tmpfs.
     assert_eq!(harness::mount_at(&mounts, "/proc/sys").fstype, "proc");
+    Ok(())
 }
 
-#[test]
-fn sysctl_is_set_in_the_container_only() {
-    if !harness::can_run() {
-        return;
-    }
+fn sysctl_is_set_in_the_container_only() -> TestResult {
+    harness::can_run()?;
     let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let mut b = Bundle::new(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
     let want = if host.trim() == "1" { "0" } else { "1" };
@@ -273,13 +244,11 @@ fn sysctl_is_set_in_the_container_only() {
         host,
         "host sysctl changed"
     );
+    Ok(())
 }
 
-#[test]
-fn sysctl_kernel_domainname_in_uts_namespace() {
-    if !harness::can_run() {
-        return;
-    }
+fn sysctl_kernel_domainname_in_uts_namespace() -> TestResult {
+    harness::can_run()?;
     let host = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
     let mut b = Bundle::new(&["cat", "/proc/sys/kernel/domainname"]);
     b.config["linux"]["sysctl"] = json!({"kernel.domainname": "sysctl.example"});
@@ -289,28 +258,43 @@ fn sysctl_kernel_domainname_in_uts_namespace() {
         std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
         host
     );
+    Ok(())
 }
 
-#[test]
-fn hostname_is_set() {
-    if !harness::can_run() {
-        return;
-    }
+fn hostname_is_set() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["sh", "-c", "hostname; cat /proc/sys/kernel/hostname"]);
     b.config["hostname"] = json!("my-ctr-host");
     let out = b.run_ok(&harness::unique("dev-hostname"));
     assert_eq!(out, "my-ctr-host\nmy-ctr-host\n");
+    Ok(())
 }
 
 /// runc 1.1.5 ignores `domainname` (support came in runc 1.2); vessel sets
 /// it as the spec says.
-#[test]
-fn domainname_is_set() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn domainname_is_set() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("runc 1.1.5 ignores domainname")?;
     let mut b = Bundle::new(&["cat", "/proc/sys/kernel/domainname"]);
     b.config["domainname"] = json!("my.domain");
     let out = b.run_ok(&harness::unique("dev-domainname"));
     assert_eq!(out, "my.domain\n");
+    Ok(())
 }
+
+harness::tests![
+    default_devices_are_char_devices_with_runc_numbers,
+    default_dev_symlinks,
+    dev_holds_only_runc_defaults_without_terminal,
+    default_devices_are_usable,
+    linux_devices_creates_nodes_with_type_numbers_mode_and_owner,
+    linux_device_with_allow_rule_is_usable,
+    linux_device_without_allow_rule_is_denied,
+    masked_file_reads_empty,
+    masked_directory_is_empty_readonly_tmpfs,
+    readonly_paths_are_readonly,
+    sysctl_is_set_in_the_container_only,
+    sysctl_kernel_domainname_in_uts_namespace,
+    hostname_is_set,
+    domainname_is_set,
+];

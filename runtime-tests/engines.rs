@@ -2,7 +2,7 @@
 //! this kind of machine, `fixtures/`), run with only their host paths
 //! pointed at this test's bundle.
 
-use crate::harness::{self, Bundle, CgroupGuard};
+use crate::harness::{self, Bundle, CgroupGuard, TestResult};
 use serde_json::{json, Value};
 
 /// Capabilities Docker grants by default: CHOWN(0) DAC_OVERRIDE(1)
@@ -11,11 +11,8 @@ use serde_json::{json, Value};
 /// AUDIT_WRITE(29) SETFCAP(31).
 const DOCKER_CAPS: &str = "00000000a80425fb";
 
-#[test]
-fn docker_config_runs_as_docker_expects() {
-    if !harness::can_run() {
-        return;
-    }
+fn docker_config_runs_as_docker_expects() -> TestResult {
+    harness::can_run()?;
     let cg = format!("/{}", harness::unique("vessel-test-docker"));
     let _guard = CgroupGuard::new(&cg);
     let mut b = Bundle::new(&["true"]);
@@ -70,16 +67,14 @@ fn docker_config_runs_as_docker_expects() {
     for d in harness::cgroup_dirs(&cg) {
         assert!(!d.exists(), "{} left behind", d.display());
     }
+    Ok(())
 }
 
 /// Docker's default seccomp profile, exactly as dockerd sends it, blocks
 /// what Docker blocks (here: `unshare`, which the same container can do
 /// without the profile) and allows the rest.
-#[test]
-fn docker_seccomp_profile_blocks_unshare() {
-    if !harness::can_run() {
-        return;
-    }
+fn docker_seccomp_profile_blocks_unshare() -> TestResult {
+    harness::can_run()?;
     let docker: Value = serde_json::from_str(include_str!("fixtures/docker-config.json")).unwrap();
     let script = "unshare -U true 2>/dev/null; echo unshare=$?; echo still-works";
     let mut control = Bundle::new(&["sh", "-c", script]);
@@ -94,4 +89,10 @@ fn docker_seccomp_profile_blocks_unshare() {
     b.config["linux"]["seccomp"] = docker["linux"]["seccomp"].clone();
     let out = b.run_ok(&harness::unique("seccomp-docker"));
     assert_eq!(out, "unshare=1\nstill-works\n");
+    Ok(())
 }
+
+harness::tests![
+    docker_config_runs_as_docker_expects,
+    docker_seccomp_profile_blocks_unshare,
+];

@@ -1,6 +1,6 @@
 //! `exec` into a running container, and terminals over `--console-socket`.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, ns_of, Bundle, TestResult};
 use serde_json::json;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
@@ -28,25 +28,15 @@ fn exec(b: &Bundle, id: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ns(pid: &str, name: &str) -> String {
-    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-#[test]
-fn exec_joins_every_namespace_and_cgroup_of_the_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_joins_every_namespace_and_cgroup_of_the_container() -> TestResult {
+    harness::can_run()?;
     let (b, id, pid) = running();
     let out = exec(&b, &id, &["--", "sh", "-c", "echo $$; for n in mnt pid net ipc uts; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup"]);
     let stdout = harness::stdout_ok(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_ne!(lines[0], "1", "exec is not the init process");
     for (i, n) in ["mnt", "pid", "net", "ipc", "uts"].iter().enumerate() {
-        assert_eq!(lines[i + 1], ns(&pid.to_string(), n), "{n} namespace");
+        assert_eq!(lines[i + 1], ns_of(pid, n), "{n} namespace");
     }
     let init_cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert_eq!(
@@ -54,13 +44,11 @@ fn exec_joins_every_namespace_and_cgroup_of_the_container() {
         init_cgroups.trim_end(),
         "exec joined the container's cgroups"
     );
+    Ok(())
 }
 
-#[test]
-fn exec_exit_code_env_user_and_cwd() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_exit_code_env_user_and_cwd() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = running();
     let out = exec(&b, &id, &["--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
@@ -81,13 +69,11 @@ fn exec_exit_code_env_user_and_cwd() {
         ],
     );
     assert_eq!(harness::stdout_ok(&out), "bar\n1000\n1001\n/tmp\n");
+    Ok(())
 }
 
-#[test]
-fn exec_process_file_as_engines_send_it() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_process_file_as_engines_send_it() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = running();
     let process = json!({"user": {"uid": 0, "gid": 0, "additionalGids": [0]}, "args": ["sh", "-c", "echo hi-exec; id -G"],
         "env": ["PATH=/bin:/usr/bin", "HOSTNAME=x"], "cwd": "/", "oomScoreAdj": 0,
@@ -96,13 +82,11 @@ fn exec_process_file_as_engines_send_it() {
     std::fs::write(&file, process.to_string()).unwrap();
     let out = exec(&b, &id, &["--process", file.to_str().unwrap(), "--"]);
     assert_eq!(harness::stdout_ok(&out), "hi-exec\n0\n");
+    Ok(())
 }
 
-#[test]
-fn exec_detached_writes_the_pid_file() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_detached_writes_the_pid_file() -> TestResult {
+    harness::can_run()?;
     let (b, id, pid) = running();
     let pid_file = b.path().join("exec.pid");
     // Detached: the process keeps its stdio, so give it none to hold open.
@@ -128,18 +112,16 @@ fn exec_detached_writes_the_pid_file() {
         .parse()
         .unwrap();
     assert_ne!(epid, pid);
-    assert_eq!(ns(&epid.to_string(), "pid"), ns(&pid.to_string(), "pid"));
+    assert_eq!(ns_of(epid, "pid"), ns_of(pid, "pid"));
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{epid}/cmdline")).unwrap(),
         "sleep\x0030\x00"
     );
+    Ok(())
 }
 
-#[test]
-fn exec_cap_flag_adds_a_capability() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_cap_flag_adds_a_capability() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = running();
     // Default bundle: AUDIT_WRITE(29) KILL(5) NET_BIND_SERVICE(10); CHOWN(0) added.
     let out = exec(
@@ -155,13 +137,11 @@ fn exec_cap_flag_adds_a_capability() {
         ],
     );
     assert_eq!(harness::stdout_ok(&out), "CapEff:\t0000000020000421\n");
+    Ok(())
 }
 
-#[test]
-fn exec_does_not_leak_the_callers_fds() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_does_not_leak_the_callers_fds() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = running();
     let mut cmd = b.cmd();
     cmd.args(["exec", &id, "ls", "/proc/self/fd"])
@@ -183,13 +163,11 @@ fn exec_does_not_leak_the_callers_fds() {
         .collect();
     // 0-2 and ls's own directory fd; never the caller's fd 3 as well as that.
     assert!(fds.len() <= 4, "{fds:?}");
+    Ok(())
 }
 
-#[test]
-fn exec_into_stopped_or_missing_container_fails() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_into_stopped_or_missing_container_fails() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     let id = harness::unique("exec-stopped");
     b.start_detached(&id);
@@ -209,6 +187,7 @@ fn exec_into_stopped_or_missing_container_fails() {
         Some("running"),
         "a failed exec leaves the container alone"
     );
+    Ok(())
 }
 
 /// Receives the pty master from a console socket, as containerd's shim does.
@@ -248,11 +227,8 @@ fn read_until_eof(master: OwnedFd) -> String {
     String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }
 
-#[test]
-fn terminal_container_sends_its_pty_over_the_console_socket() {
-    if !harness::can_run() {
-        return;
-    }
+fn terminal_container_sends_its_pty_over_the_console_socket() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["sh", "-c", "tty; stat -c %t:%T /dev/console; stty size"]);
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["consoleSize"] = json!({"height": 33, "width": 99});
@@ -279,13 +255,11 @@ fn terminal_container_sends_its_pty_over_the_console_socket() {
         "/dev/console is the pty (major 136 = 0x88): {text}"
     );
     assert_eq!(lines[2], "33 99");
+    Ok(())
 }
 
-#[test]
-fn exec_tty_sends_its_pty_over_the_console_socket() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_tty_sends_its_pty_over_the_console_socket() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = running();
     let sock = b.path().join("exec-console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
@@ -313,26 +287,22 @@ fn exec_tty_sends_its_pty_over_the_console_socket() {
         text.starts_with("/dev/pts/") && text.ends_with("via-pty\n"),
         "{text:?}"
     );
+    Ok(())
 }
 
-#[test]
-fn terminal_without_console_socket_is_refused_when_detached() {
-    if !harness::can_run() {
-        return;
-    }
+fn terminal_without_console_socket_is_refused_when_detached() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["true"]);
     b.config["process"]["terminal"] = json!(true);
     let id = harness::unique("tty-nosock");
     let out = b.create_detached(&id);
     assert_eq!(out.status.code(), Some(1));
     assert!(b.state(&id).is_none());
+    Ok(())
 }
 
-#[test]
-fn console_socket_that_does_not_exist_is_refused() {
-    if !harness::can_run() {
-        return;
-    }
+fn console_socket_that_does_not_exist_is_refused() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["true"]);
     b.config["process"]["terminal"] = json!(true);
     let id = harness::unique("tty-nosuch");
@@ -344,4 +314,19 @@ fn console_socket_that_does_not_exist_is_refused() {
     );
     assert!(!out.status.success());
     assert!(b.state(&id).is_none(), "nothing is left behind");
+    Ok(())
 }
+
+harness::tests![
+    exec_joins_every_namespace_and_cgroup_of_the_container,
+    exec_exit_code_env_user_and_cwd,
+    exec_process_file_as_engines_send_it,
+    exec_detached_writes_the_pid_file,
+    exec_cap_flag_adds_a_capability,
+    exec_does_not_leak_the_callers_fds,
+    exec_into_stopped_or_missing_container_fails,
+    terminal_container_sends_its_pty_over_the_console_socket,
+    exec_tty_sends_its_pty_over_the_console_socket,
+    terminal_without_console_socket_is_refused_when_detached,
+    console_socket_that_does_not_exist_is_refused,
+];

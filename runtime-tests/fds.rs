@@ -2,7 +2,7 @@
 //! the container unless `--preserve-fds N` keeps 3..3+N-1, and (without a
 //! terminal) the runtime's stdio is the container's stdio.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -55,11 +55,8 @@ fn run_with_fds(
     harness::stdout_ok(&cmd.output().unwrap())
 }
 
-#[test]
-fn inherited_fds_above_2_are_closed() {
-    if !harness::can_run() {
-        return;
-    }
+fn inherited_fds_above_2_are_closed() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (path, fd) = marker(&b, "leak", "LEAKED-DATA\n");
     let script = "ls /proc/self/fd | tr '\\n' ' '; echo; for n in 3 4 7 42; do readlink /proc/self/fd/$n; cat /proc/self/fd/$n; done 2>/dev/null; true";
@@ -76,13 +73,11 @@ fn inherited_fds_above_2_are_closed() {
         !out.contains("LEAKED-DATA") && !out.contains(path.to_str().unwrap()),
         "inherited fd visible inside:\n{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn preserve_fds_1_keeps_fd_3_only() {
-    if !harness::can_run() {
-        return;
-    }
+fn preserve_fds_1_keeps_fd_3_only() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (path, fd3) = marker(&b, "m3", "MARKER-3\n");
     let (_, fd4) = marker(&b, "m4", "MARKER-4\n");
@@ -96,13 +91,11 @@ fn preserve_fds_1_keeps_fd_3_only() {
     );
     // The preserved fd is the very file the runtime got (host path).
     assert_eq!(out, format!("MARKER-3\n{}\nno-fd-4\n", path.display()));
+    Ok(())
 }
 
-#[test]
-fn preserve_fds_2_keeps_fds_3_and_4() {
-    if !harness::can_run() {
-        return;
-    }
+fn preserve_fds_2_keeps_fds_3_and_4() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (_, fd3) = marker(&b, "m3", "MARKER-3\n");
     let (_, fd4) = marker(&b, "m4", "MARKER-4\n");
@@ -116,13 +109,11 @@ fn preserve_fds_2_keeps_fds_3_and_4() {
         &[(&fd3, 3), (&fd4, 4), (&fd5, 5)],
     );
     assert_eq!(out, "MARKER-3\nMARKER-4\nno-fd-5\n");
+    Ok(())
 }
 
-#[test]
-fn preserved_fd_keeps_its_offset_and_is_shared() {
-    if !harness::can_run() {
-        return;
-    }
+fn preserved_fd_keeps_its_offset_and_is_shared() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (_, fd) = marker(&b, "m3", "0123456789");
     // Move the shared offset before the runtime starts: the container
@@ -136,13 +127,11 @@ fn preserved_fd_keeps_its_offset_and_is_shared() {
         &[(&fd, 3)],
     );
     assert_eq!(out, "456789");
+    Ok(())
 }
 
-#[test]
-fn stdin_pipe_is_the_container_stdin() {
-    if !harness::can_run() {
-        return;
-    }
+fn stdin_pipe_is_the_container_stdin() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["cat"]);
     let mut child = b
         .run_cmd(&harness::unique("fds-stdin"), &[])
@@ -166,19 +155,18 @@ fn stdin_pipe_is_the_container_stdin() {
     assert!(out.status.success(), "{}", harness::stderr_of(&out));
     assert_eq!(got.len(), 6 + data.len());
     assert!(got.starts_with(b"hello\n") && got[6..] == data[..]);
+    Ok(())
 }
 
-#[test]
-fn stdout_and_stderr_are_separate() {
-    if !harness::can_run() {
-        return;
-    }
+fn stdout_and_stderr_are_separate() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["sh", "-c", "echo to-out; echo to-err >&2"]);
     let out = b.run(&harness::unique("fds-outerr"));
     assert!(out.status.success(), "{}", harness::stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "to-out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("to-err\n"));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("to-out"));
+    Ok(())
 }
 
 /// runc's foreground `run` (no terminal) does not hand its stdio to the
@@ -186,11 +174,8 @@ fn stdout_and_stderr_are_separate() {
 /// its own stdio. The container's fds 0-2 are pipes, not the test's.
 /// With `run --detach` (as with create/start) the container process
 /// inherits the runtime's stdio itself.
-#[test]
-fn detached_run_passes_stdio_through() {
-    if !harness::can_run() {
-        return;
-    }
+fn detached_run_passes_stdio_through() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&[
         "sh",
         "-c",
@@ -217,4 +202,15 @@ fn detached_run_passes_stdio_through() {
         ["/dev/null", p.as_str(), p.as_str()],
         "{out}"
     );
+    Ok(())
 }
+
+harness::tests![
+    inherited_fds_above_2_are_closed,
+    preserve_fds_1_keeps_fd_3_only,
+    preserve_fds_2_keeps_fds_3_and_4,
+    preserved_fd_keeps_its_offset_and_is_shared,
+    stdin_pipe_is_the_container_stdin,
+    stdout_and_stderr_are_separate,
+    detached_run_passes_stdio_through,
+];

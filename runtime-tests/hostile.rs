@@ -1,7 +1,7 @@
 //! Bundles and arguments that try to reach the host, and the failure
 //! paths they exercise: each is refused (as runc refuses it) or contained.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use serde_json::json;
 use std::process::Stdio;
 
@@ -16,11 +16,8 @@ fn refused(b: &Bundle, what: &str) {
     assert!(b.state(&id).is_none(), "{what}: state left behind");
 }
 
-#[test]
-fn cgroups_path_with_dotdot_stays_in_the_cgroup_filesystem() {
-    if !harness::can_run() {
-        return;
-    }
+fn cgroups_path_with_dotdot_stays_in_the_cgroup_filesystem() -> TestResult {
+    harness::can_run()?;
     let name = harness::unique("vessel-test-esc");
     // Cleaned against "/", this is /NAME-escaped inside each hierarchy; taken
     // literally it would be a directory NAME-escaped at the host's root.
@@ -37,13 +34,11 @@ fn cgroups_path_with_dotdot_stays_in_the_cgroup_filesystem() {
         out.lines().any(|l| l.ends_with(&format!(":/{escaped}"))),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn sysctl_outside_a_namespace_is_refused() {
-    if !harness::can_run() {
-        return;
-    }
+fn sysctl_outside_a_namespace_is_refused() -> TestResult {
+    harness::can_run()?;
     let before = std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap();
     let mut b = Bundle::new(&["true"]);
     b.config["linux"]["sysctl"] = json!({"vm.swappiness": before.trim()});
@@ -52,42 +47,34 @@ fn sysctl_outside_a_namespace_is_refused() {
     b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}]);
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "0"});
     refused(&b, "net.* without a network namespace");
+    Ok(())
 }
 
-#[test]
-fn uid_minus_one_does_not_stay_root() {
-    if !harness::can_run() {
-        return;
-    }
+fn uid_minus_one_does_not_stay_root() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["id", "-u"]);
     b.config["process"]["user"] = json!({"uid": 4294967295u32, "gid": 4294967295u32});
     refused(&b, "uid 4294967295");
+    Ok(())
 }
 
-#[test]
-fn namespace_path_of_the_wrong_type_is_refused() {
-    if !harness::can_run() {
-        return;
-    }
+fn namespace_path_of_the_wrong_type_is_refused() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["true"]);
     // The host's uts namespace given as a network namespace.
     b.config["linux"]["namespaces"] =
         json!([{"type": "mount"}, {"type": "pid"}, {"type": "network", "path": "/proc/1/ns/uts"}]);
     refused(&b, "a uts namespace as network");
+    Ok(())
 }
 
-#[test]
-fn preserve_fds_must_name_open_fds() {
-    if !harness::can_run() {
-        return;
-    }
+fn preserve_fds_must_name_open_fds() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["true"]);
     b.write_config();
     // Vessel-only: runc 1.1.5 takes both (its own fds fill 3..6 and are
     // passed on to the container).
-    if !harness::is_vessel() {
-        return;
-    }
+    harness::vessel_only("runc 1.1.5 takes fds it does not have")?;
     for n in ["-5", "4"] {
         let id = harness::unique("pfds");
         let out = b
@@ -104,13 +91,11 @@ fn preserve_fds_must_name_open_fds() {
         );
         let _ = b.rt(&["delete", "--force", &id]);
     }
+    Ok(())
 }
 
-#[test]
-fn devices_are_denied_without_an_explicit_deny_rule() {
-    if !harness::can_run() {
-        return;
-    }
+fn devices_are_denied_without_an_explicit_deny_rule() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -120,35 +105,30 @@ fn devices_are_denied_without_an_explicit_deny_rule() {
     b.config["linux"]["devices"] =
         json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 4, "fileMode": 438}]);
     assert_eq!(b.run_ok(&harness::unique("nodeny")), "denied\n");
+    Ok(())
 }
 
-#[test]
-fn hook_with_lots_of_output_does_not_hang() {
-    if !harness::can_run() {
-        return;
-    }
+fn hook_with_lots_of_output_does_not_hang() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["true"]);
     b.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"], "timeout": 20}]});
     b.run_ok(&harness::unique("chatty"));
+    Ok(())
 }
 
-#[test]
-fn big_annotations_are_fine() {
-    if !harness::can_run() {
-        return;
-    }
+fn big_annotations_are_fine() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["true"]);
     b.config["annotations"] = json!({"big": "x".repeat(300_000)});
     b.config["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]});
     b.run_ok(&harness::unique("bigann"));
+    Ok(())
 }
 
 /// A create killed half-way leaves nothing `delete --force` cannot clean.
-#[test]
-fn killed_create_is_cleaned_by_delete_force() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn killed_create_is_cleaned_by_delete_force() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the cleanup of a killed create is vessel's")?;
     let (_guard, mut b, cg) = harness::isolated_bundle(&["true"]);
     let started = b.path().join("hook-started");
     b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}; sleep 30", started.display())]}]});
@@ -178,15 +158,13 @@ fn killed_create_is_cleaned_by_delete_force() {
         "cgroups left behind"
     );
     assert!(b.state(&id).is_none());
+    Ok(())
 }
 
 /// CVE-2019-16884 shape: an image whose /proc (or /sys) is a symlink, so
 /// that procfs would land where the image controls what is under it.
-#[test]
-fn proc_or_sys_that_is_a_symlink_in_the_image_is_refused() {
-    if !harness::can_run() {
-        return;
-    }
+fn proc_or_sys_that_is_a_symlink_in_the_image_is_refused() -> TestResult {
+    harness::can_run()?;
     for dir in ["proc", "sys"] {
         let b = Bundle::new(&["true"]);
         let path = b.rootfs().join(dir);
@@ -195,16 +173,15 @@ fn proc_or_sys_that_is_a_symlink_in_the_image_is_refused() {
         std::os::unix::fs::symlink("/evil", &path).unwrap();
         refused(&b, &format!("/{dir} as a symlink"));
     }
+    Ok(())
 }
 
 /// Something mounted over /proc must not receive a sysctl (or an LSM label)
 /// meant for the kernel: the sysctl goes to the kernel's file (through the
 /// host's procfs, opened before any container mount), never to the bind.
-#[test]
-fn sysctl_is_not_written_to_a_fake_proc() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn sysctl_is_not_written_to_a_fake_proc() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("writing sysctls through the host's procfs is vessel's")?;
     let mut b = Bundle::new(&["true"]);
     let fake = b.path().join("fake-sys");
     std::fs::create_dir_all(fake.join("net/ipv4")).unwrap();
@@ -220,16 +197,15 @@ fn sysctl_is_not_written_to_a_fake_proc() {
         std::fs::read_to_string(fake.join("net/ipv4/ip_forward")).unwrap(),
         "0"
     );
+    Ok(())
 }
 
 /// CVE-2024-21626's shape: a cwd through /proc/self/fd/N (a leaked fd of
 /// the runtime would put the process outside the rootfs). Refused: the cwd
 /// is resolved inside the rootfs without following magic links.
-#[test]
-fn cwd_through_proc_self_fd_is_refused() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn cwd_through_proc_self_fd_is_refused() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the refusal of a cwd through /proc/self/fd is vessel's")?;
     for n in 3..9 {
         let mut b = Bundle::new(&["sh", "-c", "echo RAN; readlink /proc/self/cwd"]);
         b.config["process"]["cwd"] = serde_json::json!(format!("/proc/self/fd/{n}"));
@@ -238,15 +214,13 @@ fn cwd_through_proc_self_fd_is_refused() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains("RAN"));
         assert!(String::from_utf8_lossy(&out.stderr).contains("process.cwd"));
     }
+    Ok(())
 }
 
 /// A linux.devices path through an image symlink that points at the host
 /// makes its node inside the rootfs, never on the host.
-#[test]
-fn device_path_through_a_symlink_stays_in_the_rootfs() {
-    if !harness::can_run() {
-        return;
-    }
+fn device_path_through_a_symlink_stays_in_the_rootfs() -> TestResult {
+    harness::can_run()?;
     let host = tempfile::tempdir().unwrap();
     let b = {
         let mut b = Bundle::new(&["true"]);
@@ -261,6 +235,7 @@ fn device_path_through_a_symlink_stays_in_the_rootfs() {
         !host.path().join("null42").exists(),
         "a device node was made on the host through the image's symlink"
     );
+    Ok(())
 }
 
 /// A rootfs directory swapped, over and over while containers are set up,
@@ -269,16 +244,10 @@ fn device_path_through_a_symlink_stays_in_the_rootfs() {
 /// the rootfs or create fails cleanly; nothing reaches the host.
 /// vessel only: Debian's runc 1.1.5 makes directories on the host here
 /// (CVE-2024-45310, fixed in runc 1.1.14).
-#[test]
-fn directory_swapped_for_a_symlink_during_setup_stays_in_the_rootfs() {
+fn directory_swapped_for_a_symlink_during_setup_stays_in_the_rootfs() -> TestResult {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    if !harness::can_run() {
-        return;
-    }
-    if !harness::is_vessel() {
-        eprintln!("SKIPPED for this runtime: Debian's runc 1.1.5 fails it (CVE-2024-45310)");
-        return;
-    }
+    harness::can_run()?;
+    harness::vessel_only("Debian's runc 1.1.5 fails it (CVE-2024-45310)")?;
     let host = tempfile::tempdir().unwrap();
     let source = tempfile::tempdir().unwrap();
     let mut b = Bundle::new(&["true"]);
@@ -340,4 +309,22 @@ fn directory_swapped_for_a_symlink_during_setup_stays_in_the_rootfs() {
         "swap race: {runs} runs ({started} started, the rest refused) against {} swaps, nothing on the host",
         swaps.load(Ordering::Relaxed)
     );
+    Ok(())
 }
+
+harness::tests![
+    cgroups_path_with_dotdot_stays_in_the_cgroup_filesystem,
+    sysctl_outside_a_namespace_is_refused,
+    uid_minus_one_does_not_stay_root,
+    namespace_path_of_the_wrong_type_is_refused,
+    preserve_fds_must_name_open_fds,
+    devices_are_denied_without_an_explicit_deny_rule,
+    hook_with_lots_of_output_does_not_hang,
+    big_annotations_are_fine,
+    killed_create_is_cleaned_by_delete_force,
+    proc_or_sys_that_is_a_symlink_in_the_image_is_refused,
+    sysctl_is_not_written_to_a_fake_proc,
+    cwd_through_proc_self_fd_is_refused,
+    device_path_through_a_symlink_stays_in_the_rootfs,
+    directory_swapped_for_a_symlink_during_setup_stays_in_the_rootfs,
+];

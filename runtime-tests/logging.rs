@@ -1,7 +1,7 @@
 //! What the container's init and exec children log reaches the parent's
 //! `--log` over the sync socket (their own filesystem is the container's).
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use serde_json::Value;
 
 fn debug_lines(log: &std::path::Path) -> Vec<String> {
@@ -13,11 +13,9 @@ fn debug_lines(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_child_s_debug_lines_reach_the_log_file() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn the_child_s_debug_lines_reach_the_log_file() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the child's log relay is vessel's")?;
     let mut b = Bundle::new(&["sleep", "30"]);
     let log = b.path().join("debug-log.json");
     b.runtime_args = vec![
@@ -40,4 +38,7 @@ fn the_child_s_debug_lines_reach_the_log_file() {
             "no {want:?} line in {lines:?}"
         );
     }
+    Ok(())
 }
+
+harness::tests![the_child_s_debug_lines_reach_the_log_file,];

@@ -1,5 +1,11 @@
 //! Integration tests run as root against a runtime binary (`RUNTIME=`,
-//! default the freshly built vessel). See `harness.rs` for what they need.
+//! default the freshly built vessel). See `harness/mod.rs` for what they
+//! need, `harness/runner.rs` for how they run and `harness/skip.rs` for the
+//! tests that cannot run here.
+
+// A test function missing from its module's `harness::tests![...]` would
+// never run: dead code is an error here.
+#![deny(dead_code)]
 
 mod bad_input;
 mod cgroups;
@@ -26,3 +32,7 @@ mod rootless;
 mod security;
 mod systemd;
 mod userns;
+
+fn main() {
+    harness::runner::main();
+}

@@ -7,7 +7,7 @@
 //! vessel only: Debian's runc 1.1.5 predates the fixes (runc 1.2.8) and
 //! binds whatever these names point at.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -55,11 +55,9 @@ type LayNull = fn(&Path);
 
 /// The shapes of a bad `/dev/null`: each is refused by `create`, names
 /// the problem, shows the container nothing and changes no file.
-#[test]
-fn a_dev_null_that_is_not_the_null_device_is_refused() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn a_dev_null_that_is_not_the_null_device_is_refused() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("Debian's runc 1.1.5 predates the CVE-2025-31133/52565/52881 fixes")?;
     let ostype = std::fs::read_to_string("/proc/sys/kernel/ostype").unwrap_or_default();
     let shapes: [(&str, LayNull); 3] = [
         ("a symlink to a file in the rootfs", |dev| {
@@ -106,15 +104,13 @@ fn a_dev_null_that_is_not_the_null_device_is_refused() {
         }
         assert!(b.state(&id).is_none(), "{what}: state left behind");
     }
+    Ok(())
 }
 
 /// A `/dev` bound from a directory whose `null` is the real device masks
 /// as usual: the masked file reads empty and cannot be written.
-#[test]
-fn a_bound_dev_with_the_real_null_device_masks_as_usual() {
-    if !harness::can_run() {
-        return;
-    }
+fn a_bound_dev_with_the_real_null_device_masks_as_usual() -> TestResult {
+    harness::can_run()?;
     let (b, dev) = bundle_with_bound_dev(&[
         "sh",
         "-c",
@@ -124,15 +120,14 @@ fn a_bound_dev_with_the_real_null_device_masks_as_usual() {
     let out = b.run_ok(&harness::unique("realnull"));
     assert_eq!(out, "bytes=0\nbytes=0\n");
     assert_eq!(file(&b.rootfs().join("etc/masked")), MASKED);
+    Ok(())
 }
 
 /// The image's own `/dev/null` a symlink, with no `/dev` mount: the runtime
 /// makes its own device nodes, so the mask is the real null device.
-#[test]
-fn a_symlinked_dev_null_in_the_image_is_replaced_by_the_real_device() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn a_symlinked_dev_null_in_the_image_is_replaced_by_the_real_device() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("Debian's runc 1.1.5 predates the CVE-2025-31133/52565/52881 fixes")?;
     let (mut b, _) = bundle_with_bound_dev(&[
         "sh",
         "-c",
@@ -147,15 +142,14 @@ fn a_symlinked_dev_null_in_the_image_is_replaced_by_the_real_device() {
     assert_eq!(out, "bytes=0\nbytes=0\n");
     assert_eq!(file(&b.rootfs().join("etc/target")), ORIGINAL);
     assert_eq!(file(&b.rootfs().join("etc/masked")), MASKED);
+    Ok(())
 }
 
 /// `/dev/console` a symlink in a bound `/dev`: the pty is not bound
 /// through it (the target stays unchanged) and `create` says why.
-#[test]
-fn a_symlinked_dev_console_is_refused() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn a_symlinked_dev_console_is_refused() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("Debian's runc 1.1.5 predates the CVE-2025-31133/52565/52881 fixes")?;
     let (mut b, dev) = bundle_with_bound_dev(&["true"]);
     std::os::unix::fs::symlink("/etc/target", dev.join("console")).unwrap();
     std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx")).unwrap();
@@ -182,16 +176,15 @@ fn a_symlinked_dev_console_is_refused() {
     assert_eq!(file(&b.rootfs().join("etc/target")), ORIGINAL);
     let target = std::fs::symlink_metadata(b.rootfs().join("etc/target")).unwrap();
     assert!(target.file_type().is_file());
+    Ok(())
 }
 
 /// A procfs file of another process bound over the sysctl the bundle sets
 /// (CVE-2025-52881's shape: a write redirected by a mount over its
 /// target): the write goes to the real sysctl, never to the bound file.
-#[test]
-fn a_sysctl_is_not_written_through_a_procfs_file_mounted_over_it() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn a_sysctl_is_not_written_through_a_procfs_file_mounted_over_it() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("Debian's runc 1.1.5 predates the CVE-2025-31133/52565/52881 fixes")?;
     let mut decoy = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
@@ -219,4 +212,13 @@ fn a_sysctl_is_not_written_through_a_procfs_file_mounted_over_it() {
         "the sysctl should reach the namespace's real file: {}",
         harness::stderr_of(&out)
     );
+    Ok(())
 }
+
+harness::tests![
+    a_dev_null_that_is_not_the_null_device_is_refused,
+    a_bound_dev_with_the_real_null_device_masks_as_usual,
+    a_symlinked_dev_null_in_the_image_is_replaced_by_the_real_device,
+    a_symlinked_dev_console_is_refused,
+    a_sysctl_is_not_written_through_a_procfs_file_mounted_over_it,
+];

@@ -3,7 +3,7 @@
 //! `path` is joined. Observed from inside through /proc/self/ns/* links,
 //! compared with this test process's own links (the runtime's "host").
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult, Why};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -79,11 +79,8 @@ fn shm_ids(text: &str) -> Vec<i32> {
         .collect()
 }
 
-#[test]
-fn pid_namespace_is_new_and_process_is_pid_1() {
-    if !harness::can_run() {
-        return;
-    }
+fn pid_namespace_is_new_and_process_is_pid_1() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-pid", "echo pid=$$");
     assert_ne!(
@@ -95,13 +92,11 @@ fn pid_namespace_is_new_and_process_is_pid_1() {
         rest.lines().any(|l| l == "pid=1"),
         "container shell is not pid 1:\n{rest}"
     );
+    Ok(())
 }
 
-#[test]
-fn network_namespace_is_new_with_only_loopback() {
-    if !harness::can_run() {
-        return;
-    }
+fn network_namespace_is_new_with_only_loopback() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-net", "cat /proc/net/dev");
     assert_ne!(
@@ -116,24 +111,20 @@ fn network_namespace_is_new_with_only_loopback() {
         .map(str::trim)
         .collect();
     assert_eq!(ifaces, ["lo"], "/proc/net/dev inside:\n{rest}");
+    Ok(())
 }
 
-#[test]
-fn network_namespace_loopback_is_up() {
-    if !harness::can_run() {
-        return;
-    }
+fn network_namespace_loopback_is_up() -> TestResult {
+    harness::can_run()?;
     // runc brings `lo` up in a new network namespace: IFF_UP|IFF_LOOPBACK.
     let b = Bundle::new(&["cat", "/sys/class/net/lo/flags"]);
     let out = b.run_ok(&harness::unique("ns-lo"));
     assert_eq!(out.trim(), "0x9", "lo flags inside");
+    Ok(())
 }
 
-#[test]
-fn ipc_namespace_is_new_and_hides_host_segments() {
-    if !harness::can_run() {
-        return;
-    }
+fn ipc_namespace_is_new_and_hides_host_segments() -> TestResult {
+    harness::can_run()?;
     let shm = Shm::new();
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-ipc", "cat /proc/sysvipc/shm");
@@ -151,13 +142,11 @@ fn ipc_namespace_is_new_and_hides_host_segments() {
         "host shm segment {} visible inside:\n{rest}",
         shm.0
     );
+    Ok(())
 }
 
-#[test]
-fn uts_namespace_is_new_with_config_hostname() {
-    if !harness::can_run() {
-        return;
-    }
+fn uts_namespace_is_new_with_config_hostname() -> TestResult {
+    harness::can_run()?;
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let mut b = Bundle::new(&[]);
     b.config["hostname"] = json!("uts-test-host");
@@ -173,13 +162,11 @@ fn uts_namespace_is_new_with_config_hostname() {
         host_name,
         "host hostname changed"
     );
+    Ok(())
 }
 
-#[test]
-fn mount_namespace_is_new() {
-    if !harness::can_run() {
-        return;
-    }
+fn mount_namespace_is_new() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let (links, rest) = run_ns(&mut b, "ns-mnt", "cat /proc/self/mountinfo");
     assert_ne!(
@@ -193,13 +180,11 @@ fn mount_namespace_is_new() {
         root.root.ends_with("/rootfs"),
         "container / is not the bundle rootfs: {root:?}"
     );
+    Ok(())
 }
 
-#[test]
-fn cgroup_namespace_is_new_and_roots_cgroup_paths() {
-    if !harness::can_run() {
-        return;
-    }
+fn cgroup_namespace_is_new_and_roots_cgroup_paths() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     add_ns(&mut b, json!({"type": "cgroup"}));
     let (links, rest) = run_ns(&mut b, "ns-cg", "cat /proc/self/cgroup");
@@ -216,13 +201,11 @@ fn cgroup_namespace_is_new_and_roots_cgroup_paths() {
             "cgroup path not the namespace root: {l}\n{rest}"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn omitted_network_namespace_is_shared_with_host() {
-    if !harness::can_run() {
-        return;
-    }
+fn omitted_network_namespace_is_shared_with_host() -> TestResult {
+    harness::can_run()?;
     let host_dev = std::fs::read_to_string("/proc/net/dev").unwrap();
     let host_ifaces: Vec<String> = host_dev
         .lines()
@@ -241,13 +224,11 @@ fn omitted_network_namespace_is_shared_with_host() {
             "host interface {i} not seen inside:\n{rest}"
         );
     }
+    Ok(())
 }
 
-#[test]
-fn omitted_ipc_namespace_is_shared_with_host() {
-    if !harness::can_run() {
-        return;
-    }
+fn omitted_ipc_namespace_is_shared_with_host() -> TestResult {
+    harness::can_run()?;
     let shm = Shm::new();
     let mut b = Bundle::new(&[]);
     remove_ns(&mut b, "ipc");
@@ -258,13 +239,11 @@ fn omitted_ipc_namespace_is_shared_with_host() {
         "host shm segment {} not visible inside:\n{rest}",
         shm.0
     );
+    Ok(())
 }
 
-#[test]
-fn omitted_uts_namespace_is_shared_with_host() {
-    if !harness::can_run() {
-        return;
-    }
+fn omitted_uts_namespace_is_shared_with_host() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     remove_ns(&mut b, "uts");
     // A hostname needs a UTS namespace of its own (runc refuses it otherwise).
@@ -277,13 +256,11 @@ fn omitted_uts_namespace_is_shared_with_host() {
             .unwrap()
             .trim()
     );
+    Ok(())
 }
 
-#[test]
-fn hostname_without_uts_namespace_is_rejected() {
-    if !harness::can_run() {
-        return;
-    }
+fn hostname_without_uts_namespace_is_rejected() -> TestResult {
+    harness::can_run()?;
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let mut b = Bundle::new(&["true"]);
     remove_ns(&mut b, "uts");
@@ -298,37 +275,31 @@ fn hostname_without_uts_namespace_is_rejected() {
         host_name,
         "host hostname changed"
     );
+    Ok(())
 }
 
-#[test]
-fn omitted_pid_namespace_is_shared_with_host() {
-    if !harness::can_run() {
-        return;
-    }
+fn omitted_pid_namespace_is_shared_with_host() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     remove_ns(&mut b, "pid");
     let (links, rest) = run_ns(&mut b, "ns-nopid", "echo pid=$$");
     assert_eq!(links["pid"], harness::host_ns("pid"));
     let pid: i64 = rest.trim().strip_prefix("pid=").unwrap().parse().unwrap();
     assert!(pid > 1, "shell pid {pid} in the host pid namespace");
+    Ok(())
 }
 
-#[test]
-fn omitted_cgroup_namespace_is_shared_with_host() {
-    if !harness::can_run() {
-        return;
-    }
+fn omitted_cgroup_namespace_is_shared_with_host() -> TestResult {
+    harness::can_run()?;
     // The default config (like `runc spec`) has no cgroup namespace.
     let mut b = Bundle::new(&[]);
     let (links, _) = run_ns(&mut b, "ns-nocg", "true");
     assert_eq!(links["cgroup"], harness::host_ns("cgroup"));
+    Ok(())
 }
 
-#[test]
-fn namespaces_joined_by_path_are_shared_with_that_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn namespaces_joined_by_path_are_shared_with_that_container() -> TestResult {
+    harness::can_run()?;
     let mut a = Bundle::new(&["sleep", "60"]);
     a.config["hostname"] = json!("ns-join-a");
     let a_id = harness::unique("ns-join-a");
@@ -370,19 +341,19 @@ fn namespaces_joined_by_path_are_shared_with_that_container() {
         "ns-join-a",
         "hostname of the joined uts namespace"
     );
+    Ok(())
 }
 
 /// runc 1.1.5 does not know the time namespace ("namespace {"time" ""} does
 /// not exist"); vessel implements it from the spec (`timeOffsets`).
-#[test]
-fn time_namespace_is_new_with_offsets() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
-    if !std::path::Path::new("/proc/self/ns/time").exists() {
-        eprintln!("SKIPPED: kernel without time namespaces");
-        return;
-    }
+fn time_namespace_is_new_with_offsets() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("runc 1.1.5 has no time namespace")?;
+    harness::skip_unless(
+        std::path::Path::new("/proc/self/ns/time").exists(),
+        Why::HostFeature,
+        "kernel without time namespaces",
+    )?;
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -405,6 +376,7 @@ fn time_namespace_is_new_with_offsets() {
     let offsets: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert!(offsets.contains(&vec!["monotonic", "86400", "0"]), "{out}");
     assert!(offsets.contains(&vec!["boottime", "172800", "0"]), "{out}");
+    Ok(())
 }
 
 /// No namespaces at all (runtime-tools' linux_ns_itype): the container
@@ -412,11 +384,9 @@ fn time_namespace_is_new_with_offsets() {
 /// runs in its rootfs (a chroot); exec lands there too, and `delete` takes
 /// the rootfs's mounts off the runtime's namespace (vessel; runc leaves them,
 /// and cannot exec there).
-#[test]
-fn no_namespaces_inherits_the_runtime_s_and_still_runs_in_the_rootfs() {
-    if !harness::can_run() || !harness::private_mount_ns() {
-        return;
-    }
+fn no_namespaces_inherits_the_runtime_s_and_still_runs_in_the_rootfs() -> TestResult {
+    harness::can_run()?;
+    harness::needs_private_mount_ns()?;
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -475,4 +445,24 @@ fn no_namespaces_inherits_the_runtime_s_and_still_runs_in_the_rootfs() {
     }
     // What runc left behind in this test process's namespace.
     let _ = nix::mount::umount2(&b.rootfs(), nix::mount::MntFlags::MNT_DETACH);
+    Ok(())
 }
+
+harness::tests![
+    pid_namespace_is_new_and_process_is_pid_1,
+    network_namespace_is_new_with_only_loopback,
+    network_namespace_loopback_is_up,
+    ipc_namespace_is_new_and_hides_host_segments,
+    uts_namespace_is_new_with_config_hostname,
+    mount_namespace_is_new,
+    cgroup_namespace_is_new_and_roots_cgroup_paths,
+    omitted_network_namespace_is_shared_with_host,
+    omitted_ipc_namespace_is_shared_with_host,
+    omitted_uts_namespace_is_shared_with_host,
+    hostname_without_uts_namespace_is_rejected,
+    omitted_pid_namespace_is_shared_with_host,
+    omitted_cgroup_namespace_is_shared_with_host,
+    namespaces_joined_by_path_are_shared_with_that_container,
+    time_namespace_is_new_with_offsets,
+    no_namespaces_inherits_the_runtime_s_and_still_runs_in_the_rootfs,
+];

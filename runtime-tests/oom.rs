@@ -1,13 +1,11 @@
 //! A container the OOM killer strikes while `create` sets it up says so.
 
-use crate::harness;
+use crate::harness::{self, TestResult};
 use serde_json::json;
 
-#[test]
-fn an_oom_kill_during_create_is_named() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn an_oom_kill_during_create_is_named() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("naming the OOM killer in create's error is vessel's")?;
     let (_guard, mut b, _cg) = harness::isolated_bundle(&["true"]);
     b.config["linux"]["resources"]["memory"] = json!({"limit": 16 << 20});
     // A createContainer hook runs in the container's cgroup and outgrows it.
@@ -24,4 +22,7 @@ fn an_oom_kill_during_create_is_named() {
         "{err}"
     );
     assert!(b.state(&id).is_none());
+    Ok(())
 }
+
+harness::tests![an_oom_kill_during_create_is_named,];

@@ -1,6 +1,6 @@
 //! pause/resume, ps and kill --all on a running container.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult, Why};
 use std::time::Duration;
 
 fn ticker() -> (Bundle, String, i32) {
@@ -22,11 +22,8 @@ fn tick(b: &Bundle) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn pause_freezes_and_resume_thaws() {
-    if !harness::can_run() {
-        return;
-    }
+fn pause_freezes_and_resume_thaws() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = ticker();
     assert!(harness::wait_for(5.0, || tick(&b) > 0));
     harness::stdout_ok(&b.rt(&["pause", &id]));
@@ -48,25 +45,21 @@ fn pause_freezes_and_resume_thaws() {
         "no progress after resume"
     );
     assert!(!b.rt(&["resume", &id]).status.success());
+    Ok(())
 }
 
-#[test]
-fn paused_container_can_be_force_deleted() {
-    if !harness::can_run() {
-        return;
-    }
+fn paused_container_can_be_force_deleted() -> TestResult {
+    harness::can_run()?;
     let (b, id, pid) = ticker();
     harness::stdout_ok(&b.rt(&["pause", &id]));
     harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
     assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)));
     assert!(b.state(&id).is_none());
+    Ok(())
 }
 
-#[test]
-fn ps_json_lists_every_host_pid_of_the_container() {
-    if !harness::can_run() {
-        return;
-    }
+fn ps_json_lists_every_host_pid_of_the_container() -> TestResult {
+    harness::can_run()?;
     let (b, id, pid) = ticker();
     let out = b
         .cmd()
@@ -92,13 +85,11 @@ fn ps_json_lists_every_host_pid_of_the_container() {
         !table.contains("cargo"),
         "only the container's processes: {table}"
     );
+    Ok(())
 }
 
-#[test]
-fn kill_all_signals_every_process() {
-    if !harness::can_run() {
-        return;
-    }
+fn kill_all_signals_every_process() -> TestResult {
+    harness::can_run()?;
     let (b, id, pid) = ticker();
     let out = b
         .cmd()
@@ -110,6 +101,7 @@ fn kill_all_signals_every_process() {
     harness::stdout_ok(&b.rt(&["kill", "--all", &id, "KILL"]));
     assert!(harness::wait_for(5.0, || !harness::pid_alive(pid)));
     assert!(b.wait_status(&id, "stopped", 5));
+    Ok(())
 }
 
 fn memory_limit(cg: &str) -> Option<String> {
@@ -122,11 +114,8 @@ fn memory_limit(cg: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-#[test]
-fn resources_at_create_and_update_with_zeros_as_unset() {
-    if !harness::can_run() {
-        return;
-    }
+fn resources_at_create_and_update_with_zeros_as_unset() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["sleep", "100"]);
     b.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 67108864});
     b.config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 50});
@@ -161,13 +150,11 @@ fn resources_at_create_and_update_with_zeros_as_unset() {
     // Bad input: a clear error, container untouched.
     assert!(!b.rt(&["update", "--memory", "lots", &id]).status.success());
     assert_eq!(b.status(&id).as_deref(), Some("running"));
+    Ok(())
 }
 
-#[test]
-fn events_stats_reports_the_containers_pids_and_memory() {
-    if !harness::can_run() {
-        return;
-    }
+fn events_stats_reports_the_containers_pids_and_memory() -> TestResult {
+    harness::can_run()?;
     let (b, id, _) = ticker();
     let out = harness::stdout_ok(&b.rt(&["events", "--stats", &id]));
     let ev: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON event");
@@ -178,15 +165,14 @@ fn events_stats_reports_the_containers_pids_and_memory() {
         ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
         "{ev}"
     );
+    Ok(())
 }
 
 /// Docker's `update --memory 64m --memory-swap 128m` on a container with no
 /// limit yet: the limit must go first (memsw may never be below it).
-#[test]
-fn update_memory_and_swap_from_unlimited() {
-    if !harness::can_run() || !harness::cgroup_v1() {
-        return;
-    }
+fn update_memory_and_swap_from_unlimited() -> TestResult {
+    harness::can_run()?;
+    harness::needs_cgroup_v1()?;
     let b = Bundle::new(&["sleep", "100"]);
     let cg = b.config["linux"]["cgroupsPath"]
         .as_str()
@@ -198,8 +184,10 @@ fn update_memory_and_swap_from_unlimited() {
         .into_iter()
         .find(|d| d.join("memory.memsw.limit_in_bytes").exists())
     else {
-        eprintln!("SKIPPED: no swap accounting (memory.memsw) on this host");
-        return;
+        return harness::skip(
+            Why::HostFeature,
+            "no swap accounting (memory.memsw) on this host",
+        );
     };
     let file = b.path().join("res.json");
     std::fs::write(&file, r#"{"memory":{"limit":67108864,"reservation":0,"swap":134217728,"kernel":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#).unwrap();
@@ -216,13 +204,12 @@ fn update_memory_and_swap_from_unlimited() {
     harness::stdout_ok(&b.rt(&["update", "--memory", "256m", "--memory-swap", "512m", &id]));
     assert_eq!(read("memory.limit_in_bytes"), "268435456");
     assert_eq!(read("memory.memsw.limit_in_bytes"), "536870912");
+    Ok(())
 }
 
-#[test]
-fn update_with_unknown_field_or_negative_size_changes_nothing() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn update_with_unknown_field_or_negative_size_changes_nothing() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the checks of update --resources are vessel's")?;
     let mut b = Bundle::new(&["sleep", "100"]);
     b.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 67108864});
     let cg = b.config["linux"]["cgroupsPath"]
@@ -242,4 +229,16 @@ fn update_with_unknown_field_or_negative_size_changes_nothing() {
     );
     assert_eq!(memory_limit(&cg).as_deref(), Some("67108864"));
     assert_eq!(b.status(&id).as_deref(), Some("running"));
+    Ok(())
 }
+
+harness::tests![
+    pause_freezes_and_resume_thaws,
+    paused_container_can_be_force_deleted,
+    ps_json_lists_every_host_pid_of_the_container,
+    kill_all_signals_every_process,
+    resources_at_create_and_update_with_zeros_as_unset,
+    events_stats_reports_the_containers_pids_and_memory,
+    update_memory_and_swap_from_unlimited,
+    update_with_unknown_field_or_negative_size_changes_nothing,
+];

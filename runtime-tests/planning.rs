@@ -3,7 +3,7 @@
 //! refused by `create` with a message that names the field, and nothing
 //! appears: no state directory, no cgroup, no mount.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use serde_json::json;
 
 fn mounts_under(dir: &std::path::Path) -> usize {
@@ -18,11 +18,8 @@ fn mounts_under(dir: &std::path::Path) -> usize {
 /// Makes one field of a bundle's config wrong.
 type Spoil = fn(&mut Bundle);
 
-#[test]
-fn bad_fields_are_refused_before_anything_is_created() {
-    if !harness::can_run() {
-        return;
-    }
+fn bad_fields_are_refused_before_anything_is_created() -> TestResult {
+    harness::can_run()?;
     let cases: [(&str, Spoil); 4] = [
         ("hostname", |b| {
             let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
@@ -82,4 +79,7 @@ fn bad_fields_are_refused_before_anything_is_created() {
         assert!(harness::cgroup_gone(&cgroup), "{field}: a cgroup was left");
         assert_eq!(mounts_under(b.path()), 0, "{field}: a mount was left");
     }
+    Ok(())
 }
+
+harness::tests![bad_fields_are_refused_before_anything_is_created,];

@@ -2,15 +2,9 @@
 //! umask, rlimits, capabilities, noNewPrivileges, oomScoreAdj, observed in
 //! the process's own output and /proc/self/status|limits.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, sh, Bundle, TestResult};
 use serde_json::json;
 use std::collections::HashMap;
-
-/// Runs the bundle with `sh -c SCRIPT`, returning stdout.
-fn sh(b: &mut Bundle, prefix: &str, script: &str) -> String {
-    b.config["process"]["args"] = json!(["sh", "-c", script]);
-    b.run_ok(&harness::unique(prefix))
-}
 
 /// `Key:\tvalue` lines of /proc/self/status text.
 fn status_fields(text: &str) -> HashMap<String, String> {
@@ -38,11 +32,8 @@ const CAP_NET_BIND_SERVICE: u32 = 10;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_AUDIT_WRITE: u32 = 29;
 
-#[test]
-fn args_are_passed_verbatim() {
-    if !harness::can_run() {
-        return;
-    }
+fn args_are_passed_verbatim() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&[
         "sh",
         "-c",
@@ -55,13 +46,11 @@ fn args_are_passed_verbatim() {
     ]);
     let out = b.run_ok(&harness::unique("proc-args"));
     assert_eq!(out, "zero|a b||c'd|$HOME|");
+    Ok(())
 }
 
-#[test]
-fn args_zero_is_resolved_in_path() {
-    if !harness::can_run() {
-        return;
-    }
+fn args_zero_is_resolved_in_path() -> TestResult {
+    harness::can_run()?;
     // A bare name is looked up in the process's PATH (env), as execvp does.
     let mut b = Bundle::new(&["mytool"]);
     std::fs::create_dir_all(b.rootfs().join("opt/tools")).unwrap();
@@ -78,13 +67,11 @@ fn args_zero_is_resolved_in_path() {
     b.config["process"]["env"] = json!(["PATH=/opt/tools:/bin"]);
     let out = b.run_ok(&harness::unique("proc-path"));
     assert_eq!(out, "tool-ran /opt/tools/mytool\n");
+    Ok(())
 }
 
-#[test]
-fn env_is_exactly_the_config_env_plus_home() {
-    if !harness::can_run() {
-        return;
-    }
+fn env_is_exactly_the_config_env_plus_home() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["env"]);
     // A later duplicate wins (at the first one's position); HOME, when
     // absent, is added from the user's /etc/passwd entry (root: /root).
@@ -101,24 +88,20 @@ fn env_is_exactly_the_config_env_plus_home() {
         out,
         "PATH=/bin:/usr/bin\nFOO=bar baz\nEMPTY=\nDUP=2\nEQ=a=b\nHOME=/root\n"
     );
+    Ok(())
 }
 
-#[test]
-fn env_home_is_kept_when_set() {
-    if !harness::can_run() {
-        return;
-    }
+fn env_home_is_kept_when_set() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["env"]);
     b.config["process"]["env"] = json!(["HOME=/custom", "PATH=/bin:/usr/bin"]);
     let out = b.run_ok(&harness::unique("proc-envhome"));
     assert_eq!(out, "HOME=/custom\nPATH=/bin:/usr/bin\n");
+    Ok(())
 }
 
-#[test]
-fn env_home_comes_from_passwd_of_the_user() {
-    if !harness::can_run() {
-        return;
-    }
+fn env_home_comes_from_passwd_of_the_user() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["env"]);
     b.config["process"]["env"] = json!(["PATH=/bin:/usr/bin"]);
     b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534});
@@ -128,37 +111,31 @@ fn env_home_comes_from_passwd_of_the_user() {
     b.config["process"]["user"] = json!({"uid": 4242, "gid": 4242});
     let out = b.run_ok(&harness::unique("proc-envnouser"));
     assert_eq!(out, "PATH=/bin:/usr/bin\nHOME=/\n");
+    Ok(())
 }
 
-#[test]
-fn cwd_is_set() {
-    if !harness::can_run() {
-        return;
-    }
+fn cwd_is_set() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["pwd"]);
     b.config["process"]["cwd"] = json!("/tmp");
     assert_eq!(b.run_ok(&harness::unique("proc-cwd")), "/tmp\n");
+    Ok(())
 }
 
 /// runc creates a missing cwd (mode 0755, root-owned) in the rootfs.
-#[test]
-fn missing_cwd_is_created() {
-    if !harness::can_run() {
-        return;
-    }
+fn missing_cwd_is_created() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["cwd"] = json!("/does/not/exist");
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     let out = sh(&mut b, "proc-cwdmk", "pwd; stat -c '%a %u:%g' . /does");
     assert_eq!(out, "/does/not/exist\n755 0:0\n755 0:0\n");
     assert!(b.rootfs().join("does/not/exist").is_dir());
+    Ok(())
 }
 
-#[test]
-fn user_uid_and_gid() {
-    if !harness::can_run() {
-        return;
-    }
+fn user_uid_and_gid() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1001});
     let out = sh(
@@ -177,48 +154,40 @@ fn user_uid_and_gid() {
         st["Gid"].split_whitespace().collect::<Vec<_>>(),
         ["1001"; 4]
     );
+    Ok(())
 }
 
-#[test]
-fn additional_gids_are_the_supplementary_groups() {
-    if !harness::can_run() {
-        return;
-    }
+fn additional_gids_are_the_supplementary_groups() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 2000]});
     let st = own_status(&mut b, "proc-groups");
     assert_eq!(st["Groups"], "5 2000");
     assert_eq!(st["Gid"].split_whitespace().next(), Some("1001"));
+    Ok(())
 }
 
-#[test]
-fn no_additional_gids_means_no_supplementary_groups() {
-    if !harness::can_run() {
-        return;
-    }
+fn no_additional_gids_means_no_supplementary_groups() -> TestResult {
+    harness::can_run()?;
     // The test runs as root with its own groups; none may leak in (the
     // image's /etc/group lists no members).
     let mut b = Bundle::new(&[]);
     let st = own_status(&mut b, "proc-nogroups");
     assert_eq!(st["Groups"], "");
+    Ok(())
 }
 
-#[test]
-fn umask_is_set() {
-    if !harness::can_run() {
-        return;
-    }
+fn umask_is_set() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["user"]["umask"] = json!(0o077);
     let out = sh(&mut b, "proc-umask", "umask; grep ^Umask: /proc/self/status; touch /tmp/f; mkdir /tmp/d; stat -c %a /tmp/f /tmp/d");
     assert_eq!(out, "0077\nUmask:\t0077\n600\n700\n");
+    Ok(())
 }
 
-#[test]
-fn umask_defaults_to_0022() {
-    if !harness::can_run() {
-        return;
-    }
+fn umask_defaults_to_0022() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let out = sh(
         &mut b,
@@ -226,6 +195,7 @@ fn umask_defaults_to_0022() {
         "umask; touch /tmp/f; stat -c %a /tmp/f",
     );
     assert_eq!(out, "0022\n644\n");
+    Ok(())
 }
 
 /// /proc/self/limits row for a resource: (soft, hard).
@@ -238,11 +208,8 @@ fn limit(text: &str, name: &str) -> (String, String) {
     (f[0].to_string(), f[1].to_string())
 }
 
-#[test]
-fn rlimits_are_set() {
-    if !harness::can_run() {
-        return;
-    }
+fn rlimits_are_set() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -263,13 +230,11 @@ fn rlimits_are_set() {
     assert_eq!(limit(&out, "Max stack size"), s("4194304", "8388608"));
     assert_eq!(limit(&out, "Max cpu time"), s("3600", "unlimited"));
     assert!(out.ends_with("nofile=512\n"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn capabilities_all_five_sets_for_non_root_user() {
-    if !harness::can_run() {
-        return;
-    }
+fn capabilities_all_five_sets_for_non_root_user() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     b.config["process"]["noNewPrivileges"] = json!(false);
@@ -290,13 +255,11 @@ fn capabilities_all_five_sets_for_non_root_user() {
     // Across execve of a plain file by a non-root user, P' = E' = ambient.
     assert_eq!(st["CapPrm"], caps_hex(&[CAP_KILL]));
     assert_eq!(st["CapEff"], caps_hex(&[CAP_KILL]));
+    Ok(())
 }
 
-#[test]
-fn capabilities_for_root_with_no_new_privileges() {
-    if !harness::can_run() {
-        return;
-    }
+fn capabilities_for_root_with_no_new_privileges() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["noNewPrivileges"] = json!(true);
     b.config["process"]["capabilities"] = json!({
@@ -318,13 +281,11 @@ fn capabilities_for_root_with_no_new_privileges() {
     assert_eq!(st["CapPrm"], caps_hex(&[CAP_CHOWN, CAP_KILL]));
     assert_eq!(st["CapEff"], caps_hex(&[CAP_CHOWN, CAP_KILL]));
     assert_eq!(st["NoNewPrivs"], "1");
+    Ok(())
 }
 
-#[test]
-fn capabilities_for_root_without_no_new_privileges() {
-    if !harness::can_run() {
-        return;
-    }
+fn capabilities_for_root_without_no_new_privileges() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["noNewPrivileges"] = json!(false);
     b.config["process"]["capabilities"] = json!({
@@ -351,15 +312,13 @@ fn capabilities_for_root_without_no_new_privileges() {
         caps_hex(&[CAP_CHOWN, CAP_KILL, CAP_SYS_ADMIN])
     );
     assert_eq!(st["NoNewPrivs"], "0");
+    Ok(())
 }
 
 /// The default config (as `runc spec`): ambient without inheritable can't
 /// be raised; runc ignores that and the ambient set stays empty.
-#[test]
-fn capabilities_of_default_config() {
-    if !harness::can_run() {
-        return;
-    }
+fn capabilities_of_default_config() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     let st = own_status(&mut b, "proc-caps-default");
     let three = caps_hex(&[CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE]);
@@ -368,13 +327,11 @@ fn capabilities_of_default_config() {
     assert_eq!(st["CapEff"], three);
     assert_eq!(st["CapInh"], caps_hex(&[]));
     assert_eq!(st["CapAmb"], caps_hex(&[]));
+    Ok(())
 }
 
-#[test]
-fn capability_effect_chown_needs_cap_chown() {
-    if !harness::can_run() {
-        return;
-    }
+fn capability_effect_chown_needs_cap_chown() -> TestResult {
+    harness::can_run()?;
     let run = |caps: &[&str], prefix: &str| {
         let mut b = Bundle::new(&[]);
         b.config["process"]["capabilities"] =
@@ -388,53 +345,43 @@ fn capability_effect_chown_needs_cap_chown() {
     assert_eq!(run(&["CAP_CHOWN"], "proc-chown-yes"), "1234\n");
     let out = run(&["CAP_KILL"], "proc-chown-no");
     assert!(out.contains("Operation not permitted"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn no_new_privileges_true() {
-    if !harness::can_run() {
-        return;
-    }
+fn no_new_privileges_true() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["noNewPrivileges"] = json!(true);
     assert_eq!(own_status(&mut b, "proc-nnp1")["NoNewPrivs"], "1");
+    Ok(())
 }
 
-#[test]
-fn no_new_privileges_false() {
-    if !harness::can_run() {
-        return;
-    }
+fn no_new_privileges_false() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&[]);
     b.config["process"]["noNewPrivileges"] = json!(false);
     assert_eq!(own_status(&mut b, "proc-nnp0")["NoNewPrivs"], "0");
+    Ok(())
 }
 
-#[test]
-fn oom_score_adj_is_set() {
-    if !harness::can_run() {
-        return;
-    }
+fn oom_score_adj_is_set() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["cat", "/proc/self/oom_score_adj"]);
     b.config["process"]["oomScoreAdj"] = json!(500);
     assert_eq!(b.run_ok(&harness::unique("proc-oom")), "500\n");
+    Ok(())
 }
 
-#[test]
-fn oom_score_adj_unset_is_inherited() {
-    if !harness::can_run() {
-        return;
-    }
+fn oom_score_adj_unset_is_inherited() -> TestResult {
+    harness::can_run()?;
     let mine = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
     let b = Bundle::new(&["cat", "/proc/self/oom_score_adj"]);
     assert_eq!(b.run_ok(&harness::unique("proc-oom-inh")), mine);
+    Ok(())
 }
 
-#[test]
-fn process_is_pid_1_with_parent_0() {
-    if !harness::can_run() {
-        return;
-    }
+fn process_is_pid_1_with_parent_0() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["cat", "/proc/self/stat"]);
     let out = b.run_ok(&harness::unique("proc-pid1"));
     let (pid, rest) = out.split_once(' ').unwrap();
@@ -442,4 +389,31 @@ fn process_is_pid_1_with_parent_0() {
     let after_comm = rest.rsplit_once(')').unwrap().1;
     let ppid = after_comm.split_whitespace().nth(1).unwrap();
     assert_eq!(ppid, "0", "{out}");
+    Ok(())
 }
+
+harness::tests![
+    args_are_passed_verbatim,
+    args_zero_is_resolved_in_path,
+    env_is_exactly_the_config_env_plus_home,
+    env_home_is_kept_when_set,
+    env_home_comes_from_passwd_of_the_user,
+    cwd_is_set,
+    missing_cwd_is_created,
+    user_uid_and_gid,
+    additional_gids_are_the_supplementary_groups,
+    no_additional_gids_means_no_supplementary_groups,
+    umask_is_set,
+    umask_defaults_to_0022,
+    rlimits_are_set,
+    capabilities_all_five_sets_for_non_root_user,
+    capabilities_for_root_with_no_new_privileges,
+    capabilities_for_root_without_no_new_privileges,
+    capabilities_of_default_config,
+    capability_effect_chown_needs_cap_chown,
+    no_new_privileges_true,
+    no_new_privileges_false,
+    oom_score_adj_is_set,
+    oom_score_adj_unset_is_inherited,
+    process_is_pid_1_with_parent_0,
+];

@@ -3,7 +3,7 @@
 //! the container. These are the tests `runtime-tests/vm/cgroup-layouts.sh`
 //! runs inside the v2, v2+systemd and v1 VMs. Needs root.
 
-use crate::harness::{self, isolated_bundle, unique, Bundle};
+use crate::harness::{self, isolated_bundle, unique, Bundle, TestResult, Why};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -28,11 +28,8 @@ fn pure_v2() -> bool {
         .all(|h| h.label.is_empty())
 }
 
-#[test]
-fn a_memory_hog_is_oom_killed_at_its_limit() {
-    if !harness::can_run() {
-        return;
-    }
+fn a_memory_hog_is_oom_killed_at_its_limit() -> TestResult {
+    harness::can_run()?;
     // 100 MB into a shell variable, under a 32 MB limit with no swap.
     let (_cg, mut b, cg) = isolated_bundle(&[
         "sh",
@@ -58,13 +55,11 @@ fn a_memory_hog_is_oom_killed_at_its_limit() {
         "no OOM kill recorded in {}: {text}",
         events.display()
     );
+    Ok(())
 }
 
-#[test]
-fn pids_max_refuses_the_next_fork() {
-    if !harness::can_run() {
-        return;
-    }
+fn pids_max_refuses_the_next_fork() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut b, cg) = isolated_bundle(&[
         "sh",
         "-c",
@@ -76,13 +71,11 @@ fn pids_max_refuses_the_next_fork() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("can't fork"), "{text}");
     let _ = cg;
+    Ok(())
 }
 
-#[test]
-fn cpu_quota_weight_and_burst_reach_the_cgroup() {
-    if !harness::can_run() {
-        return;
-    }
+fn cpu_quota_weight_and_burst_reach_the_cgroup() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut b, cg) = isolated_bundle(&["sleep", "30"]);
     b.config["linux"]["resources"]["cpu"] =
         json!({"quota": 50000, "period": 100000, "shares": 1024});
@@ -112,13 +105,11 @@ fn cpu_quota_weight_and_burst_reach_the_cgroup() {
         harness::stdout_ok(&b.rt(&["update", "--resources", file.to_str().unwrap(), &id]));
         assert_eq!(read(&burst), "20000");
     }
+    Ok(())
 }
 
-#[test]
-fn update_changes_a_live_container_and_check_before_update_guards_it() {
-    if !harness::can_run() {
-        return;
-    }
+fn update_changes_a_live_container_and_check_before_update_guards_it() -> TestResult {
+    harness::can_run()?;
     let (_cg, mut b, cg) = isolated_bundle(&[
         "sh",
         "-c",
@@ -149,6 +140,7 @@ fn update_changes_a_live_container_and_check_before_update_guards_it() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("checkBeforeUpdate"));
     }
     assert_eq!(b.status(&id).as_deref(), Some("running"));
+    Ok(())
 }
 
 /// Major 42 is "demo/sample use": an allowed node fails with ENXIO, a
@@ -166,11 +158,8 @@ fn device_bundle(script: &str) -> (harness::CgroupGuard, Bundle, String) {
     (g, b, cg)
 }
 
-#[test]
-fn a_denied_device_fails_with_eperm_and_an_allowed_one_opens() {
-    if !harness::can_run() {
-        return;
-    }
+fn a_denied_device_fails_with_eperm_and_an_allowed_one_opens() -> TestResult {
+    harness::can_run()?;
     let (_g, b, _) = device_bundle("cat /dev/allowed42 2>&1; cat /dev/denied42 2>&1; true");
     let out = b.run_ok(&unique("dev"));
     assert!(
@@ -178,17 +167,16 @@ fn a_denied_device_fails_with_eperm_and_an_allowed_one_opens() {
         "{out}"
     );
     assert!(out.contains("denied42': Operation not permitted"), "{out}");
+    Ok(())
 }
 
-#[test]
-fn update_replaces_the_v2_device_filter() {
-    if !harness::can_run() {
-        return;
-    }
-    if !pure_v2() {
-        eprintln!("SKIPPED: device rules change on update only on pure cgroup v2 (v1 keeps them, as runc)");
-        return;
-    }
+fn update_replaces_the_v2_device_filter() -> TestResult {
+    harness::can_run()?;
+    harness::skip_unless(
+        pure_v2(),
+        Why::CgroupLayout,
+        "device rules change on update only on pure cgroup v2 (v1 keeps them, as runc)",
+    )?;
     let (_g, b, _) = device_bundle("sleep 60");
     let id = unique("devupd");
     b.start_detached(&id);
@@ -216,13 +204,11 @@ fn update_replaces_the_v2_device_filter() {
         out.contains("denied42': No such device or address"),
         "{out}"
     );
+    Ok(())
 }
 
-#[test]
-fn bad_resources_fail_with_the_field_named() {
-    if !harness::can_run() {
-        return;
-    }
+fn bad_resources_fail_with_the_field_named() -> TestResult {
+    harness::can_run()?;
     let cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
     let cases: Vec<(serde_json::Value, &str)> = vec![
         (json!({"cpu": {"cpus": "4000-4001"}}), "cpuset.cpus"),
@@ -254,13 +240,11 @@ fn bad_resources_fail_with_the_field_named() {
             .trim()
             .is_empty());
     }
+    Ok(())
 }
 
-#[test]
-fn a_cgroups_path_with_dot_dot_stays_inside_the_hierarchy() {
-    if !harness::can_run() {
-        return;
-    }
+fn a_cgroups_path_with_dot_dot_stays_inside_the_hierarchy() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["cat", "/proc/self/cgroup"]);
     let name = unique("vessel-test-escape");
     b.config["linux"]["cgroupsPath"] = json!(format!("/../../{name}"));
@@ -274,4 +258,16 @@ fn a_cgroups_path_with_dot_dot_stays_inside_the_hierarchy() {
             h.mount.display()
         );
     }
+    Ok(())
 }
+
+harness::tests![
+    a_memory_hog_is_oom_killed_at_its_limit,
+    pids_max_refuses_the_next_fork,
+    cpu_quota_weight_and_burst_reach_the_cgroup,
+    update_changes_a_live_container_and_check_before_update_guards_it,
+    a_denied_device_fails_with_eperm_and_an_allowed_one_opens,
+    update_replaces_the_v2_device_filter,
+    bad_resources_fail_with_the_field_named,
+    a_cgroups_path_with_dot_dot_stays_inside_the_hierarchy,
+];

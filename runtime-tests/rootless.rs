@@ -2,7 +2,7 @@
 //! from `spec --rootless`, as runc supports it. Needs setpriv (util-linux)
 //! and unprivileged user namespaces.
 
-use crate::harness;
+use crate::harness::{self, TestResult, Why};
 use std::process::Command;
 
 const NOBODY: &str = "65534";
@@ -18,7 +18,7 @@ fn as_nobody(state: &std::path::Path) -> Command {
     c
 }
 
-fn userns_ok() -> bool {
+fn userns_ok() -> TestResult {
     let ok = Command::new("setpriv")
         .args([
             "--reuid",
@@ -32,10 +32,11 @@ fn userns_ok() -> bool {
         ])
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED: unprivileged user namespaces are not allowed on this host");
-    }
-    ok
+    harness::skip_unless(
+        ok,
+        Why::HostFeature,
+        "unprivileged user namespaces are not allowed on this host",
+    )
 }
 
 /// A bundle from `spec --rootless` owned by nobody, running ARGS, and the
@@ -70,11 +71,9 @@ fn rootless_bundle(args: &[&str]) -> (harness::Bundle, std::path::PathBuf) {
     (b, state)
 }
 
-#[test]
-fn rootless_container_runs_as_the_users_own_id() {
-    if !harness::can_run() || !userns_ok() {
-        return;
-    }
+fn rootless_container_runs_as_the_users_own_id() -> TestResult {
+    harness::can_run()?;
+    userns_ok()?;
     let (b, state) = rootless_bundle(&["sh", "-c", "id -u; cat /proc/self/uid_map"]);
     let id = harness::unique("rootless");
     let out = as_nobody(&state)
@@ -95,18 +94,18 @@ fn rootless_container_runs_as_the_users_own_id() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(lines, ["0", &format!("0 {NOBODY} 1")]);
+    Ok(())
 }
 
-#[test]
-fn rootless_uses_a_delegated_cgroup() {
-    if !harness::can_run() || !userns_ok() {
-        return;
-    }
+fn rootless_uses_a_delegated_cgroup() -> TestResult {
+    harness::can_run()?;
+    userns_ok()?;
     let unified = harness::cgroup_hierarchies();
-    if unified.len() != 1 || !unified[0].label.is_empty() {
-        eprintln!("SKIPPED: delegation to a user needs a pure cgroup v2 host");
-        return;
-    }
+    harness::skip_unless(
+        unified.len() == 1 && unified[0].label.is_empty(),
+        Why::CgroupLayout,
+        "delegation to a user needs a pure cgroup v2 host",
+    )?;
     // A subtree delegated to nobody, as systemd's user@.service does.
     let name = harness::unique("vessel-test-deleg");
     let deleg = unified[0].mount.join(&name);
@@ -168,4 +167,10 @@ fn rootless_uses_a_delegated_cgroup() {
         !deleg.join(format!("vessel-{id}")).exists(),
         "the container's cgroup was left"
     );
+    Ok(())
 }
+
+harness::tests![
+    rootless_container_runs_as_the_users_own_id,
+    rootless_uses_a_delegated_cgroup,
+];

@@ -1,6 +1,6 @@
 //! CVE shapes the runtime must refuse or survive.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 
 fn file_hash(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
@@ -10,11 +10,8 @@ fn file_hash(path: &std::path::Path) -> Vec<u8> {
 /// script makes the kernel run the runtime's own binary inside the
 /// container. The runtime binary on the host must stay unchanged, and
 /// vessel refuses to run itself there.
-#[test]
-fn proc_self_exe_entrypoint_cannot_reach_the_runtime_binary() {
-    if !harness::can_run() {
-        return;
-    }
+fn proc_self_exe_entrypoint_cannot_reach_the_runtime_binary() -> TestResult {
+    harness::can_run()?;
     let b = Bundle::new(&["/bin/evil"]);
     std::fs::write(b.rootfs().join("bin/evil"), "#!/proc/self/exe\n").unwrap();
     std::process::Command::new("chmod")
@@ -31,15 +28,14 @@ fn proc_self_exe_entrypoint_cannot_reach_the_runtime_binary() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("CVE-2019-5736"), "{err}");
     }
+    Ok(())
 }
 
 /// The same through an interpreter chain: a script whose interpreter is a
 /// script pointing at /proc/self/exe.
-#[test]
-fn proc_self_exe_behind_two_interpreters_is_refused() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn proc_self_exe_behind_two_interpreters_is_refused() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the refusal of /proc/self/exe behind interpreters is vessel's")?;
     let b = Bundle::new(&["/bin/evil"]);
     std::fs::write(b.rootfs().join("bin/evil"), "#!/bin/inner arg\n").unwrap();
     std::fs::write(b.rootfs().join("bin/inner"), "#!/proc/self/exe\n").unwrap();
@@ -53,15 +49,13 @@ fn proc_self_exe_behind_two_interpreters_is_refused() {
     let out = b.run(&harness::unique("cve-5736b"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CVE-2019-5736"));
+    Ok(())
 }
 
 /// An AppArmor profile or SELinux label the host cannot apply is an error
 /// (as in runc), never silently dropped.
-#[test]
-fn lsm_label_the_host_cannot_apply_fails_create() {
-    if !harness::can_run() {
-        return;
-    }
+fn lsm_label_the_host_cannot_apply_fails_create() -> TestResult {
+    harness::can_run()?;
     let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.starts_with('Y'));
     let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
@@ -85,6 +79,7 @@ fn lsm_label_the_host_cannot_apply_fails_create() {
         );
         assert!(b.state(&id).is_none());
     }
+    Ok(())
 }
 
 /// An agent at `listenerPath`: receives the state JSON and the listener fd
@@ -125,11 +120,9 @@ fn seccomp_agent(path: &std::path::Path) -> std::thread::JoinHandle<(String, Str
     })
 }
 
-#[test]
-fn seccomp_notify_sends_the_listener_fd_to_the_agent() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn seccomp_notify_sends_the_listener_fd_to_the_agent() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the seccomp agent handshake checked is vessel's")?;
     for exec in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
@@ -177,4 +170,12 @@ fn seccomp_notify_sends_the_listener_fd_to_the_agent() {
             "{out}"
         );
     }
+    Ok(())
 }
+
+harness::tests![
+    proc_self_exe_entrypoint_cannot_reach_the_runtime_binary,
+    proc_self_exe_behind_two_interpreters_is_refused,
+    lsm_label_the_host_cannot_apply_fails_create,
+    seccomp_notify_sends_the_listener_fd_to_the_agent,
+];

@@ -3,17 +3,17 @@
 //! `systemctl daemon-reload` keeps. Needs root and systemd as PID 1 (the
 //! v2+systemd VM of runtime-tests/vm/cgroup-layouts.sh); elsewhere SKIPPED.
 
-use crate::harness::{self, unique, Bundle};
+use crate::harness::{self, unique, Bundle, TestResult, Why};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 
-fn has_systemd() -> bool {
-    if Path::new("/run/systemd/private").exists() && Path::new("/run/systemd/system").exists() {
-        return true;
-    }
-    eprintln!("SKIPPED: the systemd cgroup driver needs systemd as PID 1");
-    false
+fn has_systemd() -> TestResult {
+    harness::skip_unless(
+        Path::new("/run/systemd/private").exists() && Path::new("/run/systemd/system").exists(),
+        Why::NoSystemd,
+        "the systemd cgroup driver needs systemd as PID 1",
+    )
 }
 
 fn show(unit: &str, props: &str) -> String {
@@ -42,11 +42,9 @@ fn scope_bundle(script: &str) -> (Bundle, String, String) {
     (b, format!("vessel-test-{name}.scope"), name)
 }
 
-#[test]
-fn the_container_runs_in_a_transient_scope_with_its_properties() {
-    if !harness::can_run() || !has_systemd() {
-        return;
-    }
+fn the_container_runs_in_a_transient_scope_with_its_properties() -> TestResult {
+    harness::can_run()?;
+    has_systemd()?;
     let (b, unit, _) = scope_bundle("cat /proc/self/cgroup; sleep 60");
     let id = unique("sd");
     b.start_detached(&id);
@@ -101,13 +99,12 @@ fn the_container_runs_in_a_transient_scope_with_its_properties() {
     harness::stdout_ok(&b.rt(&["delete", "--force", &id]));
     assert!(harness::wait_for(10.0, || !show(&unit, "ActiveState").contains("=active")));
     assert!(!dir.exists(), "{} left behind", dir.display());
+    Ok(())
 }
 
-#[test]
-fn a_bad_systemd_cgroups_path_is_refused_by_name() {
-    if !harness::can_run() || !harness::is_vessel() {
-        return;
-    }
+fn a_bad_systemd_cgroups_path_is_refused_by_name() -> TestResult {
+    harness::can_run()?;
+    harness::vessel_only("the refusal by name is vessel's")?;
     let mut b = Bundle::new(&["true"]);
     b.config["linux"]["cgroupsPath"] = json!("/not/slice/form");
     b.runtime_args.push("--systemd-cgroup".into());
@@ -118,4 +115,10 @@ fn a_bad_systemd_cgroups_path_is_refused_by_name() {
     assert!(String::from_utf8_lossy(&b.rt(&["list", "-q"]).stdout)
         .trim()
         .is_empty());
+    Ok(())
 }
+
+harness::tests![
+    the_container_runs_in_a_transient_scope_with_its_properties,
+    a_bad_systemd_cgroups_path_is_refused_by_name,
+];

@@ -1,7 +1,7 @@
 //! User namespaces: ids mapped by the runtime, files created inside owned
 //! by the mapped host ids, devices bound from the host, exec joining it.
 
-use crate::harness::{self, Bundle};
+use crate::harness::{self, Bundle, TestResult};
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 
@@ -16,11 +16,8 @@ fn userns_bundle(args: &[&str]) -> Bundle {
     b
 }
 
-#[test]
-fn user_namespace_maps_ids_and_files_belong_to_the_mapped_ids() {
-    if !harness::can_run() {
-        return;
-    }
+fn user_namespace_maps_ids_and_files_belong_to_the_mapped_ids() -> TestResult {
+    harness::can_run()?;
     let b = userns_bundle(&["sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/made-inside; head -c1 /dev/zero | wc -c"]);
     let out = b.run_ok(&harness::unique("userns"));
     let lines: Vec<String> = out
@@ -38,13 +35,11 @@ fn user_namespace_maps_ids_and_files_belong_to_the_mapped_ids() {
         (100000, 100000),
         "the container's root is host uid 100000"
     );
+    Ok(())
 }
 
-#[test]
-fn exec_joins_the_user_namespace() {
-    if !harness::can_run() {
-        return;
-    }
+fn exec_joins_the_user_namespace() -> TestResult {
+    harness::can_run()?;
     let b = userns_bundle(&["sleep", "100"]);
     let id = harness::unique("userns-exec");
     let pid = b.start_detached(&id);
@@ -56,13 +51,11 @@ fn exec_joins_the_user_namespace() {
     );
     let init_ns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
     assert_ne!(init_ns, std::fs::read_link("/proc/self/ns/user").unwrap());
+    Ok(())
 }
 
-#[test]
-fn user_namespace_without_mappings_is_refused() {
-    if !harness::can_run() {
-        return;
-    }
+fn user_namespace_without_mappings_is_refused() -> TestResult {
+    harness::can_run()?;
     let mut b = Bundle::new(&["true"]);
     b.config["linux"]["namespaces"]
         .as_array_mut()
@@ -72,16 +65,14 @@ fn user_namespace_without_mappings_is_refused() {
     let out = b.run(&id);
     assert!(!out.status.success());
     assert!(b.state(&id).is_none());
+    Ok(())
 }
 
 /// A user namespace joined by path (a pod's shared one, say): the process
 /// gets that namespace's ids and its files belong to the mapped host ids;
 /// exec joins it too.
-#[test]
-fn a_user_namespace_joined_by_path() {
-    if !harness::can_run() {
-        return;
-    }
+fn a_user_namespace_joined_by_path() -> TestResult {
+    harness::can_run()?;
     let holder = userns_bundle(&["sleep", "100"]);
     let hid = harness::unique("userns-holder");
     let hpid = holder.start_detached(&hid);
@@ -116,4 +107,12 @@ fn a_user_namespace_joined_by_path() {
         ["0", "0", "100000", "65536"],
         "{out}"
     );
+    Ok(())
 }
+
+harness::tests![
+    user_namespace_maps_ids_and_files_belong_to_the_mapped_ids,
+    exec_joins_the_user_namespace,
+    user_namespace_without_mappings_is_refused,
+    a_user_namespace_joined_by_path,
+];

@@ -255,8 +255,8 @@ impl HookPipes {
         if unsafe { libc::poll(pfds.as_mut_ptr(), 4, wait_ms) } < 0 {
             return;
         }
-        for i in 0..2 {
-            if pfds[i].revents != 0 {
+        for (i, p) in pfds.iter().take(2).enumerate() {
+            if p.revents != 0 {
                 self.open[i] = drain(self.fds[i], &mut self.bufs[i]);
             }
         }
