@@ -71,6 +71,23 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
         ctx.add_arch(a)
             .map_err(lib_err(format!("architecture {name}")))?;
     }
+    let mut flags = filter_flags(s)?;
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        add_rule(&mut ctx, i, rule, default)?;
+    }
+    let listener = listener(s, default)?;
+    if listener.is_some() {
+        flags |= FLAG_NEW_LISTENER;
+    }
+    Ok(Program {
+        filter: export(&ctx)?,
+        flags,
+        listener,
+    })
+}
+
+/// `linux.seccomp.flags` as seccomp(2) flags.
+fn filter_flags(s: &LinuxSeccomp) -> Result<u32> {
     let mut flags = 0u32;
     for f in s.flags().iter().flatten() {
         match name_of(f).as_str() {
@@ -87,68 +104,71 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
             }
         }
     }
-    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
-        let act = action(rule.action(), rule.errno_ret())?;
-        if act == default {
-            continue; // libseccomp refuses rules that repeat the default
-        }
-        let conds: Vec<ScmpArgCompare> = rule
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| {
-                let (op, datum) = compare(a.op(), a.value(), a.value_two());
-                ScmpArgCompare::new(a.index() as u32, op, datum)
-            })
-            .collect();
-        let mut indexes: Vec<usize> = rule.args().iter().flatten().map(|a| a.index()).collect();
-        indexes.sort_unstable();
-        let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
-        for name in rule.names() {
-            // Unknown names (newer or other-arch syscalls) are skipped, as in runc.
-            let Ok(sys) = ScmpSyscall::from_name(name) else {
-                continue;
-            };
-            let what = || format!("syscalls[{i}] {name}");
-            if conds.is_empty() {
-                ctx.add_rule(act, sys).map_err(lib_err(what()))?;
-            } else if repeated {
-                // Two conditions on one argument can only be ORed: one rule each.
-                for c in &conds {
-                    ctx.add_rule_conditional(act, sys, std::slice::from_ref(c))
-                        .map_err(lib_err(what()))?;
-                }
-            } else {
-                ctx.add_rule_conditional(act, sys, &conds)
+    Ok(flags)
+}
+
+/// One `syscalls` entry: a rule per known name (unknown names, newer or of
+/// another architecture, are skipped, as in runc).
+fn add_rule(
+    ctx: &mut ScmpFilterContext,
+    i: usize,
+    rule: &oci_spec::runtime::LinuxSyscall,
+    default: ScmpAction,
+) -> Result<()> {
+    let act = action(rule.action(), rule.errno_ret())?;
+    if act == default {
+        return Ok(()); // libseccomp refuses rules that repeat the default
+    }
+    let conds: Vec<ScmpArgCompare> = rule
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| {
+            let (op, datum) = compare(a.op(), a.value(), a.value_two());
+            ScmpArgCompare::new(a.index() as u32, op, datum)
+        })
+        .collect();
+    let mut indexes: Vec<usize> = rule.args().iter().flatten().map(|a| a.index()).collect();
+    indexes.sort_unstable();
+    let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
+    for name in rule.names() {
+        let Ok(sys) = ScmpSyscall::from_name(name) else {
+            continue;
+        };
+        let what = || format!("syscalls[{i}] {name}");
+        if conds.is_empty() {
+            ctx.add_rule(act, sys).map_err(lib_err(what()))?;
+        } else if repeated {
+            // Two conditions on one argument can only be ORed: one rule each.
+            for c in &conds {
+                ctx.add_rule_conditional(act, sys, std::slice::from_ref(c))
                     .map_err(lib_err(what()))?;
             }
+        } else {
+            ctx.add_rule_conditional(act, sys, &conds)
+                .map_err(lib_err(what()))?;
         }
     }
+    Ok(())
+}
+
+/// Where a notify filter's listener fd goes; None without notify rules.
+fn listener(s: &LinuxSeccomp, default: ScmpAction) -> Result<Option<(std::path::PathBuf, String)>> {
     let notify = default == ScmpAction::Notify
         || s.syscalls()
             .iter()
             .flatten()
             .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
-    let listener = match (notify, s.listener_path()) {
-        (false, _) => None,
-        (true, Some(path)) if path.is_absolute() => Some((
+    match (notify, s.listener_path()) {
+        (false, _) => Ok(None),
+        (true, Some(path)) if path.is_absolute() => Ok(Some((
             path.clone(),
             s.listener_metadata().clone().unwrap_or_default(),
+        ))),
+        (true, _) => Err(Error::invalid(
+            "linux.seccomp: SCMP_ACT_NOTIFY needs an absolute linux.seccomp.listenerPath",
         )),
-        (true, _) => {
-            return Err(Error::invalid(
-                "linux.seccomp: SCMP_ACT_NOTIFY needs an absolute linux.seccomp.listenerPath",
-            ))
-        }
-    };
-    if notify {
-        flags |= FLAG_NEW_LISTENER;
     }
-    Ok(Program {
-        filter: export(&ctx)?,
-        flags,
-        listener,
-    })
 }
 
 /// The BPF program libseccomp generates, read back through a memfd

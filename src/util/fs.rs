@@ -130,40 +130,21 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> std::io::Re
         })?;
         let name = CString::new(comp.as_bytes())
             .map_err(|_| std::io::Error::other(format!("{}: NUL in path", dest.display())))?;
-        // SAFETY: dir is a directory fd, name a valid C string.
-        let rc = unsafe {
-            if last && leaf == Leaf::File {
-                let fd = libc::openat(
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd >= 0 {
-                    libc::close(fd);
+        match make_entry(&dir, &name, last && leaf == Leaf::File) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // A dangling symlink: create its target, resolved inside the rootfs.
+                if let Ok(target) = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_c_str()) {
+                    let target = Path::new("/").join(&parent).join(PathBuf::from(target));
+                    let kind = if last { leaf } else { Leaf::Dir };
+                    ensure_depth(root, &target, kind, depth + 1)?;
                 }
-                fd.min(0)
-            } else {
-                libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755)
             }
-        };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
+            Err(e) => {
                 return Err(std::io::Error::other(format!(
                     "creating {} in the rootfs: {e}",
                     dest.display()
-                )));
-            }
-            // A dangling symlink: create its target, resolved inside the rootfs.
-            if let Ok(target) = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_c_str()) {
-                let target = Path::new("/").join(&parent).join(PathBuf::from(target));
-                ensure_depth(
-                    root,
-                    &target,
-                    if last { leaf } else { Leaf::Dir },
-                    depth + 1,
-                )?;
+                )))
             }
         }
         if last {
@@ -177,6 +158,33 @@ fn ensure_depth(root: RawFd, dest: &Path, leaf: Leaf, depth: u32) -> std::io::Re
     }
     open_in_root(root, Path::new("."), libc::O_PATH)
         .map_err(|e| std::io::Error::other(format!("{}: {e}", dest.display())))
+}
+
+/// A new directory, or with `file` an empty file (never through a
+/// symlink), named `name` in `dir`.
+fn make_entry(dir: &OwnedFd, name: &std::ffi::CStr, file: bool) -> std::io::Result<()> {
+    // SAFETY: dir is a directory fd, name a valid C string.
+    let rc = unsafe {
+        if file {
+            let fd = libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd.min(0)
+        } else {
+            libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755)
+        }
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
