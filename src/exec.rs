@@ -226,11 +226,10 @@ impl Runtime {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             e
         };
-        for dir in &state.cgroup_dirs {
-            let procs = dir.join("cgroup.procs");
-            std::fs::write(&procs, pid.to_string())
-                .map_err(|e| fail(Error::io("adding the exec process to", &procs, e)))?;
-        }
+        state
+            .cgroup()
+            .add(pid, "adding the exec process to")
+            .map_err(fail)?;
         parent.send(&Msg::Go).map_err(fail)?;
         // The socket closes on exec: end of file means the process runs.
         let mut msg = parent.recv().map_err(fail)?;

@@ -18,7 +18,6 @@ pub mod init;
 pub mod jsonpath;
 pub mod log;
 pub mod mountopts;
-pub mod resources;
 pub mod seccomp;
 pub mod signals;
 pub mod spawn;
