@@ -24,3 +24,4 @@ pub mod spawn;
 pub mod specgen;
 pub mod state;
 pub mod sync;
+pub mod update;
