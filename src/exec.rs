@@ -160,66 +160,8 @@ impl Runtime {
         opts: &ExecOptions,
     ) -> Result<Execed> {
         crate::container::check_preserved_fds(opts.preserve_fds)?;
-        let mut namespaces = Vec::new();
-        let mut for_children = Vec::new();
-        for ns in crate::bundle::namespaces(spec) {
-            let name = ns_name(ns.typ());
-            let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
-            match ns.typ() {
-                t @ (LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => {
-                    for_children.push((t, path))
-                }
-                t => namespaces.push((t, path)),
-            }
-        }
-        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::seccomp::compile(s)?),
-            None => None,
-        };
-        let terminal = process.terminal().unwrap_or(false);
-        let console = match &opts.console_socket {
-            Some(path) if terminal => Some(crate::init::pty::connect(path)?),
-            None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),
-            _ => None,
-        };
-        let user_last = crate::bundle::namespaces(spec)
-            .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some());
-        // Without its own mount namespace, the container's root is a chroot.
-        let own_mount = namespaces
-            .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::Mount);
-        let cfg = ExecConfig {
-            process,
-            chroot: (!own_mount).then(|| PathBuf::from(format!("/proc/{}/root", state.pid))),
-            namespaces,
-            user_last,
-            seccomp,
-            console,
-            preserve_fds: opts.preserve_fds,
-            own_exe: crate::container::own_exe()?,
-            close_in_child: Vec::new(),
-        };
-        let (parent, child) = sync::pair()?;
-        // Join pid/time for our children only; restored right after the fork.
-        let mut guard = crate::spawn::ForChildren::new();
-        for (typ, path) in &for_children {
-            guard.join(*typ, path)?;
-        }
-        let pid = crate::spawn::fork_clone(CloneFlags::empty());
-        if pid == 0 {
-            std::mem::forget(guard);
-            drop(parent);
-            crate::init::exec::child_main(&cfg, &child);
-        }
-        drop(guard);
-        drop(child);
-        if pid < 0 {
-            return Err(Error::invalid(format!(
-                "exec: clone: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        let pid = pid as i32;
+        let (cfg, for_children) = exec_config(state, spec, process, opts)?;
+        let (pid, parent) = fork_child(&cfg, &for_children)?;
         let fail = |e: Error| {
             // SAFETY: our own child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -231,30 +173,113 @@ impl Runtime {
             .add(pid, "adding the exec process to")
             .map_err(fail)?;
         parent.send(&Msg::Go).map_err(fail)?;
-        // The socket closes on exec: end of file means the process runs.
-        let mut msg = parent.recv().map_err(fail)?;
-        if let Some(Msg::SeccompFd(fd)) = msg {
-            // A notify filter: its listener goes to the agent, as at create.
-            let listener = crate::seccomp::listener_of(spec);
-            let mut st = state.clone();
-            st.pid = pid;
-            let json = st.hook_state(crate::state::Status::Running);
-            crate::spawn::pass_listener(&parent, fd, listener.as_ref(), &json).map_err(fail)?;
-            msg = parent.recv().map_err(fail)?;
-        }
-        match msg {
-            None => {}
-            Some(Msg::Error(e)) => return Err(fail(Error::Init(e))),
-            Some(_) => {
-                return Err(fail(Error::Init(
-                    "exec: unexpected message from the child".into(),
-                )))
-            }
-        }
+        wait_until_running(&parent, state, spec, pid).map_err(fail)?;
         if let Some(pid_file) = &opts.pid_file {
             crate::container::write_pid_file(pid_file, pid)?;
         }
         Ok(Execed { pid })
+    }
+}
+
+/// The namespaces to enter (pid and time apart: those apply to the
+/// child's children, so they are joined around the fork) and what the
+/// child needs to become the container's process.
+fn exec_config(
+    state: &State,
+    spec: &Spec,
+    process: Process,
+    opts: &ExecOptions,
+) -> Result<(ExecConfig, Vec<(LinuxNamespaceType, PathBuf)>)> {
+    let mut namespaces = Vec::new();
+    let mut for_children = Vec::new();
+    for ns in crate::bundle::namespaces(spec) {
+        let name = ns_name(ns.typ());
+        let path = PathBuf::from(format!("/proc/{}/ns/{name}", state.pid));
+        match ns.typ() {
+            t @ (LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => {
+                for_children.push((t, path))
+            }
+            t => namespaces.push((t, path)),
+        }
+    }
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::seccomp::compile(s)?),
+        None => None,
+    };
+    let terminal = process.terminal().unwrap_or(false);
+    let console = match &opts.console_socket {
+        Some(path) if terminal => Some(crate::init::pty::connect(path)?),
+        None if terminal => return Err(Error::invalid("exec --tty needs --console-socket")),
+        _ => None,
+    };
+    let user_last = crate::bundle::namespaces(spec)
+        .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_some());
+    // Without its own mount namespace, the container's root is a chroot.
+    let own_mount = namespaces
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::Mount);
+    let cfg = ExecConfig {
+        process,
+        chroot: (!own_mount).then(|| PathBuf::from(format!("/proc/{}/root", state.pid))),
+        namespaces,
+        user_last,
+        seccomp,
+        console,
+        preserve_fds: opts.preserve_fds,
+        own_exe: crate::container::own_exe()?,
+        close_in_child: Vec::new(),
+    };
+    Ok((cfg, for_children))
+}
+
+/// Forks the exec child (which runs `init::exec::child_main`); returns its
+/// pid and the parent's end of the sync socket.
+fn fork_child(
+    cfg: &ExecConfig,
+    for_children: &[(LinuxNamespaceType, PathBuf)],
+) -> Result<(i32, sync::Channel)> {
+    let (parent, child) = sync::pair()?;
+    // Join pid/time for our children only; restored right after the fork.
+    let mut guard = crate::spawn::ForChildren::new();
+    for (typ, path) in for_children {
+        guard.join(*typ, path)?;
+    }
+    let pid = crate::spawn::fork_clone(CloneFlags::empty());
+    if pid == 0 {
+        std::mem::forget(guard);
+        drop(parent);
+        crate::init::exec::child_main(cfg, &child);
+    }
+    drop(guard);
+    drop(child);
+    if pid < 0 {
+        return Err(Error::invalid(format!(
+            "exec: clone: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok((pid as i32, parent))
+}
+
+/// Waits for the child's exec: the socket closes on exec (end of file),
+/// or the child reports its error. A seccomp notify filter's listener goes
+/// to the agent on the way, as at create.
+fn wait_until_running(parent: &sync::Channel, state: &State, spec: &Spec, pid: i32) -> Result<()> {
+    let mut msg = parent.recv()?;
+    if let Some(Msg::SeccompFd(fd)) = msg {
+        let listener = crate::seccomp::listener_of(spec);
+        let mut st = state.clone();
+        st.pid = pid;
+        let json = st.hook_state(crate::state::Status::Running);
+        crate::spawn::pass_listener(parent, fd, listener.as_ref(), &json)?;
+        msg = parent.recv()?;
+    }
+    match msg {
+        None => Ok(()),
+        Some(Msg::Error(e)) => Err(Error::Init(e)),
+        Some(_) => Err(Error::Init(
+            "exec: unexpected message from the child".into(),
+        )),
     }
 }
 
