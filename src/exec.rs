@@ -158,7 +158,10 @@ impl Runtime {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             e
         };
-        join_cgroups(state, pid).map_err(fail)?;
+        state
+            .cgroup()
+            .add(pid, "adding the exec process to")
+            .map_err(fail)?;
         parent.send(&Msg::Go).map_err(fail)?;
         wait_until_exec(&parent, state, spec, pid).map_err(fail)?;
         if let Some(pid_file) = &opts.pid_file {
@@ -246,16 +249,6 @@ fn fork_exec_child(
         return Err(Error::os("exec: clone", std::io::Error::last_os_error()));
     }
     Ok((pid as i32, parent))
-}
-
-/// Puts the exec child in the container's cgroups.
-fn join_cgroups(state: &State, pid: i32) -> Result<()> {
-    for dir in &state.cgroup_dirs {
-        let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string())
-            .map_err(|e| Error::io("adding the exec process to", &procs, e))?;
-    }
-    Ok(())
 }
 
 /// Waits for the child's end of the socket to close on execve; a notify

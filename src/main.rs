@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::io::Write;
 use vessel::cli::{
-    CdiFormat, Cli, Command, CreateArgs, ExecArgs, GpuCommand, ListFormat, LogFormat, UpdateArgs,
+    CdiFormat, Cli, Command, CreateArgs, ExecArgs, GpuCommand, ListFormat, LogFormat,
 };
 use vessel::console::OwnConsole;
 use vessel::container::{CreateOptions, Runtime};
@@ -86,7 +86,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run { create, detach, .. } => run(&rt, &create, detach),
         Command::Exec(a) => exec(&rt, &a),
         Command::Update(a) => {
-            rt.update(&a.id, &update_resources(&a)?)?;
+            rt.update(&a.id, &vessel::update::resources(&a)?)?;
             Ok(0)
         }
         Command::Events {
@@ -282,116 +282,6 @@ fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<i32
         }
     }
     Ok(0)
-}
-
-/// `update`'s resources: the `--resources` JSON, then the flags over it.
-fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
-    let mut r: serde_json::Value = match &a.resources {
-        Some(path) => {
-            let text = if path.as_os_str() == "-" {
-                let mut t = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut t)
-                    .map_err(|e| Error::invalid(format!("reading resources from stdin: {e}")))?;
-                t
-            } else {
-                std::fs::read(path)
-                    .map_err(|e| Error::invalid(format!("--resources {}: {e}", path.display())))?
-            };
-            serde_json::from_slice(&text)
-                .map_err(|e| Error::invalid(format!("--resources: {e}")))?
-        }
-        None => serde_json::json!({}),
-    };
-    const KNOWN: [&str; 9] = [
-        "devices",
-        "memory",
-        "cpu",
-        "pids",
-        "blockIO",
-        "hugepageLimits",
-        "network",
-        "rdma",
-        "unified",
-    ];
-    if let Some(unknown) = r
-        .as_object()
-        .and_then(|o| o.keys().find(|k| !KNOWN.contains(&k.as_str())))
-    {
-        return Err(Error::invalid(format!(
-            "--resources: unknown field {unknown:?} (known: {})",
-            KNOWN.join(", ")
-        )));
-    }
-    let mut set = |section: &str, key: &str, v: serde_json::Value| {
-        if !r[section].is_object() {
-            r[section] = serde_json::json!({});
-        }
-        r[section][key] = v;
-    };
-    let size = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
-        v.as_deref().map(|s| parse_size(flag, s)).transpose()
-    };
-    if let Some(v) = size("--memory", &a.memory)? {
-        set("memory", "limit", v.into());
-    }
-    if let Some(v) = size("--memory-reservation", &a.memory_reservation)? {
-        set("memory", "reservation", v.into());
-    }
-    if let Some(v) = size("--memory-swap", &a.memory_swap)? {
-        set("memory", "swap", v.into());
-    }
-    for (key, v) in [
-        ("shares", a.cpu_shares),
-        ("period", a.cpu_period),
-        ("realtimePeriod", a.cpu_rt_period),
-    ] {
-        if let Some(v) = v {
-            set("cpu", key, v.into());
-        }
-    }
-    if let Some(v) = a.cpu_quota {
-        set("cpu", "quota", v.into());
-    }
-    if let Some(v) = a.cpu_rt_runtime {
-        set("cpu", "realtimeRuntime", v.into());
-    }
-    if let Some(v) = &a.cpuset_cpus {
-        set("cpu", "cpus", v.clone().into());
-    }
-    if let Some(v) = &a.cpuset_mems {
-        set("cpu", "mems", v.clone().into());
-    }
-    if let Some(v) = a.pids_limit {
-        set("pids", "limit", v.into());
-    }
-    if let Some(v) = a.blkio_weight {
-        set("blockIO", "weight", v.into());
-    }
-    serde_json::from_value(r).map_err(|e| Error::invalid(format!("update: {e}")))
-}
-
-/// `512m`, `1G`, `1024` (bytes); `-1` is unlimited.
-fn parse_size(flag: &str, s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num.parse().map_err(|_| {
-        Error::invalid(format!("{flag} {s:?}: not a size (e.g. 512m, 1g, 1048576)"))
-    })?;
-    if n < 0.0 && n != -1.0 {
-        return Err(Error::invalid(format!("{flag} {s:?}: negative size")));
-    }
-    Ok(if n == -1.0 {
-        -1
-    } else {
-        (n * mult as f64) as i64
-    })
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -55,6 +55,14 @@ pub struct State {
     /// The systemd scope of the container (`--systemd-cgroup`): delete stops it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
+    /// Who runs the cgroup (`cgroupfs`, `systemd`, `none`), decided at
+    /// create. Absent in older states: worked out as before (`cgroup::Manager::recorded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_driver: Option<crate::cgroup::Driver>,
+    /// The host's cgroup layout at create (`v1`, `hybrid`, `v2`), so later
+    /// commands do not probe it. Absent in older states: probed as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_layout: Option<crate::cgroup::Layout>,
     /// True when the container has its own pid namespace (its processes all
     /// die with the init process).
     #[serde(default)]
@@ -103,6 +111,26 @@ impl State {
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
         crate::bundle::parse_spec(self.config.as_bytes())
             .map_err(|e| Error::invalid(format!("container {}: stored config: {e}", self.id)))
+    }
+
+    /// The container's cgroup, as create recorded it.
+    pub fn cgroup(&self) -> crate::cgroup::Manager {
+        crate::cgroup::Manager::recorded(
+            self.cgroup_driver,
+            self.cgroup_layout,
+            self.cgroup_dirs.clone(),
+            self.cgroup_created.clone(),
+            self.systemd_unit.clone(),
+        )
+    }
+
+    /// Records a cgroup manager's driver, layout and directories.
+    pub fn record_cgroup(&mut self, cg: &crate::cgroup::Manager) {
+        self.cgroup_driver = Some(cg.driver);
+        self.cgroup_layout = Some(cg.layout);
+        self.cgroup_dirs = cg.dirs.clone();
+        self.cgroup_created = cg.created.clone();
+        self.systemd_unit = cg.unit.clone();
     }
 
     pub fn oci(&self, status: Status) -> OciState<'_> {
@@ -231,7 +259,7 @@ impl StateRoot {
         }
         if self.fifo_path(&state.id).exists() {
             Status::Created
-        } else if crate::cgroup::is_frozen(&state.cgroup_dirs) {
+        } else if state.cgroup().is_frozen() {
             Status::Paused
         } else {
             Status::Running
@@ -269,6 +297,28 @@ mod tests {
         assert_ne!(state, 'Z');
         assert!(process_alive(pid, start));
         assert!(!process_alive(pid, start + 1));
+    }
+
+    #[test]
+    fn old_states_without_the_cgroup_record_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::new(dir.path());
+        root.claim("old").unwrap();
+        let old = r#"{"oci_version":"1.2.0","id":"old","pid":1,"pid_start_time":2,"bundle":"/b","rootfs":"/b/rootfs",
+            "created":"2026-01-01T00:00:00.000000000Z","cgroup_dirs":[],"cgroup_created":[],"own_pid_ns":true,"config":"{}"}"#;
+        std::fs::write(root.container_dir("old").join("state.json"), old).unwrap();
+        let st = root.load("old").unwrap();
+        assert_eq!((st.cgroup_driver, st.cgroup_layout), (None, None));
+        assert_eq!(st.cgroup().driver, crate::cgroup::Driver::None);
+        let mut new = st.clone();
+        new.cgroup_driver = Some(crate::cgroup::Driver::Cgroupfs);
+        new.cgroup_layout = Some(crate::cgroup::Layout::Hybrid);
+        root.save(&new).unwrap();
+        let text = std::fs::read_to_string(root.container_dir("old").join("state.json")).unwrap();
+        assert!(
+            text.contains(r#""cgroup_driver":"cgroupfs","cgroup_layout":"hybrid""#),
+            "{text}"
+        );
     }
 
     #[test]

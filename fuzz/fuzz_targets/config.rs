@@ -24,9 +24,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = vessel::plan::Plan::new(&bundle);
     if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        let _ = vessel::resources::check(r);
-        let _ = vessel::resources::plan_v1(r);
-        let _ = vessel::resources::plan_v2(r);
+        let _ = vessel::cgroup::resources::check(r);
+        let _ = vessel::cgroup::resources::plan_v1(r);
+        let _ = vessel::cgroup::resources::plan_v2(r);
         if let Some(rules) = r.devices() {
             let _ = vessel::cgroup::bpf_devices::program(rules);
             let _ = vessel::cgroup::systemd::device_allow(rules);

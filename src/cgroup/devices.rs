@@ -1,7 +1,24 @@
 //! Device cgroup rules for cgroup v1 (`devices.allow`/`devices.deny`).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use std::path::Path;
+
+/// Writes v1 device rules into the devices directory `dir`: "deny all"
+/// first, as runc's device emulator starts from it, then the spec's rules
+/// and runc's defaults in order.
+pub(super) fn apply_v1(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
+    let deny_all = dir.join("devices.deny");
+    std::fs::write(&deny_all, "a").ctx("writing", &deny_all)?;
+    for rule in rules.iter().chain(default_device_rules().iter()) {
+        let (file, line) = v1_device_line(rule)?;
+        let path = dir.join(file);
+        std::fs::write(&path, &line).map_err(|e| {
+            Error::invalid(format!("device rule {line:?} in {}: {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
 
 /// runc's default allow list, appended after the spec's rules.
 pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {

@@ -1,26 +1,37 @@
 //! pause/resume: the v1 freezer controller, or v2's `cgroup.freeze`.
 
+use super::Layout;
 use crate::error::{Error, IoContext, Result};
 use std::path::PathBuf;
 
-/// The freezer of a container's cgroup: v1 `freezer.state` where the host
-/// has the v1 controller, else v2 `cgroup.freeze`.
+/// The freezer of a container's cgroup: v2 `cgroup.freeze` on a unified
+/// host; on v1 and hybrid the v1 `freezer.state` (hybrid without the v1
+/// controller: the cgroup2 directory's `cgroup.freeze`).
 enum Freezer {
     V1(PathBuf),
     V2(PathBuf),
 }
 
-fn freezer(dirs: &[PathBuf]) -> Option<Freezer> {
+fn freezer(layout: Layout, dirs: &[PathBuf]) -> Option<Freezer> {
+    if layout == Layout::Unified {
+        return dirs
+            .first()
+            .filter(|d| d.join("cgroup.freeze").exists())
+            .map(|d| Freezer::V2(d.clone()));
+    }
     if let Some(d) = dirs.iter().find(|d| d.join("freezer.state").exists()) {
         return Some(Freezer::V1(d.clone()));
+    }
+    if layout == Layout::Legacy {
+        return None;
     }
     dirs.iter()
         .find(|d| d.join("cgroup.freeze").exists())
         .map(|d| Freezer::V2(d.clone()))
 }
 
-pub fn is_frozen(dirs: &[PathBuf]) -> bool {
-    match freezer(dirs) {
+pub(super) fn is_frozen(layout: Layout, dirs: &[PathBuf]) -> bool {
+    match freezer(layout, dirs) {
         Some(Freezer::V1(d)) => {
             std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
         }
@@ -33,8 +44,8 @@ pub fn is_frozen(dirs: &[PathBuf]) -> bool {
 
 /// Freezes (or thaws) every process of the container and waits until the
 /// kernel says it is done.
-pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<()> {
-    let (file, value, check_file, want) = match freezer(dirs) {
+pub(super) fn set_frozen(layout: Layout, dirs: &[PathBuf], frozen: bool) -> Result<()> {
+    let (file, value, check_file, want) = match freezer(layout, dirs) {
         Some(Freezer::V1(d)) => {
             let v = if frozen { "FROZEN" } else { "THAWED" };
             (

@@ -3,7 +3,7 @@
 
 use super::{is_root, trace, CreateOptions, Created, Runtime};
 use crate::bundle::{check_id, Bundle};
-use crate::cgroup::{self, Cgroup, Hierarchies, Layout};
+use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::init::InitConfig;
 use crate::plan::Plan;
@@ -54,8 +54,6 @@ impl Runtime {
         trace("plan");
         let dir = self.root.claim(id)?;
         let lock = self.root.lock(id)?;
-        // The state directory and its lock, timed apart from the GPU step.
-        trace("claim");
         let mut cleanup = Cleanup {
             dir: Some(dir.clone()),
             cgroup: None,
@@ -79,141 +77,33 @@ impl Runtime {
         lock_fd: std::os::fd::RawFd,
     ) -> Result<Created> {
         // GPUs first: from here on they are ordinary devices and mounts.
-        let container_dir = self.root.container_dir(id);
-        let report =
-            crate::gpu::prepare(&mut bundle.spec, &bundle.rootfs, &container_dir, &self.gpu)?;
-        let edited = report.is_some();
-        if let Some(report) = report {
-            crate::log::debug(&format!("gpu: {report:?}"));
-            bundle.config = serde_json::to_string(&bundle.spec)
-                .map_err(|e| Error::invalid(format!("serializing the GPU-edited spec: {e}")))?;
-        }
         let Planned { mut plan, seccomp } = planned;
-        if edited {
+        if self.edit_for_gpus(id, &mut bundle)? {
             // The GPU's devices and mounts, planned like the bundle's own.
             plan = Plan::new(&bundle)?;
         }
         trace("gpu");
-        let fifo_path = self.root.fifo_path(id);
-        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-            .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e))?;
-        // mkfifo honours the umask; every container user must be able to write it.
-        std::fs::set_permissions(
-            &fifo_path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o622),
-        )
-        .ctx("chmod", &fifo_path)?;
-        let fifo = open_path(&fifo_path)?;
-
-        let hierarchies = Hierarchies::detect()?;
+        let fifo = make_exec_fifo(&self.root.fifo_path(id))?;
         let linux = bundle.spec.linux().as_ref();
-        let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-        let unit = if self.systemd_cgroup {
-            Some(cgroup::systemd::parse_path(cgroups_path, id)?)
-        } else {
-            None
-        };
-        let rootless_default =
-            !is_root() && cgroups_path.map_or(true, |p| p.as_os_str().is_empty());
-        let cg_path = if rootless_default {
-            // A child of the caller's own cgroup: usable where that subtree
-            // is delegated to the user (systemd's user@UID.service), as runc.
-            PathBuf::from(format!("vessel-{id}"))
-        } else {
-            cgroup::container_path(cgroups_path, id)
-        };
+        let mut cg = cgroup::Manager::for_create(&cgroup::Request {
+            id,
+            cgroups_path: linux.and_then(|l| l.cgroups_path().as_deref()),
+            systemd: self.systemd_cgroup,
+            rootless: !is_root(),
+        })?;
         // Recorded before the cgroup exists, so a create killed from here on
         // leaves a state that `delete --force` cleans up.
-        let mut state = State {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            pid: 0,
-            pid_start_time: 0,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: rfc3339_now(),
-            annotations: bundle
-                .spec
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            cgroup_dirs: Vec::new(),
-            // What create is about to make; replaced by what it made.
-            cgroup_created: match unit {
-                Some(_) => Vec::new(),
-                None => Cgroup::planned(&hierarchies, &cg_path).unwrap_or_default(),
-            },
-            systemd_unit: unit.as_ref().map(|u| u.name.clone()),
-            own_pid_ns: plan.namespaces.own_pid,
-            config: bundle.config.clone(),
-            creator: Some(crate::state::this_process()),
-        };
+        let mut state = initial_state(id, &bundle, &plan, &cg);
         self.root.save(&state)?;
-        let mut cg = match &unit {
-            // systemd makes the scope around the init process, after the clone.
-            Some(u) => Cgroup::for_systemd(&hierarchies, u),
-            None => match Cgroup::create(&hierarchies, &cg_path) {
-                Ok(cg) => cg,
-                // Rootless without a delegated cgroup: no cgroup, as runc does.
-                Err(e) if !is_root() => {
-                    let msg = format!(
-                        "rootless: no delegated cgroup to use ({e}): running without a cgroup"
-                    );
-                    if linux.is_some_and(|l| l.resources().is_some()) {
-                        crate::log::warn(&format!("{msg}; linux.resources are not applied"));
-                    } else {
-                        crate::log::debug(&msg);
-                    }
-                    Cgroup::default()
-                }
-                Err(e) => return Err(e),
-            },
-        };
+        let resources = linux.and_then(|l| l.resources().clone());
+        cg.create(resources.as_ref())?;
         cleanup.cgroup = Some(cg.clone());
-        state.cgroup_dirs = cg.dirs.clone();
-        state.cgroup_created = cg.created.clone();
-        let resources = linux
-            .and_then(|l| l.resources().clone())
-            .filter(|_| !cg.dirs.is_empty());
-        if let (Some(r), None) = (&resources, &unit) {
-            crate::resources::apply(&cg.dirs, r)?;
-        }
-        if linux.is_some_and(|l| l.intel_rdt().is_some()) {
-            let why = if Path::new("/sys/fs/resctrl/info").exists() {
-                "vessel does not manage resctrl groups yet"
-            } else {
-                "this host has no resctrl (Intel RDT) filesystem"
-            };
-            crate::log::warn(&format!("linux.intelRdt ignored: {why}"));
-        }
+        state.record_cgroup(&cg);
+        warn_intel_rdt(&bundle.spec);
         trace("cgroup");
 
-        let console = match &opts.console_socket {
-            Some(path) if plan.process.terminal => Some(crate::init::pty::connect(path)?),
-            _ => None,
-        };
-        let cfg = InitConfig {
-            id: id.to_string(),
-            plan,
-            hierarchies: hierarchies.all.clone(),
-            cgroup_dirs: cg.dirs.clone(),
-            no_pivot: opts.no_pivot,
-            no_new_keyring: opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds,
-            fifo: Some(fifo),
-            close_in_child: vec![lock_fd],
-            own_exe: own_exe()?,
-            seccomp,
-            console,
-        };
-        // VESSEL_CLONE_INTO_CGROUP=0 turns it off, to measure what it saves.
-        let into_allowed = std::env::var_os("VESSEL_CLONE_INTO_CGROUP").map_or(true, |v| v != "0");
-        let into = (hierarchies.layout() == Layout::Unified && unit.is_none() && into_allowed)
-            .then(|| cg.dirs.first())
-            .flatten();
-        let (pid, chan, born_in_cgroup) = spawn::clone_init(&cfg, into.map(|d| d.as_path()))?;
+        let cfg = init_config(id, opts, plan, seccomp, &cg, fifo, lock_fd)?;
+        let (pid, chan, born_in_cgroup) = spawn::clone_init(&cfg, clone_into(&cg))?;
         cleanup.pid = Some(pid);
         trace("clone");
         state.pid = pid;
@@ -222,43 +112,27 @@ impl Runtime {
         if cfg.plan.namespaces.new_user {
             spawn::write_id_maps(pid, &bundle.spec)?;
         }
-        let rules = bundle
+        let spec_resources = bundle
             .spec
             .linux()
             .as_ref()
-            .and_then(|l| l.resources().as_ref())
+            .and_then(|l| l.resources().as_ref());
+        let rules = spec_resources
             .and_then(|r| r.devices().clone())
             .unwrap_or_default();
-        if let Some(u) = &unit {
-            let all: Vec<_> = rules
-                .iter()
-                .cloned()
-                .chain(cgroup::default_device_rules())
-                .collect();
-            let v2 = hierarchies.layout() == Layout::Unified;
-            let props = cgroup::systemd::properties(u, id, pid, resources.as_ref(), &all, v2);
-            cg.join_systemd(u, pid, &props)?;
-            cleanup.cgroup = Some(cg.clone());
-            state.cgroup_created = cg.created.clone();
-            if let Some(r) = &resources {
-                crate::resources::apply(&cg.dirs, r)?;
-            }
-        } else if !born_in_cgroup {
-            cg.add(pid)?;
-        }
+        let placed = cg.add_init(&cgroup::Init {
+            id,
+            pid,
+            born_in_cgroup,
+            resources: spec_resources,
+            rules: &rules,
+        });
+        // What add_init made is undone on failure too.
+        cleanup.cgroup = Some(cg.clone());
+        placed?;
+        state.record_cgroup(&cg);
         trace("cgroup add");
-        if cg.dirs.is_empty() || !is_root() {
-            // Rootless: no device filter (loading one needs privilege, and
-            // the container can only bind the host's nodes), as runc.
-        } else if hierarchies.layout() != Layout::Unified {
-            cg.apply_v1_devices(&rules)?;
-        } else if let Some(dir) = cg.dirs.first() {
-            let all: Vec<_> = rules
-                .into_iter()
-                .chain(cgroup::default_device_rules())
-                .collect();
-            cgroup::bpf_devices::attach(dir, &all)?;
-        }
+        cg.apply_devices(&rules)?;
         let hook_state = state.hook_state(Status::Creating);
         spawn::drive_child(&chan, &bundle.spec, &hook_state, &bundle.dir)
             .map_err(|e| cgroup::explain_oom(e, &cg.dirs, "during create"))?;
@@ -277,6 +151,118 @@ impl Runtime {
             pid,
         })
     }
+
+    /// The GPU step: edits the spec (and the config text kept in the
+    /// state); true when it did.
+    fn edit_for_gpus(&self, id: &str, bundle: &mut Bundle) -> Result<bool> {
+        let container_dir = self.root.container_dir(id);
+        if let Some(report) =
+            crate::gpu::prepare(&mut bundle.spec, &bundle.rootfs, &container_dir, &self.gpu)?
+        {
+            crate::log::debug(&format!("gpu: {report:?}"));
+            bundle.config = serde_json::to_string(&bundle.spec)
+                .map_err(|e| Error::invalid(format!("serializing the GPU-edited spec: {e}")))?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// exec.fifo, which init opens for writing to wait for `start`; returns an
+/// O_PATH fd of it for the child.
+fn make_exec_fifo(fifo_path: &Path) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+    // mkfifo honours the umask; every container user must be able to write it.
+    std::fs::set_permissions(
+        fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx("chmod", fifo_path)?;
+    open_path(fifo_path)
+}
+
+/// The state before the cgroup and the init process exist: the cgroup
+/// directories create is about to make are recorded as made.
+fn initial_state(id: &str, bundle: &Bundle, plan: &Plan, cg: &cgroup::Manager) -> State {
+    State {
+        oci_version: bundle.spec.version().clone(),
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: rfc3339_now(),
+        annotations: bundle
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_dirs: Vec::new(),
+        // What create is about to make; replaced by what it made.
+        cgroup_created: cg.planned(),
+        systemd_unit: cg.unit.clone(),
+        cgroup_driver: Some(cg.driver),
+        cgroup_layout: Some(cg.layout),
+        own_pid_ns: plan.namespaces.own_pid,
+        config: bundle.config.clone(),
+        creator: Some(crate::state::this_process()),
+    }
+}
+
+fn warn_intel_rdt(spec: &oci_spec::runtime::Spec) {
+    if spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.intel_rdt().is_some())
+    {
+        let why = if Path::new("/sys/fs/resctrl/info").exists() {
+            "vessel does not manage resctrl groups yet"
+        } else {
+            "this host has no resctrl (Intel RDT) filesystem"
+        };
+        crate::log::warn(&format!("linux.intelRdt ignored: {why}"));
+    }
+}
+
+/// Where `clone3(CLONE_INTO_CGROUP)` puts the init process, if anywhere
+/// (VESSEL_CLONE_INTO_CGROUP=0 turns it off, to measure what it saves).
+fn clone_into(cg: &cgroup::Manager) -> Option<&Path> {
+    let allowed = std::env::var_os("VESSEL_CLONE_INTO_CGROUP").map_or(true, |v| v != "0");
+    cg.clone_into().filter(|_| allowed)
+}
+
+/// What the init process inherits: the plan, the cgroup, the compiled
+/// seccomp filter and the console.
+fn init_config(
+    id: &str,
+    opts: &CreateOptions,
+    plan: Plan,
+    seccomp: Option<crate::seccomp::Program>,
+    cg: &cgroup::Manager,
+    fifo: OwnedFd,
+    lock_fd: std::os::fd::RawFd,
+) -> Result<InitConfig> {
+    let console = match &opts.console_socket {
+        Some(path) if plan.process.terminal => Some(crate::init::pty::connect(path)?),
+        _ => None,
+    };
+    Ok(InitConfig {
+        id: id.to_string(),
+        plan,
+        hierarchies: cg.hierarchies().to_vec(),
+        cgroup_dirs: cg.dirs.clone(),
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+        fifo: Some(fifo),
+        close_in_child: vec![lock_fd],
+        own_exe: own_exe()?,
+        seccomp,
+        console,
+    })
 }
 
 /// The plan and the compiled seccomp filter: made before the id is claimed.
@@ -311,7 +297,7 @@ pub fn cfg_terminal(bundle: &Bundle) -> bool {
 /// Undoes a failed create: kills the child, removes the cgroup and state.
 struct Cleanup {
     dir: Option<PathBuf>,
-    cgroup: Option<Cgroup>,
+    cgroup: Option<cgroup::Manager>,
     pid: Option<i32>,
 }
 
@@ -330,11 +316,20 @@ impl Drop for Cleanup {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
         }
+        // The create's own error is what the user gets; what cannot be
+        // undone is said as warnings.
         if let Some(cg) = &self.cgroup {
-            cg.remove();
+            for problem in cg.destroy() {
+                crate::log::warn(&format!("undoing the failed create: {problem}"));
+            }
         }
         if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
+            if let Err(e) = std::fs::remove_dir_all(dir) {
+                crate::log::warn(&format!(
+                    "undoing the failed create: removing {}: {e}",
+                    dir.display()
+                ));
+            }
         }
     }
 }

@@ -13,7 +13,6 @@
 //! ```
 
 use crate::bundle::check_id;
-use crate::cgroup::{self, Cgroup};
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, Kind};
 use crate::state::{State, StateRoot, Status};
@@ -150,7 +149,7 @@ impl Runtime {
             return Err(wrong_state(id, status, "container not running"));
         }
         if all {
-            for pid in Cgroup::pids(&state.cgroup_dirs) {
+            for pid in state.cgroup().pids() {
                 // SAFETY: kill(2) on a pid from the container's cgroup.
                 unsafe { libc::kill(pid, signal) };
             }
@@ -200,27 +199,12 @@ impl Runtime {
                 "cannot delete a container that is not stopped (use --force)",
             ));
         }
-        // A create killed half-way (creator recorded) may have left init waiting.
-        if status != Status::Stopped || state.creator.is_some() {
-            kill_and_wait(&state);
+        let cg = state.cgroup();
+        end_processes(&state, status, &cg);
+        // Best effort: what cannot be removed is said, and delete goes on.
+        for problem in cg.destroy() {
+            crate::log::warn(&problem);
         }
-        if !state.own_pid_ns {
-            // Without its own pid namespace, the container's other processes
-            // outlive init: end them too.
-            for pid in Cgroup::pids(&state.cgroup_dirs) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            if cgroup::is_frozen(&state.cgroup_dirs) {
-                let _ = cgroup::set_frozen(&state.cgroup_dirs, false);
-            }
-        }
-        if let Some(unit) = &state.systemd_unit {
-            // Best effort: with systemd gone, so is the unit.
-            if let Err(e) = cgroup::systemd::stop(unit) {
-                crate::log::warn(&e.to_string());
-            }
-        }
-        cgroup::remove_dirs(&state.cgroup_created);
         if let Ok(spec) = state.spec() {
             unmount_host_rootfs(&spec, &state.bundle);
         }
@@ -250,7 +234,7 @@ impl Runtime {
                 "only a running container can be paused",
             ));
         }
-        cgroup::set_frozen(&state.cgroup_dirs, true)
+        state.cgroup().freeze(true)
     }
 
     /// Thaws a paused container.
@@ -264,7 +248,7 @@ impl Runtime {
                 "only a paused container can be resumed",
             ));
         }
-        cgroup::set_frozen(&state.cgroup_dirs, false)
+        state.cgroup().freeze(false)
     }
 
     /// Changes a live container's resources (`update`).
@@ -274,15 +258,13 @@ impl Runtime {
         if status == Status::Stopped {
             return Err(wrong_state(id, status, "cannot update a stopped container"));
         }
-        crate::resources::check_before_update(&state.cgroup_dirs, resources)?;
-        crate::resources::apply(&state.cgroup_dirs, resources)?;
-        cgroup::update_devices(&state.cgroup_dirs, resources)
+        state.cgroup().update(resources)
     }
 
     /// Host pids of every process in the container's cgroup.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let (state, _) = self.state(id)?;
-        Ok(Cgroup::pids(&state.cgroup_dirs))
+        Ok(state.cgroup().pids())
     }
 
     /// Waits for a container created by this process to exit; returns its
@@ -368,16 +350,34 @@ fn release_fifo(fifo: &Path, state: &State) -> Result<()> {
 
 use std::os::unix::fs::OpenOptionsExt;
 
+/// Before delete removes the cgroup: SIGKILLs a live (or half-created)
+/// init; without its own pid namespace, the container's other processes
+/// outlive init: they are ended too.
+fn end_processes(state: &State, status: Status, cg: &crate::cgroup::Manager) {
+    // A create killed half-way (creator recorded) may have left init waiting.
+    if status != Status::Stopped || state.creator.is_some() {
+        kill_and_wait(state, cg);
+    }
+    if !state.own_pid_ns {
+        for pid in cg.pids() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if cg.is_frozen() {
+            let _ = cg.freeze(false);
+        }
+    }
+}
+
 /// SIGKILLs the init process and waits for it to be gone.
-pub(crate) fn kill_and_wait(state: &State) {
+fn kill_and_wait(state: &State, cg: &crate::cgroup::Manager) {
     // pid 0 (a create killed before its clone) would mean our own process group.
     if state.pid <= 0 {
         return;
     }
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
     // A frozen process cannot die until thawed.
-    if cgroup::is_frozen(&state.cgroup_dirs) {
-        let _ = cgroup::set_frozen(&state.cgroup_dirs, false);
+    if cg.is_frozen() {
+        let _ = cg.freeze(false);
     }
     // SAFETY: pidfd_open returns a new fd or -1.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, state.pid, 0) } as i32;

@@ -3,7 +3,7 @@
 //! for what it does not change). Pure planning, then one write per file.
 
 use crate::error::{Error, IoContext, Result};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 use std::path::PathBuf;
 
 /// One cgroup file and the value to write.
@@ -24,95 +24,16 @@ fn w(file: &str, value: impl ToString) -> Write {
 pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        let limit = m.limit().filter(|&l| l != 0);
-        let swap = m.swap().filter(|&s| s != 0);
-        // Both: limit first; `apply` swaps them when the current limit
-        // would refuse the new memsw (memsw must stay >= the limit).
-        if let (Some(l), Some(s)) = (limit, swap) {
-            out.push(w("memory.limit_in_bytes", l));
-            out.push(w("memory.memsw.limit_in_bytes", s));
-        } else if let Some(l) = limit {
-            out.push(w("memory.limit_in_bytes", l));
-        } else if let Some(s) = swap {
-            out.push(w("memory.memsw.limit_in_bytes", s));
-        }
-        if let Some(res) = m.reservation().filter(|&v| v != 0) {
-            out.push(w("memory.soft_limit_in_bytes", res));
-        }
-        if let Some(sw) = m.swappiness().filter(|&v| v <= 100) {
-            out.push(w("memory.swappiness", sw));
-        }
-        if m.disable_oom_killer() == Some(true) {
-            out.push(w("memory.oom_control", 1));
-        }
+        memory_v1(&mut out, m);
     }
     if let Some(c) = r.cpu() {
-        if let Some(v) = c.shares().filter(|&v| v != 0) {
-            out.push(w("cpu.shares", v));
-        }
-        if let Some(v) = c.period().filter(|&v| v != 0) {
-            out.push(w("cpu.cfs_period_us", v));
-        }
-        if let Some(v) = c.quota().filter(|&v| v != 0) {
-            out.push(w("cpu.cfs_quota_us", v));
-        }
-        if let Some(v) = c.burst() {
-            out.push(w("cpu.cfs_burst_us", v));
-        }
-        if let Some(v) = c.realtime_period().filter(|&v| v != 0) {
-            out.push(w("cpu.rt_period_us", v));
-        }
-        if let Some(v) = c.realtime_runtime().filter(|&v| v != 0) {
-            out.push(w("cpu.rt_runtime_us", v));
-        }
-        cpuset(&mut out, c.cpus(), c.mems());
+        cpu_v1(&mut out, c);
     }
     if let Some(p) = r.pids() {
         pids(&mut out, p.limit());
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight().filter(|&v| v != 0) {
-            out.push(w("blkio.weight", v));
-        }
-        if let Some(v) = b.leaf_weight().filter(|&v| v != 0) {
-            out.push(w("blkio.leaf_weight", v));
-        }
-        for d in b.weight_device().iter().flatten() {
-            if let Some(v) = d.weight() {
-                out.push(w(
-                    "blkio.weight_device",
-                    format!("{}:{} {v}", d.major(), d.minor()),
-                ));
-            }
-            if let Some(v) = d.leaf_weight() {
-                out.push(w(
-                    "blkio.leaf_weight_device",
-                    format!("{}:{} {v}", d.major(), d.minor()),
-                ));
-            }
-        }
-        for (file, list) in [
-            (
-                "blkio.throttle.read_bps_device",
-                b.throttle_read_bps_device(),
-            ),
-            (
-                "blkio.throttle.write_bps_device",
-                b.throttle_write_bps_device(),
-            ),
-            (
-                "blkio.throttle.read_iops_device",
-                b.throttle_read_iops_device(),
-            ),
-            (
-                "blkio.throttle.write_iops_device",
-                b.throttle_write_iops_device(),
-            ),
-        ] {
-            for d in list.iter().flatten() {
-                out.push(w(file, format!("{}:{} {}", d.major(), d.minor(), d.rate())));
-            }
-        }
+        blkio_v1(&mut out, b);
     }
     for h in r.hugepage_limits().iter().flatten() {
         out.push(w(
@@ -133,6 +54,95 @@ pub fn plan_v1(r: &LinuxResources) -> Vec<Write> {
         }
     }
     out
+}
+
+fn memory_v1(out: &mut Vec<Write>, m: &LinuxMemory) {
+    let limit = m.limit().filter(|&l| l != 0);
+    let swap = m.swap().filter(|&s| s != 0);
+    // Both: limit first; `apply` swaps them when the current limit
+    // would refuse the new memsw (memsw must stay >= the limit).
+    if let Some(l) = limit {
+        out.push(w("memory.limit_in_bytes", l));
+    }
+    if let Some(s) = swap {
+        out.push(w("memory.memsw.limit_in_bytes", s));
+    }
+    if let Some(res) = m.reservation().filter(|&v| v != 0) {
+        out.push(w("memory.soft_limit_in_bytes", res));
+    }
+    if let Some(sw) = m.swappiness().filter(|&v| v <= 100) {
+        out.push(w("memory.swappiness", sw));
+    }
+    if m.disable_oom_killer() == Some(true) {
+        out.push(w("memory.oom_control", 1));
+    }
+}
+
+fn cpu_v1(out: &mut Vec<Write>, c: &LinuxCpu) {
+    if let Some(v) = c.shares().filter(|&v| v != 0) {
+        out.push(w("cpu.shares", v));
+    }
+    if let Some(v) = c.period().filter(|&v| v != 0) {
+        out.push(w("cpu.cfs_period_us", v));
+    }
+    if let Some(v) = c.quota().filter(|&v| v != 0) {
+        out.push(w("cpu.cfs_quota_us", v));
+    }
+    if let Some(v) = c.burst() {
+        out.push(w("cpu.cfs_burst_us", v));
+    }
+    if let Some(v) = c.realtime_period().filter(|&v| v != 0) {
+        out.push(w("cpu.rt_period_us", v));
+    }
+    if let Some(v) = c.realtime_runtime().filter(|&v| v != 0) {
+        out.push(w("cpu.rt_runtime_us", v));
+    }
+    cpuset(out, c.cpus(), c.mems());
+}
+
+fn blkio_v1(out: &mut Vec<Write>, b: &LinuxBlockIo) {
+    if let Some(v) = b.weight().filter(|&v| v != 0) {
+        out.push(w("blkio.weight", v));
+    }
+    if let Some(v) = b.leaf_weight().filter(|&v| v != 0) {
+        out.push(w("blkio.leaf_weight", v));
+    }
+    for d in b.weight_device().iter().flatten() {
+        if let Some(v) = d.weight() {
+            out.push(w(
+                "blkio.weight_device",
+                format!("{}:{} {v}", d.major(), d.minor()),
+            ));
+        }
+        if let Some(v) = d.leaf_weight() {
+            out.push(w(
+                "blkio.leaf_weight_device",
+                format!("{}:{} {v}", d.major(), d.minor()),
+            ));
+        }
+    }
+    for (file, list) in [
+        (
+            "blkio.throttle.read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blkio.throttle.write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
+    ] {
+        for d in list.iter().flatten() {
+            out.push(w(file, format!("{}:{} {}", d.major(), d.minor(), d.rate())));
+        }
+    }
 }
 
 fn cpuset(out: &mut Vec<Write>, cpus: &Option<String>, mems: &Option<String>) {
@@ -170,89 +180,29 @@ fn pids(out: &mut Vec<Write>, limit: i64) {
     }
 }
 
+/// "max" for -1 (unlimited), else the number.
+fn max(v: i64) -> String {
+    if v < 0 {
+        "max".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
 /// The writes for cgroup v2, with runc's v1-to-v2 conversions.
 pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
-    let max = |v: i64| {
-        if v < 0 {
-            "max".to_string()
-        } else {
-            v.to_string()
-        }
-    };
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        let limit = m.limit().filter(|&l| l != 0);
-        if let Some(l) = limit {
-            out.push(w("memory.max", max(l)));
-        }
-        // v1's swap is memory+swap; v2's swap.max is swap alone.
-        if let Some(s) = m.swap().filter(|&s| s != 0) {
-            let v = match limit {
-                _ if s < 0 => "max".to_string(),
-                Some(l) if l > 0 => (s - l).max(0).to_string(),
-                _ => s.to_string(),
-            };
-            out.push(w("memory.swap.max", v));
-        }
-        if let Some(res) = m.reservation().filter(|&v| v != 0) {
-            out.push(w("memory.low", max(res)));
-        }
+        memory_v2(&mut out, m);
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares().filter(|&v| v != 0) {
-            let weight = 1 + (s.clamp(2, 262_144) - 2) * 9999 / 262_142;
-            out.push(w("cpu.weight", weight));
-        }
-        let quota = c.quota().filter(|&v| v != 0);
-        let period = c.period().filter(|&v| v != 0);
-        if quota.is_some() || period.is_some() {
-            let q = quota.map_or("max".to_string(), max);
-            out.push(w("cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
-        }
-        if let Some(v) = c.burst() {
-            out.push(w("cpu.max.burst", v));
-        }
-        if let Some(idle) = c.idle() {
-            out.push(w("cpu.idle", idle));
-        }
-        if c.realtime_period().is_some_and(|v| v != 0)
-            || c.realtime_runtime().is_some_and(|v| v != 0)
-        {
-            crate::log::warn(
-                "linux.resources.cpu.realtime*: cgroup v2 has no realtime controller: ignored",
-            );
-        }
-        cpuset(&mut out, c.cpus(), c.mems());
+        cpu_v2(&mut out, c);
     }
     if let Some(p) = r.pids() {
         pids(&mut out, p.limit());
     }
     if let Some(b) = r.block_io() {
-        let to_v2 = |v: u16| 1 + (u32::from(v).clamp(10, 1000) - 10) * 9999 / 990;
-        if let Some(v) = b.weight().filter(|&v| v != 0) {
-            out.push(w("io.weight", format!("default {}", to_v2(v))));
-        }
-        for d in b.weight_device().iter().flatten() {
-            if let Some(v) = d.weight() {
-                out.push(w(
-                    "io.weight",
-                    format!("{}:{} {}", d.major(), d.minor(), to_v2(v)),
-                ));
-            }
-        }
-        for (key, list) in [
-            ("rbps", b.throttle_read_bps_device()),
-            ("wbps", b.throttle_write_bps_device()),
-            ("riops", b.throttle_read_iops_device()),
-            ("wiops", b.throttle_write_iops_device()),
-        ] {
-            for d in list.iter().flatten() {
-                out.push(w(
-                    "io.max",
-                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
-                ));
-            }
-        }
+        io_v2(&mut out, b);
     }
     for h in r.hugepage_limits().iter().flatten() {
         out.push(w(&format!("hugetlb.{}.max", h.page_size()), max(h.limit())));
@@ -270,10 +220,82 @@ pub fn plan_v2(r: &LinuxResources) -> Vec<Write> {
     out
 }
 
+fn memory_v2(out: &mut Vec<Write>, m: &LinuxMemory) {
+    let limit = m.limit().filter(|&l| l != 0);
+    if let Some(l) = limit {
+        out.push(w("memory.max", max(l)));
+    }
+    // v1's swap is memory+swap; v2's swap.max is swap alone.
+    if let Some(s) = m.swap().filter(|&s| s != 0) {
+        let v = match limit {
+            _ if s < 0 => "max".to_string(),
+            Some(l) if l > 0 => (s - l).max(0).to_string(),
+            _ => s.to_string(),
+        };
+        out.push(w("memory.swap.max", v));
+    }
+    if let Some(res) = m.reservation().filter(|&v| v != 0) {
+        out.push(w("memory.low", max(res)));
+    }
+}
+
+fn cpu_v2(out: &mut Vec<Write>, c: &LinuxCpu) {
+    if let Some(s) = c.shares().filter(|&v| v != 0) {
+        let weight = 1 + (s.clamp(2, 262_144) - 2) * 9999 / 262_142;
+        out.push(w("cpu.weight", weight));
+    }
+    let quota = c.quota().filter(|&v| v != 0);
+    let period = c.period().filter(|&v| v != 0);
+    if quota.is_some() || period.is_some() {
+        let q = quota.map_or("max".to_string(), max);
+        out.push(w("cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
+    }
+    if let Some(v) = c.burst() {
+        out.push(w("cpu.max.burst", v));
+    }
+    if let Some(idle) = c.idle() {
+        out.push(w("cpu.idle", idle));
+    }
+    if c.realtime_period().is_some_and(|v| v != 0) || c.realtime_runtime().is_some_and(|v| v != 0) {
+        crate::log::warn(
+            "linux.resources.cpu.realtime*: cgroup v2 has no realtime controller: ignored",
+        );
+    }
+    cpuset(out, c.cpus(), c.mems());
+}
+
+fn io_v2(out: &mut Vec<Write>, b: &LinuxBlockIo) {
+    let to_v2 = |v: u16| 1 + (u32::from(v).clamp(10, 1000) - 10) * 9999 / 990;
+    if let Some(v) = b.weight().filter(|&v| v != 0) {
+        out.push(w("io.weight", format!("default {}", to_v2(v))));
+    }
+    for d in b.weight_device().iter().flatten() {
+        if let Some(v) = d.weight() {
+            out.push(w(
+                "io.weight",
+                format!("{}:{} {}", d.major(), d.minor(), to_v2(v)),
+            ));
+        }
+    }
+    for (key, list) in [
+        ("rbps", b.throttle_read_bps_device()),
+        ("wbps", b.throttle_write_bps_device()),
+        ("riops", b.throttle_read_iops_device()),
+        ("wiops", b.throttle_write_iops_device()),
+    ] {
+        for d in list.iter().flatten() {
+            out.push(w(
+                "io.max",
+                format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+            ));
+        }
+    }
+}
+
 /// v1 keeps memory.memsw.limit_in_bytes >= memory.limit_in_bytes at every
 /// step: when the new memsw is above the current limit (growing), memsw
 /// goes first; else the limit does (runc's rule).
-fn order_memory_and_swap(dirs: &[PathBuf], writes: &mut [Write]) {
+fn order_memory_and_swap(locate: Locate, writes: &mut [Write]) {
     let pos = |f: &str| writes.iter().position(|x| x.file == f);
     let (Some(l), Some(s)) = (
         pos("memory.limit_in_bytes"),
@@ -281,9 +303,8 @@ fn order_memory_and_swap(dirs: &[PathBuf], writes: &mut [Write]) {
     ) else {
         return;
     };
-    let current: i64 = dirs
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+    let current: i64 = locate("memory.limit_in_bytes")
+        .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(i64::MAX);
     let new_swap: i64 = writes[s].value.parse().unwrap_or(-1);
@@ -295,7 +316,7 @@ fn order_memory_and_swap(dirs: &[PathBuf], writes: &mut [Write]) {
 
 /// `memory.checkBeforeUpdate`: refuse a limit below what the container
 /// already uses (the kernel would start reclaiming or OOM-killing).
-pub fn check_before_update(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
+pub fn check_before_update(locate: Locate, r: &LinuxResources) -> Result<()> {
     let Some(m) = r.memory() else {
         return Ok(());
     };
@@ -305,11 +326,9 @@ pub fn check_before_update(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
     else {
         return Ok(());
     };
-    let usage = dirs.iter().find_map(|d| {
-        ["memory.usage_in_bytes", "memory.current"]
-            .iter()
-            .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
-    });
+    let usage = ["memory.usage_in_bytes", "memory.current"]
+        .iter()
+        .find_map(|f| locate(f).and_then(|p| std::fs::read_to_string(p).ok()));
     if let Some(usage) = usage.and_then(|u| u.trim().parse::<i64>().ok()) {
         if usage > limit {
             return Err(Error::invalid(format!(
@@ -349,11 +368,11 @@ pub fn check(r: &LinuxResources) -> Result<()> {
     Ok(())
 }
 
-/// Applies `r` to a container's cgroup directories: v1 files where v1
-/// controllers exist, else v2.
-pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
+/// Applies `r` to a container's cgroup: v1 files on a v1 or hybrid host
+/// (`v1`, from the recorded layout), else v2; each file is written where
+/// `locate` finds it.
+pub fn apply(r: &LinuxResources, v1: bool, locate: Locate) -> Result<()> {
     check(r)?;
-    let v1 = dirs.iter().any(|d| d.join("tasks").exists());
     if v1 && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(Error::invalid(
             "linux.resources.unified needs a cgroup v2 host",
@@ -361,7 +380,7 @@ pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
     }
     let mut writes = if v1 { plan_v1(r) } else { plan_v2(r) };
     if v1 {
-        order_memory_and_swap(dirs, &mut writes);
+        order_memory_and_swap(locate, &mut writes);
     }
     for write in writes {
         if write.file.contains('/') || write.file.contains("..") {
@@ -370,13 +389,12 @@ pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
                 write.file
             )));
         }
-        let Some(dir) = dirs.iter().find(|d| d.join(&write.file).exists()) else {
+        let Some(path) = locate(&write.file) else {
             return Err(Error::invalid(format!(
                 "linux.resources: {} is not available on this host (controller not mounted or not enabled)",
                 write.file
             )));
         };
-        let path = dir.join(&write.file);
         std::fs::write(&path, &write.value)
             .ctx("writing", &path)
             .map_err(|e| {
@@ -387,6 +405,15 @@ pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
             })?;
     }
     Ok(())
+}
+
+/// The path of a cgroup file in the container's cgroup, if it exists there
+/// (`Manager::locate`).
+pub type Locate<'a> = &'a dyn Fn(&str) -> Option<PathBuf>;
+
+/// `locate` over plain directories: the first that has the file.
+pub fn in_dirs(dirs: &[PathBuf], file: &str) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(file)).find(|p| p.exists())
 }
 
 #[cfg(test)]
@@ -413,7 +440,8 @@ mod tests {
         // Growing from a 50 MB limit: memsw first.
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("memory.limit_in_bytes"), "52428800").unwrap();
-        order_memory_and_swap(&[tmp.path().to_path_buf()], &mut p);
+        let dirs = [tmp.path().to_path_buf()];
+        order_memory_and_swap(&|f| in_dirs(&dirs, f), &mut p);
         assert_eq!(
             p,
             vec![
@@ -427,7 +455,7 @@ mod tests {
             "9223372036854771712",
         )
         .unwrap();
-        order_memory_and_swap(&[tmp.path().to_path_buf()], &mut p);
+        order_memory_and_swap(&|f| in_dirs(&dirs, f), &mut p);
         assert_eq!(
             p,
             vec![
@@ -479,16 +507,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("memory.current"), "50000000\n").unwrap();
         let dirs = [tmp.path().to_path_buf()];
+        let locate = |f: &str| in_dirs(&dirs, f);
         let low = res(r#"{"memory":{"limit":10000000,"checkBeforeUpdate":true}}"#);
-        let e = check_before_update(&dirs, &low).unwrap_err().to_string();
+        let e = check_before_update(&locate, &low).unwrap_err().to_string();
         assert!(
             e.contains("checkBeforeUpdate") && e.contains("50000000"),
             "{e}"
         );
         let unchecked = res(r#"{"memory":{"limit":10000000}}"#);
-        assert!(check_before_update(&dirs, &unchecked).is_ok());
+        assert!(check_before_update(&locate, &unchecked).is_ok());
         let high = res(r#"{"memory":{"limit":100000000,"checkBeforeUpdate":true}}"#);
-        assert!(check_before_update(&dirs, &high).is_ok());
+        assert!(check_before_update(&locate, &high).is_ok());
     }
 
     #[test]
