@@ -119,25 +119,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::List { format, quiet } => list(&rt, format, quiet),
-        Command::Spec { bundle, rootless } => {
-            let path = bundle.join("config.json");
-            if path.exists() {
-                return Err(Error::invalid(format!(
-                    "{}: file exists; remove it first",
-                    path.display()
-                )));
-            }
-            let text = serde_json::to_string_pretty(&vessel::specgen::default_spec(rootless))
-                .unwrap_or_default();
-            std::fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
-            Ok(0)
-        }
+        Command::Spec { bundle, rootless } => spec(&bundle, rootless),
         Command::Gpu(g) => gpu(&rt, g),
         Command::Features => {
             print_json(&vessel::specgen::features())?;
             Ok(0)
         }
     }
+}
+
+/// `spec`: runc's default config.json (or its rootless form) in BUNDLE.
+fn spec(bundle: &std::path::Path, rootless: bool) -> Result<i32> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(Error::invalid(format!(
+            "{}: file exists; remove it first",
+            path.display()
+        )));
+    }
+    let text =
+        serde_json::to_string_pretty(&vessel::specgen::default_spec(rootless)).unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
+    Ok(0)
 }
 
 fn gpu(rt: &Runtime, cmd: GpuCommand) -> Result<i32> {

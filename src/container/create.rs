@@ -76,10 +76,10 @@ impl Runtime {
         cleanup: &mut Cleanup,
         lock_fd: std::os::fd::RawFd,
     ) -> Result<Created> {
-        // GPUs first: from here on they are ordinary devices and mounts.
+        // GPUs first: from here on they are ordinary devices and mounts,
+        // planned like the bundle's own.
         let Planned { mut plan, seccomp } = planned;
         if self.edit_for_gpus(id, &mut bundle)? {
-            // The GPU's devices and mounts, planned like the bundle's own.
             plan = Plan::new(&bundle)?;
         }
         trace("gpu");
@@ -137,19 +137,26 @@ impl Runtime {
         spawn::drive_child(&chan, &bundle.spec, &hook_state, &bundle.dir)
             .map_err(|e| cgroup::explain_oom(e, &cg.dirs, "during create"))?;
         trace("init ready");
+        self.record_created(state, opts)?;
+        trace("create done");
+        Ok(Created {
+            id: id.to_string(),
+            pid,
+        })
+    }
+
+    /// The state without its creator (so `state` no longer reports
+    /// "creating"), and the pid file.
+    fn record_created(&self, state: State, opts: &CreateOptions) -> Result<()> {
         let state = State {
             creator: None,
             ..state
         };
         self.root.save(&state)?;
         if let Some(pid_file) = &opts.pid_file {
-            write_pid_file(pid_file, pid)?;
+            write_pid_file(pid_file, state.pid)?;
         }
-        trace("create done");
-        Ok(Created {
-            id: id.to_string(),
-            pid,
-        })
+        Ok(())
     }
 
     /// The GPU step: edits the spec (and the config text kept in the
