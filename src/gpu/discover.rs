@@ -213,110 +213,140 @@ impl Driver {
 
     /// Binaries, firmware, sockets and ICD files for these capabilities.
     pub fn files_for(&self, caps: Caps) -> Vec<HostFile> {
-        let mut out = Vec::new();
         let host = &*self.host;
-        let mut want: Vec<(String, FileKind)> = Vec::new();
-        let bins = |names: &[&str], want: &mut Vec<(String, FileKind)>| {
-            for n in names {
-                for dir in [
-                    "usr/bin",
-                    "usr/sbin",
-                    "bin",
-                    "sbin",
-                    "usr/local/bin",
-                    "usr/local/sbin",
-                    "usr/local/nvidia/bin",
-                ] {
-                    let p = format!("{dir}/{n}");
-                    if host.open_path(Path::new(&p)).is_ok() {
-                        want.push((p, FileKind::Binary));
-                        break;
-                    }
-                }
-            }
-        };
-        if caps.contains(Caps::UTILITY) {
-            bins(
-                &["nvidia-smi", "nvidia-debugdump", "nvidia-persistenced"],
-                &mut want,
-            );
-        }
-        if caps.contains(Caps::COMPUTE) {
-            bins(
-                &["nvidia-cuda-mps-control", "nvidia-cuda-mps-server"],
-                &mut want,
-            );
-            want.push(("run/nvidia-fabricmanager/socket".into(), FileKind::Socket));
-        }
+        let mut out: Vec<HostFile> = wanted_files(host, caps)
+            .into_iter()
+            .filter_map(|(rel, kind)| locate(host, &rel, kind))
+            .collect();
         if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
-            want.push(("run/nvidia-persistenced/socket".into(), FileKind::Socket));
-        }
-        if caps.intersects(Caps::GRAPHICS | Caps::DISPLAY) {
-            for p in [
-                "usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-                "etc/vulkan/icd.d/nvidia_icd.json",
-                "usr/share/vulkan/icd.d/nvidia_icd.json",
-                "etc/vulkan/implicit_layer.d/nvidia_layers.json",
-                "usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
-                "usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
-                "usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json",
-            ] {
-                want.push((p.into(), FileKind::Config));
-            }
-        }
-        for (rel, kind) in want {
-            let found = match kind {
-                // Sockets may be under /var/run where /run is not its link.
-                FileKind::Socket => host
-                    .real_path(Path::new(&rel))
-                    .or_else(|| host.real_path(&Path::new("var").join(&rel))),
-                _ => host.real_path(Path::new(&rel)),
-            };
-            if let Some(host_path) = found {
-                let container_path = match kind {
-                    FileKind::Binary => {
-                        Path::new("/usr/bin").join(Path::new(&rel).file_name().unwrap_or_default())
-                    }
-                    _ => Path::new("/").join(&rel),
-                };
-                out.push(HostFile {
-                    host_path,
-                    container_path,
-                    kind,
-                });
-            }
-        }
-        if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
-            let fw = format!("lib/firmware/nvidia/{}", self.version);
-            let dirs = [fw.clone(), format!("usr/{fw}")];
-            let Some((fw, listing)) = dirs
-                .iter()
-                .find_map(|d| host.read_dir(Path::new(d)).ok().map(|l| (d, l)))
-            else {
-                return out;
-            };
-            let mut names: Vec<String> = listing
-                .entries()
-                .iter()
-                .map(|e| e.name.to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".bin"))
-                .collect();
-            names.sort();
-            for n in names {
-                let rel = format!("{fw}/{n}");
-                if let Some(host_path) = host.real_path(Path::new(&rel)) {
-                    out.push(HostFile {
-                        host_path,
-                        container_path: Path::new("/lib/firmware/nvidia")
-                            .join(&self.version)
-                            .join(&n),
-                        kind: FileKind::Firmware,
-                    });
-                }
-            }
+            out.extend(self.firmware_files());
         }
         out
     }
+
+    /// The `.bin` files of this driver version's firmware directory (under
+    /// `lib/`, else `usr/lib/`), in name order.
+    fn firmware_files(&self) -> Vec<HostFile> {
+        let host = &*self.host;
+        let fw = format!("lib/firmware/nvidia/{}", self.version);
+        let dirs = [fw.clone(), format!("usr/{fw}")];
+        let Some((fw, listing)) = dirs
+            .iter()
+            .find_map(|d| host.read_dir(Path::new(d)).ok().map(|l| (d, l)))
+        else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = listing
+            .entries()
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".bin"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|n| {
+                let host_path = host.real_path(Path::new(&format!("{fw}/{n}")))?;
+                Some(HostFile {
+                    host_path,
+                    container_path: Path::new("/lib/firmware/nvidia")
+                        .join(&self.version)
+                        .join(&n),
+                    kind: FileKind::Firmware,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Where a driver binary is looked for, in this order.
+const BIN_DIRS: &[&str] = &[
+    "usr/bin",
+    "usr/sbin",
+    "bin",
+    "sbin",
+    "usr/local/bin",
+    "usr/local/sbin",
+    "usr/local/nvidia/bin",
+];
+
+/// The ICD and layer files of graphics and display (EGL, Vulkan).
+const GRAPHICS_CONFIGS: &[&str] = &[
+    "usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+    "etc/vulkan/icd.d/nvidia_icd.json",
+    "usr/share/vulkan/icd.d/nvidia_icd.json",
+    "etc/vulkan/implicit_layer.d/nvidia_layers.json",
+    "usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
+    "usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
+    "usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json",
+];
+
+/// The files (relative to the root) these capabilities want, before it is
+/// known which exist: the binaries found, the sockets, the ICD files.
+fn wanted_files(host: &HostRoot, caps: Caps) -> Vec<(String, FileKind)> {
+    let mut want = Vec::new();
+    if caps.contains(Caps::UTILITY) {
+        want.extend(find_binaries(
+            host,
+            &["nvidia-smi", "nvidia-debugdump", "nvidia-persistenced"],
+        ));
+    }
+    if caps.contains(Caps::COMPUTE) {
+        want.extend(find_binaries(
+            host,
+            &["nvidia-cuda-mps-control", "nvidia-cuda-mps-server"],
+        ));
+        want.push(("run/nvidia-fabricmanager/socket".into(), FileKind::Socket));
+    }
+    if caps.intersects(Caps::UTILITY | Caps::COMPUTE) {
+        want.push(("run/nvidia-persistenced/socket".into(), FileKind::Socket));
+    }
+    if caps.intersects(Caps::GRAPHICS | Caps::DISPLAY) {
+        want.extend(
+            GRAPHICS_CONFIGS
+                .iter()
+                .map(|p| (p.to_string(), FileKind::Config)),
+        );
+    }
+    want
+}
+
+/// Each binary in the first of `BIN_DIRS` that has it; one that none has
+/// is left out.
+fn find_binaries(host: &HostRoot, names: &[&str]) -> Vec<(String, FileKind)> {
+    names
+        .iter()
+        .filter_map(|n| {
+            BIN_DIRS
+                .iter()
+                .map(|dir| format!("{dir}/{n}"))
+                .find(|p| host.open_path(Path::new(p)).is_ok())
+        })
+        .map(|p| (p, FileKind::Binary))
+        .collect()
+}
+
+/// The file at `rel` if the root has it, with where the container sees
+/// it: a binary in `/usr/bin`, anything else at the same path.
+fn locate(host: &HostRoot, rel: &str, kind: FileKind) -> Option<HostFile> {
+    let host_path = match kind {
+        // Sockets may be under /var/run where /run is not its link.
+        FileKind::Socket => host
+            .real_path(Path::new(rel))
+            .or_else(|| host.real_path(&Path::new("var").join(rel))),
+        _ => host.real_path(Path::new(rel)),
+    }?;
+    let container_path = match kind {
+        FileKind::Binary => {
+            Path::new("/usr/bin").join(Path::new(rel).file_name().unwrap_or_default())
+        }
+        _ => Path::new("/").join(rel),
+    };
+    Some(HostFile {
+        host_path,
+        container_path,
+        kind,
+    })
 }
 
 /// The version after "Kernel Module" in `/proc/driver/nvidia/version`.

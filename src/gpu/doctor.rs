@@ -5,6 +5,7 @@ use super::discover::{parse_char_majors, Driver, Node};
 use super::request::{self, Caps};
 use super::{cdi, ldcache, require, GpuOptions};
 use crate::state::State;
+use oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -12,6 +13,26 @@ use std::path::Path;
 pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
     let d = Driver::discover(&opts.root)?;
     let mut o = String::new();
+    write_driver(&mut o, opts, &d);
+    write_gpus(&mut o, &d);
+    write_nodes(&mut o, &d);
+    write_libraries(&mut o, &d);
+    write_files(&mut o, &d);
+    write_cdi_specs(&mut o, opts);
+    Ok(o)
+}
+
+/// What `info` adds to a node that is not on the host.
+fn host_node_note(n: &Node) -> &'static str {
+    if n.on_host {
+        ""
+    } else {
+        " (no host node)"
+    }
+}
+
+/// The host root, the driver's version and the majors it uses.
+fn write_driver(o: &mut String, opts: &GpuOptions, d: &Driver) {
     let _ = writeln!(o, "host root:   {}", opts.root.display());
     let _ = writeln!(
         o,
@@ -28,6 +49,10 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
         d.uvm_major.map_or("-".into(), |m| m.to_string()),
         d.caps_major.map_or("-".into(), |m| m.to_string())
     );
+}
+
+/// Each GPU with its node, then its MIG devices.
+fn write_gpus(o: &mut String, d: &Driver) {
     let _ = writeln!(o, "GPUs:        {}", d.gpus.len());
     for g in &d.gpus {
         let n = d.gpu_node(g);
@@ -41,7 +66,7 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
             n.path,
             n.major,
             n.minor,
-            if n.on_host { "" } else { " (no host node)" }
+            host_node_note(&n)
         );
         for (i, m) in g.migs.iter().enumerate() {
             let _ = writeln!(
@@ -51,6 +76,10 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
             );
         }
     }
+}
+
+/// The driver-wide nodes every capability would get.
+fn write_nodes(o: &mut String, d: &Driver) {
     let _ = writeln!(o, "nodes:");
     for n in d.control_nodes(Caps::all()) {
         let _ = writeln!(
@@ -59,9 +88,13 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
             n.path,
             n.major,
             n.minor,
-            if n.on_host { "" } else { " (no host node)" }
+            host_node_note(&n)
         );
     }
+}
+
+/// The driver's libraries and where they were found.
+fn write_libraries(o: &mut String, d: &Driver) {
     let _ = writeln!(
         o,
         "libraries:   {} from {}",
@@ -77,6 +110,10 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
             l.host_path.display()
         );
     }
+}
+
+/// The other host files every capability would get, and where.
+fn write_files(o: &mut String, d: &Driver) {
     let files = d.files_for(Caps::all());
     let _ = writeln!(o, "files:       {}", files.len());
     for f in files {
@@ -87,6 +124,11 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
             f.container_path.display()
         );
     }
+}
+
+/// The CDI directories, the devices their specs define and the specs
+/// that could not be read.
+fn write_cdi_specs(o: &mut String, opts: &GpuOptions) {
     let reg = cdi::Registry::load(&opts.cdi_dirs);
     let dirs: Vec<String> = opts
         .cdi_dirs
@@ -100,7 +142,6 @@ pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
     for e in &reg.errors {
         let _ = writeln!(o, "  unreadable: {e}");
     }
-    Ok(o)
 }
 
 /// A doctor's report: lines and whether any check failed.
@@ -155,19 +196,39 @@ fn check_node(r: &mut Report, d: &Driver, n: &Node, want: (u32, u32)) {
 /// Checks the host, then (with `state`) what one container really got.
 pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
     let mut r = Report::default();
-    let d = match Driver::discover(&opts.root) {
+    let Some(d) = check_driver(&mut r, opts) else {
+        return r;
+    };
+    check_gpus(&mut r, &d);
+    check_host_nodes(&mut r, &d);
+    check_libraries(&mut r, &d);
+    check_cdi_specs(&mut r, opts);
+    if let Some(s) = state {
+        container(&mut r, &d, s);
+    }
+    r
+}
+
+/// The driver is loaded; None (a failure said) when it is not, which
+/// leaves nothing else to check.
+fn check_driver(r: &mut Report, opts: &GpuOptions) -> Option<Driver> {
+    match Driver::discover(&opts.root) {
         Ok(d) => {
             r.ok(&format!("NVIDIA driver {} is loaded", d.version));
-            d
+            Some(d)
         }
         Err(e) => {
             r.fail(
                 &e.to_string(),
                 "install the NVIDIA driver and load it (`modprobe nvidia`); `dmesg | grep NVRM` tells why it did not load",
             );
-            return r;
+            None
         }
-    };
+    }
+}
+
+/// The driver lists at least one GPU.
+fn check_gpus(r: &mut Report, d: &Driver) {
     if d.gpus.is_empty() {
         r.fail(
             "the driver lists no GPU (proc/driver/nvidia/gpus is empty)",
@@ -184,6 +245,11 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
                 .join(", ")
         ));
     }
+}
+
+/// The driver's major is registered, and the host's GPU, control and uvm
+/// nodes have the numbers the driver uses.
+fn check_host_nodes(r: &mut Report, d: &Driver) {
     let devices = d
         .host()
         .read_to_string(Path::new("proc/devices"))
@@ -199,21 +265,26 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
         );
     }
     for g in &d.gpus {
-        check_node(&mut r, &d, &d.gpu_node(g), (d.nvidia_major, g.minor));
+        check_node(r, d, &d.gpu_node(g), (d.nvidia_major, g.minor));
     }
     check_node(
-        &mut r,
-        &d,
+        r,
+        d,
         &d.node("/dev/nvidiactl", d.nvidia_major, 255),
         (d.nvidia_major, 255),
     );
     match d.uvm_major {
-        Some(m) => check_node(&mut r, &d, &d.node("/dev/nvidia-uvm", m, 0), (m, 0)),
+        Some(m) => check_node(r, d, &d.node("/dev/nvidia-uvm", m, 0), (m, 0)),
         None => r.warn(
             "nvidia-uvm is not loaded: CUDA programs will fail to initialise",
             "`modprobe nvidia-uvm` (or `nvidia-modprobe -u -c 0`)",
         ),
     }
+}
+
+/// libcuda and libnvidia-ml of the kernel module's version are there, and
+/// no library of another version is in the host's cache.
+fn check_libraries(r: &mut Report, d: &Driver) {
     let has = |name: &str| d.libraries.iter().any(|l| l.name == name && !l.bits32);
     for (lib, cap) in [("libcuda", "compute"), ("libnvidia-ml", "utility")] {
         if has(lib) {
@@ -228,13 +299,17 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
             );
         }
     }
-    let stale = stale_libraries(&d);
+    let stale = stale_libraries(d);
     if !stale.is_empty() {
         r.warn(
             &format!("libraries of another driver version are installed: {}", stale.join(", ")),
             "the kernel module and the libraries must match: reboot after a driver upgrade, or reinstall one version",
         );
     }
+}
+
+/// Every CDI spec on disk can be read.
+fn check_cdi_specs(r: &mut Report, opts: &GpuOptions) {
     let reg = cdi::Registry::load(&opts.cdi_dirs);
     for e in &reg.errors {
         r.warn(
@@ -242,10 +317,6 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
             "fix or remove that file (`vessel gpu cdi` writes a valid one)",
         );
     }
-    if let Some(s) = state {
-        container(&mut r, &d, s);
-    }
-    r
 }
 
 fn stale_libraries(d: &Driver) -> Vec<String> {
@@ -282,7 +353,17 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
             return;
         }
     };
-    match request::from_spec(&spec, &[]) {
+    if !check_request(r, s, &spec) {
+        return;
+    }
+    check_container_nodes(r, s, &spec);
+    check_libcuda_mounts(r, d, &spec);
+}
+
+/// What the container's spec asks for. False (a failure said) when it
+/// asks for no GPU and has no GPU node: there is nothing more to check.
+fn check_request(r: &mut Report, s: &State, spec: &Spec) -> bool {
+    match request::from_spec(spec, &[]) {
         Ok(Some(req)) => r.ok(&format!(
             "container {} asked for GPUs: {}",
             s.id, req.source
@@ -301,20 +382,17 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
                     &format!("container {} asked for no GPU (NVIDIA_VISIBLE_DEVICES unset or void, no CDI device)", s.id),
                     "run it with NVIDIA_VISIBLE_DEVICES=all (docker run --gpus all; podman --device nvidia.com/gpu=all)",
                 );
-                return;
+                return false;
             }
         }
         Err(e) => r.fail(&format!("container {}: {e}", s.id), "fix the request"),
     }
-    let nodes: Vec<(String, i64, i64)> = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().clone())
-        .unwrap_or_default()
-        .iter()
-        .filter(|n| n.path().to_string_lossy().contains("nvidia"))
-        .map(|n| (n.path().display().to_string(), n.major(), n.minor()))
-        .collect();
+    true
+}
+
+/// Each NVIDIA node of the spec is allowed by its device rules and, while
+/// the container runs, is in its `/dev`.
+fn check_container_nodes(r: &mut Report, s: &State, spec: &Spec) {
     let rules = spec
         .linux()
         .as_ref()
@@ -325,16 +403,8 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
     let croot = (s.pid > 0)
         .then(|| crate::util::fs::open_dir_path(Path::new(&format!("/proc/{}/root", s.pid))).ok())
         .flatten();
-    for (path, major, minor) in &nodes {
-        // Last matching rule wins, as the kernel applies them.
-        let allowed = rules
-            .iter()
-            .rev()
-            .find(|rule| {
-                rule.major().map_or(true, |m| m == *major)
-                    && rule.minor().map_or(true, |m| m == *minor)
-            })
-            .is_some_and(|rule| rule.allow());
+    for (path, major, minor) in nvidia_nodes(spec) {
+        let allowed = allowed_by(&rules, major, minor);
         let inside = croot.as_ref().is_some_and(|r| {
             crate::util::fs::open_in_root(
                 std::os::fd::AsRawFd::as_raw_fd(r),
@@ -356,6 +426,34 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
             ),
         }
     }
+}
+
+/// (path, major, minor) of the spec's devices with `nvidia` in the path.
+fn nvidia_nodes(spec: &Spec) -> Vec<(String, i64, i64)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.path().to_string_lossy().contains("nvidia"))
+        .map(|n| (n.path().display().to_string(), n.major(), n.minor()))
+        .collect()
+}
+
+/// Whether the device rules let a node of these numbers be opened: the
+/// last matching rule wins, as the kernel applies them.
+fn allowed_by(rules: &[LinuxDeviceCgroup], major: i64, minor: i64) -> bool {
+    rules
+        .iter()
+        .rev()
+        .find(|rule| {
+            rule.major().map_or(true, |m| m == major) && rule.minor().map_or(true, |m| m == minor)
+        })
+        .is_some_and(|rule| rule.allow())
+}
+
+/// The spec mounts libcuda (under any of its names).
+fn check_libcuda_mounts(r: &mut Report, d: &Driver, spec: &Spec) {
     let libs = spec
         .mounts()
         .clone()

@@ -169,7 +169,22 @@ pub fn apply(spec: &mut Spec, edits: &ContainerEdits) -> Result<()> {
         ));
     }
     apply_env(spec, &edits.env);
-    let (uid, gid) = spec
+    apply_device_nodes(spec, &edits.device_nodes)?;
+    apply_mounts(spec, &edits.mounts)?;
+    if !edits.hooks.is_empty() {
+        apply_hooks(spec, &edits.hooks)?;
+    }
+    apply_additional_gids(spec, &edits.additional_gids);
+    Ok(())
+}
+
+/// Adds each node to `linux.devices`, replacing any at its path, with an
+/// allow rule in `linux.resources.devices` for a char or block node.
+fn apply_device_nodes(spec: &mut Spec, nodes: &[DeviceNode]) -> Result<()> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let owner = spec
         .process()
         .as_ref()
         .map(|p| (p.user().uid(), p.user().gid()))
@@ -178,7 +193,7 @@ pub fn apply(spec: &mut Spec, edits: &ContainerEdits) -> Result<()> {
     let mut devices = linux.devices().clone().unwrap_or_default();
     let mut resources = linux.resources().clone().unwrap_or_default();
     let mut rules = resources.devices().clone().unwrap_or_default();
-    for node in &edits.device_nodes {
+    for node in nodes {
         if !node.path.starts_with('/') {
             return Err(Error::invalid(format!(
                 "CDI device node {:?}: path must be absolute",
@@ -187,73 +202,98 @@ pub fn apply(spec: &mut Spec, edits: &ContainerEdits) -> Result<()> {
         }
         let n = complete(node)?;
         let typ = device_type(n.typ.as_deref().unwrap_or("c"), &n.path)?;
-        let (major, minor) = (n.major.unwrap_or(0), n.minor.unwrap_or(0));
-        let mut dev = LinuxDevice::default();
-        dev.set_path(PathBuf::from(&n.path));
-        dev.set_typ(typ);
-        dev.set_major(major);
-        dev.set_minor(minor);
-        dev.set_file_mode(n.file_mode);
-        // A node without an owner belongs to the container's user.
-        dev.set_uid(n.uid.or((uid > 0).then_some(uid)));
-        dev.set_gid(n.gid.or((gid > 0).then_some(gid)));
         devices.retain(|d| d.path() != Path::new(&n.path));
-        devices.push(dev);
+        devices.push(linux_device(&n, typ, owner));
         if matches!(typ, LinuxDeviceType::C | LinuxDeviceType::B) {
-            let mut rule = LinuxDeviceCgroup::default();
-            rule.set_allow(true);
-            rule.set_typ(Some(typ));
-            rule.set_major(Some(major));
-            rule.set_minor(Some(minor));
-            rule.set_access(Some(n.permissions.clone().unwrap_or_else(|| "rwm".into())));
-            rules.push(rule);
+            rules.push(allow_rule(&n, typ));
         }
     }
-    if !edits.device_nodes.is_empty() {
-        resources.set_devices(Some(rules));
-        linux.set_resources(Some(resources));
-        linux.set_devices(Some(devices));
-        spec.set_linux(Some(linux));
-    }
-    if !edits.mounts.is_empty() {
-        let mut mounts = spec.mounts().clone().unwrap_or_default();
-        for m in &edits.mounts {
-            if !m.container_path.starts_with('/') {
-                return Err(Error::invalid(format!(
-                    "CDI mount {:?}: containerPath must be absolute",
-                    m.container_path
-                )));
-            }
-            let dest = PathBuf::from(&m.container_path);
-            mounts.retain(|x| x.destination() != &dest);
-            let mut mount = Mount::default();
-            mount.set_destination(dest);
-            mount.set_source(Some(PathBuf::from(&m.host_path)));
-            mount.set_typ(Some(m.typ.clone().unwrap_or_else(|| "bind".into())));
-            mount.set_options(Some(m.options.clone()));
-            mounts.push(mount);
-        }
-        mounts.sort_by_key(|m| depth(m.destination()));
-        spec.set_mounts(Some(mounts));
-    }
-    if !edits.hooks.is_empty() {
-        apply_hooks(spec, &edits.hooks)?;
-    }
-    if !edits.additional_gids.is_empty() {
-        if let Some(mut process) = spec.process().clone() {
-            let mut user = process.user().clone();
-            let mut gids = user.additional_gids().clone().unwrap_or_default();
-            for g in &edits.additional_gids {
-                if *g != 0 && !gids.contains(g) {
-                    gids.push(*g);
-                }
-            }
-            user.set_additional_gids(Some(gids));
-            process.set_user(user);
-            spec.set_process(Some(process));
-        }
-    }
+    resources.set_devices(Some(rules));
+    linux.set_resources(Some(resources));
+    linux.set_devices(Some(devices));
+    spec.set_linux(Some(linux));
     Ok(())
+}
+
+/// The spec's device for a completed node; `owner` is the container
+/// user's (uid, gid).
+fn linux_device(n: &DeviceNode, typ: LinuxDeviceType, (uid, gid): (u32, u32)) -> LinuxDevice {
+    let mut dev = LinuxDevice::default();
+    dev.set_path(PathBuf::from(&n.path));
+    dev.set_typ(typ);
+    dev.set_major(n.major.unwrap_or(0));
+    dev.set_minor(n.minor.unwrap_or(0));
+    dev.set_file_mode(n.file_mode);
+    // A node without an owner belongs to the container's user.
+    dev.set_uid(n.uid.or((uid > 0).then_some(uid)));
+    dev.set_gid(n.gid.or((gid > 0).then_some(gid)));
+    dev
+}
+
+/// The device cgroup rule that lets the container open a completed node
+/// (`rwm` unless the node names its permissions).
+fn allow_rule(n: &DeviceNode, typ: LinuxDeviceType) -> LinuxDeviceCgroup {
+    let mut rule = LinuxDeviceCgroup::default();
+    rule.set_allow(true);
+    rule.set_typ(Some(typ));
+    rule.set_major(Some(n.major.unwrap_or(0)));
+    rule.set_minor(Some(n.minor.unwrap_or(0)));
+    rule.set_access(Some(n.permissions.clone().unwrap_or_else(|| "rwm".into())));
+    rule
+}
+
+/// Adds each mount, replacing any at its destination, then orders all
+/// mounts by path depth so a parent is mounted before what is inside it.
+fn apply_mounts(spec: &mut Spec, edits: &[CdiMount]) -> Result<()> {
+    if edits.is_empty() {
+        return Ok(());
+    }
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in edits {
+        let mount = spec_mount(m)?;
+        mounts.retain(|x| x.destination() != mount.destination());
+        mounts.push(mount);
+    }
+    mounts.sort_by_key(|m| depth(m.destination()));
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// The spec's mount for a CDI mount (a bind mount unless it names a type).
+fn spec_mount(m: &CdiMount) -> Result<Mount> {
+    if !m.container_path.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "CDI mount {:?}: containerPath must be absolute",
+            m.container_path
+        )));
+    }
+    let mut mount = Mount::default();
+    mount.set_destination(PathBuf::from(&m.container_path));
+    mount.set_source(Some(PathBuf::from(&m.host_path)));
+    mount.set_typ(Some(m.typ.clone().unwrap_or_else(|| "bind".into())));
+    mount.set_options(Some(m.options.clone()));
+    Ok(mount)
+}
+
+/// Adds the groups to the process's additional groups, once each and
+/// never group 0.
+fn apply_additional_gids(spec: &mut Spec, additional: &[u32]) {
+    if additional.is_empty() {
+        return;
+    }
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    let mut user = process.user().clone();
+    let mut gids = user.additional_gids().clone().unwrap_or_default();
+    for g in additional {
+        if *g != 0 && !gids.contains(g) {
+            gids.push(*g);
+        }
+    }
+    user.set_additional_gids(Some(gids));
+    process.set_user(user);
+    spec.set_process(Some(process));
 }
 
 fn apply_env(spec: &mut Spec, env: &[String]) {

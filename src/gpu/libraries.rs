@@ -114,30 +114,52 @@ const CORE: &[&str] = &["libcuda", "libnvidia-ml"];
 /// without a reboot, say), the version of the libcuda/libnvidia-ml files
 /// found is used instead, and the source says so.
 pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, String) {
-    let root = host.path();
-    let cache_path = root.join("etc/ld.so.cache");
-    let cached = host
-        .read(Path::new("etc/ld.so.cache"))
-        .ok()
-        .and_then(|b| ldcache::parse(&b).ok())
-        .filter(|e| !e.is_empty());
-    let mut candidates = Vec::new();
-    let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
+    let cached = read_host_cache(host);
     let mut source = match &cached {
-        Some(entries) => format!("{} ({} entries)", cache_path.display(), entries.len()),
+        Some(entries) => format!(
+            "{} ({} entries)",
+            host.path().join("etc/ld.so.cache").display(),
+            entries.len()
+        ),
         None => "a scan of the library directories (no usable etc/ld.so.cache)".to_string(),
     };
-    for e in cached.iter().flatten() {
+    let (mut candidates, mut dirs) = cache_candidates(host, cached.as_deref().unwrap_or(&[]));
+    let has = |c: &[Candidate], lib: &str| c.iter().any(|c| library_name(&c.file_name) == lib);
+    if cached.is_none() || !CORE.iter().all(|l| has(&candidates, l)) {
+        if cached.is_some() {
+            source.push_str(", and a scan of the library directories");
+        }
+        dirs.extend(SCAN_DIRS.iter().map(|(d, b)| (PathBuf::from(d), *b)));
+        dirs.extend(ld_so_conf_dirs(host).into_iter().map(|d| (d, false)));
+        scan_dirs(host, dirs, version, &mut candidates);
+    }
+    let suffix = version_suffix(&candidates, version, &mut source);
+    (libraries_with_suffix(candidates, &suffix), source)
+}
+
+/// The host's `etc/ld.so.cache` entries; None when it is missing,
+/// unreadable or empty.
+fn read_host_cache(host: &HostRoot) -> Option<Vec<ldcache::Entry>> {
+    host.read(Path::new("etc/ld.so.cache"))
+        .ok()
+        .and_then(|b| ldcache::parse(&b).ok())
+        .filter(|e| !e.is_empty())
+}
+
+/// The cache's x86 entries whose files exist inside the root, and the
+/// directories its driver libraries are in (scanned too, should the
+/// cache lack libcuda or libnvidia-ml).
+fn cache_candidates(
+    host: &HostRoot,
+    entries: &[ldcache::Entry],
+) -> (Vec<Candidate>, Vec<(PathBuf, bool)>) {
+    let mut candidates = Vec::new();
+    let mut dirs = Vec::new();
+    for e in entries {
         if e.hwcap != 0 || !(e.is_x86_64() || e.is_i386()) {
             continue;
         }
-        // A cache written with `ldconfig -C ROOT/...` for a root lists paths
-        // with the root in front.
-        let value = Path::new(&e.value);
-        let value = match value.strip_prefix(root) {
-            Ok(rest) if root != Path::new("/") => Path::new("/").join(rest),
-            _ => value.to_path_buf(),
-        };
+        let value = unrooted(Path::new(&e.value), host.path());
         if CORE
             .iter()
             .chain(&["libnvidia"])
@@ -157,24 +179,35 @@ pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, S
             bits32: e.is_i386(),
         });
     }
-    let has = |c: &[Candidate], lib: &str| c.iter().any(|c| library_name(&c.file_name) == lib);
-    if cached.is_none() || !CORE.iter().all(|l| has(&candidates, l)) {
-        if cached.is_some() {
-            source.push_str(", and a scan of the library directories");
-        }
-        dirs.extend(SCAN_DIRS.iter().map(|(d, b)| (PathBuf::from(d), *b)));
-        dirs.extend(ld_so_conf_dirs(host).into_iter().map(|d| (d, false)));
-        let mut seen = std::collections::HashSet::new();
-        for (dir, bits32) in dirs {
-            let Ok(listing) = host.read_dir(&dir) else {
-                continue;
-            };
-            if listing.identity().map_or(true, |id| seen.insert(id)) {
-                scan_dir(host, (&dir, &listing), bits32, version, &mut candidates);
-            }
+    (candidates, dirs)
+}
+
+/// A cache entry's path as seen inside the root: a cache written with
+/// `ldconfig -C ROOT/...` for a root lists paths with the root in front.
+fn unrooted(value: &Path, root: &Path) -> PathBuf {
+    match value.strip_prefix(root) {
+        Ok(rest) if root != Path::new("/") => Path::new("/").join(rest),
+        _ => value.to_path_buf(),
+    }
+}
+
+/// Scans each directory once, however many of the paths lead to it.
+fn scan_dirs(host: &HostRoot, dirs: Vec<(PathBuf, bool)>, version: &str, out: &mut Vec<Candidate>) {
+    let mut seen = std::collections::HashSet::new();
+    for (dir, bits32) in dirs {
+        let Ok(listing) = host.read_dir(&dir) else {
+            continue;
+        };
+        if listing.identity().map_or(true, |id| seen.insert(id)) {
+            scan_dir(host, (&dir, &listing), bits32, version, out);
         }
     }
-    let suffix = match library_version(&candidates, version) {
+}
+
+/// `.so.<version>`, the name ending of the driver's libraries; when the
+/// libraries are not of the kernel module's version, `source` says so.
+fn version_suffix(candidates: &[Candidate], version: &str, source: &mut String) -> String {
+    match library_version(candidates, version) {
         Some(v) if v != version => {
             source.push_str(&format!(
                 "; libraries of version {v}, the kernel module is {version}"
@@ -182,10 +215,15 @@ pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, S
             format!(".so.{v}")
         }
         _ => format!(".so.{version}"),
-    };
+    }
+}
+
+/// The candidates whose names end in `suffix`, one library per file,
+/// 64-bit ones first, each group by file name.
+fn libraries_with_suffix(candidates: Vec<Candidate>, suffix: &str) -> Vec<Library> {
     let mut libs: Vec<Library> = Vec::new();
     for c in candidates {
-        if c.file_name.ends_with(&suffix) {
+        if c.file_name.ends_with(suffix) {
             add_library(
                 &mut libs,
                 c.host_path,
@@ -196,7 +234,7 @@ pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, S
         }
     }
     libs.sort_by(|a, b| (a.bits32, &a.file_name).cmp(&(b.bits32, &b.file_name)));
-    (libs, source)
+    libs
 }
 
 fn file_name_of(p: &Path) -> String {

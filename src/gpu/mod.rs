@@ -151,17 +151,58 @@ pub fn prepare(
     let Some(req) = request::from_spec(spec, &hooks)? else {
         return Ok((!hooks.is_empty()).then(Injected::default));
     };
-    let mut report = Injected::default();
-    let mut edits = edits::ContainerEdits::default();
-    let mut devices = req.devices.clone();
-    if !req.cdi.is_empty() {
+    let mut plan = Plan::default();
+    let devices = plan.add_cdi_devices(&req, opts)?;
+    if let Some(devices) = &devices {
+        plan.add_driver(devices, &req, opts, (rootfs, state_dir))?;
+    }
+    let Plan { edits, mut report } = plan;
+    report.nodes = edits.device_nodes.len();
+    report.mounts = edits.mounts.len();
+    edits::apply(spec, &edits)?;
+    for n in &report.notes {
+        crate::log::warn(&format!("gpu: {n}"));
+    }
+    report.request = Some(req);
+    Ok(Some(report))
+}
+
+/// The edits `prepare` collects before applying them, and its report.
+#[derive(Default)]
+struct Plan {
+    edits: edits::ContainerEdits,
+    report: Injected,
+}
+
+impl Plan {
+    /// Adds the edits of the CDI devices a spec on disk defines; returns
+    /// the driver devices, with the `nvidia.com/gpu=X` names vessel
+    /// answers itself added to those the request names.
+    fn add_cdi_devices(
+        &mut self,
+        req: &request::GpuRequest,
+        opts: &GpuOptions,
+    ) -> Result<Option<request::Devices>> {
+        if req.cdi.is_empty() {
+            return Ok(req.devices.clone());
+        }
         let reg = cdi::Registry::load(&opts.cdi_dirs);
         let (on_disk, own) = split_cdi(&reg, &req.cdi)?;
-        edits.extend(&reg.resolve(&on_disk)?);
-        devices = merge_devices(devices, own);
-        report.gpus.extend(on_disk);
+        self.edits.extend(&reg.resolve(&on_disk)?);
+        self.report.gpus.extend(on_disk);
+        Ok(merge_devices(req.devices.clone(), own))
     }
-    if let Some(devices) = &devices {
+
+    /// Adds what the host's driver gives these devices: nodes, files, the
+    /// image's linker cache and `/proc/driver/nvidia`, after checking the
+    /// request's requirements against the driver and GPUs.
+    fn add_driver(
+        &mut self,
+        devices: &request::Devices,
+        req: &request::GpuRequest,
+        opts: &GpuOptions,
+        (rootfs, state_dir): (&Path, &Path),
+    ) -> Result<()> {
         let driver = discover::Driver::discover(&opts.root)?;
         let selected = inject::select(&driver, devices)?;
         let models: Vec<&str> = selected.iter().map(|s| s.gpu.model.as_str()).collect();
@@ -172,71 +213,92 @@ pub fn prepare(
         let img = image::inspect(rootfs)?;
         let (ours, cache) =
             inject::runtime_edits(&driver, &selected, req.caps, &img.lib64, &img.lib32);
-        edits.extend(&ours);
-        report.gpus.extend(selected.iter().map(|s| match &s.mig {
-            Some(m) => format!("{}:{} (gi {} ci {})", s.gpu.index, m.gi, m.gi, m.ci),
-            None => format!("{} {} ({})", s.gpu.index, s.gpu.uuid, s.gpu.bus_id),
-        }));
+        self.edits.extend(&ours);
+        self.report.gpus.extend(selected.iter().map(gpu_label));
         if req.caps.contains(request::Caps::COMPUTE) {
-            // From the edits just made: nothing is looked up again.
-            let no_lib = !driver
-                .libraries
-                .iter()
-                .any(|d| d.name == "libcuda" && !d.bits32);
-            let no_uvm = !ours
-                .device_nodes
-                .iter()
-                .any(|n| n.path == "/dev/nvidia-uvm");
-            let missing: Vec<&str> = [(no_lib, "libcuda"), (no_uvm, "/dev/nvidia-uvm")]
-                .into_iter()
-                .filter_map(|(gone, what)| gone.then_some(what))
-                .collect();
-            if !missing.is_empty() {
-                report.notes.push(format!(
-                    "the compute capability was asked for but the driver has no {} (libraries from {}): CUDA will not work; `vessel gpu doctor` says more",
-                    missing.join(" and no "),
-                    driver.library_source
-                ));
-            }
+            self.report.notes.extend(compute_missing(&driver, &ours));
         }
-        match img.libc {
-            image::Libc::Glibc => {}
-            image::Libc::Musl => report.notes.push(
-                "the image uses musl libc: NVIDIA's driver libraries need glibc and will not load (use a glibc-based image)".into(),
-            ),
-            image::Libc::Missing => report.notes.push(
-                "the image has no dynamic loader: only static programs run, and NVIDIA's driver libraries cannot be loaded".into(),
-            ),
-        }
+        self.report
+            .notes
+            .extend(libc_note(img.libc).map(String::from));
         if !cache.is_empty() && img.libc == image::Libc::Glibc {
-            let bytes = image::merged_cache(&img, &cache);
-            if let Err(e) = image::write_cache(rootfs, &bytes) {
-                // A read-only image: give the container its own copy instead.
-                let path = state_dir.join("ld.so.cache");
-                std::fs::write(&path, &bytes).map_err(|e| Error::io("writing", &path, e))?;
-                edits.mounts.push(edits::CdiMount {
-                    host_path: path.to_string_lossy().into_owned(),
-                    container_path: "/etc/ld.so.cache".into(),
-                    options: edits::ro_bind_options(),
-                    typ: Some("bind".into()),
-                });
-                report
-                    .notes
-                    .push(format!("{e}; bound a copy over /etc/ld.so.cache"));
-            }
+            self.add_ld_cache(&img, &cache, (rootfs, state_dir))?;
         }
         if let Some(m) = proc_driver_overlay(&driver, &selected, state_dir)? {
-            edits.mounts.push(m);
+            self.edits.mounts.push(m);
         }
+        Ok(())
     }
-    report.nodes = edits.device_nodes.len();
-    report.mounts = edits.mounts.len();
-    edits::apply(spec, &edits)?;
-    for n in &report.notes {
-        crate::log::warn(&format!("gpu: {n}"));
+
+    /// Writes the image's linker cache with the driver libraries added; a
+    /// read-only image gets its own copy, bound over `/etc/ld.so.cache`.
+    fn add_ld_cache(
+        &mut self,
+        img: &image::Image,
+        cache: &[ldcache::Entry],
+        (rootfs, state_dir): (&Path, &Path),
+    ) -> Result<()> {
+        let bytes = image::merged_cache(img, cache);
+        if let Err(e) = image::write_cache(rootfs, &bytes) {
+            let path = state_dir.join("ld.so.cache");
+            std::fs::write(&path, &bytes).map_err(|e| Error::io("writing", &path, e))?;
+            self.edits.mounts.push(edits::CdiMount {
+                host_path: path.to_string_lossy().into_owned(),
+                container_path: "/etc/ld.so.cache".into(),
+                options: edits::ro_bind_options(),
+                typ: Some("bind".into()),
+            });
+            self.report
+                .notes
+                .push(format!("{e}; bound a copy over /etc/ld.so.cache"));
+        }
+        Ok(())
     }
-    report.request = Some(req);
-    Ok(Some(report))
+}
+
+/// How the report names a selected GPU or MIG device.
+fn gpu_label(s: &inject::Selected) -> String {
+    match &s.mig {
+        Some(m) => format!("{}:{} (gi {} ci {})", s.gpu.index, m.gi, m.gi, m.ci),
+        None => format!("{} {} ({})", s.gpu.index, s.gpu.uuid, s.gpu.bus_id),
+    }
+}
+
+/// A note when compute was asked for but the driver lacks what CUDA needs:
+/// decided from the edits just made, nothing is looked up again.
+fn compute_missing(driver: &discover::Driver, ours: &edits::ContainerEdits) -> Option<String> {
+    let no_lib = !driver
+        .libraries
+        .iter()
+        .any(|d| d.name == "libcuda" && !d.bits32);
+    let no_uvm = !ours
+        .device_nodes
+        .iter()
+        .any(|n| n.path == "/dev/nvidia-uvm");
+    let missing: Vec<&str> = [(no_lib, "libcuda"), (no_uvm, "/dev/nvidia-uvm")]
+        .into_iter()
+        .filter_map(|(gone, what)| gone.then_some(what))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the compute capability was asked for but the driver has no {} (libraries from {}): CUDA will not work; `vessel gpu doctor` says more",
+            missing.join(" and no "),
+            driver.library_source
+        )
+    })
+}
+
+/// A note when the image's libc cannot load NVIDIA's driver libraries.
+fn libc_note(libc: image::Libc) -> Option<&'static str> {
+    match libc {
+        image::Libc::Glibc => None,
+        image::Libc::Musl => Some(
+            "the image uses musl libc: NVIDIA's driver libraries need glibc and will not load (use a glibc-based image)",
+        ),
+        image::Libc::Missing => Some(
+            "the image has no dynamic loader: only static programs run, and NVIDIA's driver libraries cannot be loaded",
+        ),
+    }
 }
 
 /// `/proc/driver/nvidia` as the container should see it: only the selected
