@@ -54,6 +54,7 @@ impl Runtime {
         trace("plan");
         let dir = self.root.claim(id)?;
         let lock = self.root.lock(id)?;
+        trace("claim");
         let mut cleanup = Cleanup {
             dir: Some(dir.clone()),
             cgroup: None,
