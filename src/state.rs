@@ -270,21 +270,16 @@ impl StateRoot {
 /// This process's pid and start time.
 pub fn this_process() -> (i32, u64) {
     let pid = std::process::id() as i32;
-    (pid, proc_stat(pid).map_or(0, |(_, t)| t))
+    (pid, crate::util::proc::stat(pid).map_or(0, |(_, t)| t))
 }
-
-/// Field 3 (state) and field 22 (start time) of /proc/PID/stat.
-pub use crate::util::proc::stat as proc_stat;
 
 /// True if `pid` is the same process that was recorded and not a zombie.
 pub fn process_alive(pid: i32, start_time: u64) -> bool {
-    match proc_stat(pid) {
+    match crate::util::proc::stat(pid) {
         Some((state, start)) => start == start_time && state != 'Z' && state != 'X',
         None => false,
     }
 }
-
-pub use crate::util::time::rfc3339_now;
 
 #[cfg(test)]
 mod tests {
@@ -293,7 +288,7 @@ mod tests {
     #[test]
     fn own_process_is_alive_and_stat_parses() {
         let pid = std::process::id() as i32;
-        let (state, start) = proc_stat(pid).unwrap();
+        let (state, start) = crate::util::proc::stat(pid).unwrap();
         assert_ne!(state, 'Z');
         assert!(process_alive(pid, start));
         assert!(!process_alive(pid, start + 1));

@@ -8,7 +8,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::init::InitConfig;
 use crate::plan::Plan;
 use crate::spawn;
-use crate::state::{proc_stat, rfc3339_now, State, Status};
+use crate::state::{State, Status};
+use crate::util::{proc, time::rfc3339_now};
 use nix::sys::signal::Signal;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -108,7 +109,7 @@ impl Runtime {
         cleanup.pid = Some(pid);
         trace("clone");
         state.pid = pid;
-        state.pid_start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        state.pid_start_time = proc::stat(pid).map(|(_, t)| t).unwrap_or(0);
         self.root.save(&state)?;
         if cfg.plan.namespaces.new_user {
             spawn::write_id_maps(pid, &bundle.spec)?;

@@ -16,7 +16,7 @@ mod rootfs;
 
 pub(crate) use namespaces::setns_all;
 use procfs::ProcFs;
-pub use ready::{ExecSetup, ReadyToExec};
+pub use ready::ExecSetup;
 
 use crate::cgroup::Hierarchy;
 use crate::error::{Error, Result, SysContext};
@@ -25,8 +25,6 @@ use crate::plan::Plan;
 use crate::sync::{Channel, Msg};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-
-pub use crate::util::fs::ensure_in_root;
 
 /// What the init process needs; built by the parent before clone and
 /// inherited through the copied address space.

@@ -83,20 +83,27 @@ fn mount_bind(root: i32, m: &MountPlan, new_user: bool) -> Result<()> {
     if extra.is_empty() {
         return Ok(());
     }
-    let target = reopen(root, dest)?;
     // In a user namespace the flags the bind inherited are locked: a
     // remount must repeat them.
     if new_user {
+        let target = reopen(root, dest)?;
         extra |= existing_flags(&fd_path(&target)) & !opts.cleared;
     }
+    remount_bind(root, dest, extra, "the bind mount with its options")
+}
+
+/// Remounts the bind now at `dest` (looked up again: it is a new mount)
+/// with `flags`.
+fn remount_bind(root: i32, dest: &Path, flags: MsFlags, what: &str) -> Result<()> {
+    let target = reopen(root, dest)?;
     mount(
         NONE,
         &fd_path(&target),
         NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
         NONE,
     )
-    .sys(|| "remounting the bind mount with its options".into())
+    .sys(|| format!("remounting {what}"))
 }
 
 /// A filesystem mount (tmpfs, proc, devpts, ...); a sysfs the kernel
@@ -123,15 +130,7 @@ fn mount_filesystem(root: i32, m: &MountPlan) -> Result<()> {
                 NONE,
             )
             .sys(|| "binding /sys".into())?;
-            let target = reopen(root, dest)?;
-            mount(
-                NONE,
-                &fd_path(&target),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-                NONE,
-            )
-            .sys(|| "remounting /sys".into())
+            remount_bind(root, dest, flags, "/sys")
         }
         Err(e) => Err(Error::sys(
             format!("mounting {} ({})", source.display(), typ.unwrap_or("?")),
@@ -235,15 +234,7 @@ fn bind_ro(src: &Path, root: i32, dest: &Path, flags: MsFlags) -> Result<()> {
         .sys(|| format!("binding {}", src.display()))?;
     let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        let target = reopen(root, dest)?;
-        mount(
-            NONE,
-            &fd_path(&target),
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
-            NONE,
-        )
-        .sys(|| format!("remounting {}", src.display()))?;
+        remount_bind(root, dest, extra, &src.display().to_string())?;
     }
     Ok(())
 }
