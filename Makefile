@@ -17,7 +17,7 @@ BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients test-cgroup-vms fuzz bench bench-docker install clean
+.PHONY: all build deps bundle run test test-unit test-runtime test-oracle test-clients test-cri test-cgroup-vms fuzz bench bench-docker install clean
 
 all: build
 
@@ -42,7 +42,7 @@ $(BUNDLE)/rootfs/bin/busybox:
 run: deps build bundle
 	$(PRIVATE) $(BIN) --root /run/vessel run --bundle $(BUNDLE) vessel-demo-$$$$
 
-test: test-unit test-runtime test-clients test-cgroup-vms
+test: test-unit test-runtime test-clients test-cri test-cgroup-vms
 
 test-unit:
 	$(CARGO) test --lib --bins
@@ -62,6 +62,7 @@ test-oracle:
 bench: build bundle
 	python3 bench/bench.py --vessel $(BIN)
 	python3 bench/gpu.py --vessel $(BIN)
+	CRI_BENCH=$${POD_N:-30} bash runtime-tests/cri/run.sh $(BIN)
 
 # `docker run --rm` round trips, vessel vs runc, through a private dockerd
 # (needs the engines: VESSEL_TEST_SYSTEM=1 installs them).
@@ -94,6 +95,13 @@ clean:
 # emulation). Skipped (exit 0) unless root and either VESSEL_TEST_SYSTEM=1
 # (downloads qemu and a kernel into /tmp/kvm, installs nothing) or that
 # cache exists. LAYOUTS="v2" or FILTER="resources::" narrow it.
+# Kubernetes' path: containerd's CRI plugin driven by a CRI client making
+# the kubelet's calls, with vessel and runc (the oracle) as runtime
+# handlers (runtime-tests/cri/README.md). Builds the debug vessel first.
+test-cri:
+	$(CARGO) build
+	bash runtime-tests/cri/run.sh target/debug/vessel
+
 test-cgroup-vms:
 	bash runtime-tests/vm/cgroup-layouts.sh
 
