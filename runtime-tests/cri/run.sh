@@ -17,7 +17,9 @@
 # protobuf-compiler (the client's build needs protoc) only with
 # VESSEL_TEST_SYSTEM=1; without them prints SKIPPED and exits 0.
 # CRI_CYCLES (200) and CRI_GPU_CYCLES (50): pod create/remove cycles of the
-# leak check. HANDLERS="vessel runc" picks a subset. KEEP_LOGS=DIR keeps
+# leak check. CRI_GROUPS (lifecycle,pods,resources,gpu,cycles): which
+# groups of checks run. CRI_CGROUP_DRIVER=systemd: containerd's SystemdCgroup and
+# the kubelet's slices (on a host whose PID 1 is systemd). HANDLERS="vessel runc" picks a subset. KEEP_LOGS=DIR keeps
 # containerd's log. CRI_BENCH=N: instead of the checks, the pod round trip
 # of `make bench` (median of N per handler, vessel vs runc).
 set -uo pipefail
@@ -57,11 +59,15 @@ if [ -z "${VESSEL_CRI_INNER:-}" ]; then
     [ -x "$RUNTIME" ] || (cd "$REPO" && cargo build -q) || exit 1
   fi
   RUNTIME=$(readlink -f "$RUNTIME")
-  T=$(now_ms)
-  CLIENT_TARGET=$REPO/target/cri
-  (cd "$HERE" && CARGO_TARGET_DIR=$CLIENT_TARGET cargo build -q --locked) || { echo "run.sh: building the CRI client failed" >&2; exit 1; }
-  echo "# CRI client built in $(secs_since "$T")s"
-  export VESSEL_CRI_INNER=1 CRI_CLIENT=$CLIENT_TARGET/debug/vessel-cri-tests
+  # CRI_CLIENT: a client built already (the VMs run the one built here).
+  if [ -z "${CRI_CLIENT:-}" ]; then
+    T=$(now_ms)
+    CLIENT_TARGET=$REPO/target/cri
+    (cd "$HERE" && CARGO_TARGET_DIR=$CLIENT_TARGET cargo build -q --locked) || { echo "run.sh: building the CRI client failed" >&2; exit 1; }
+    echo "# CRI client built in $(secs_since "$T")s"
+    CRI_CLIENT=$CLIENT_TARGET/debug/vessel-cri-tests
+  fi
+  export VESSEL_CRI_INNER=1 CRI_CLIENT
   exec unshare -m --propagation private bash "$0" "$RUNTIME"
 fi
 RUNTIME=$1
@@ -148,7 +154,7 @@ runtime_block() { # name binary
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$1.options]
         BinaryName = "$2"
         Root = "$BASE/runtime-root/$1"
-        SystemdCgroup = false
+        SystemdCgroup = $([ "${CRI_CGROUP_DRIVER:-cgroupfs}" = systemd ] && echo true || echo false)
 EOF
 }
 {
@@ -232,10 +238,9 @@ for h in ${HANDLERS:-vessel runc}; do
   T=$(now_ms)
   "$CRI_CLIENT" --socket "$CSOCK" --handler "$h" --image localhost/busybox:cri \
     --log-root "$BASE/pods" --runtime-root "$BASE/runtime-root/$h/k8s.io" \
-    --base "$BASE" --cycles "${CRI_CYCLES:-200}" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
+    --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,gpu,cycles}" --cycles "${CRI_CYCLES:-200}" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
     $([ -n "$STRICT" ] && [ "$h" = vessel ] && echo --gpu "$GPU_ROOT" --strict-handler "$STRICT") \
-    > "$BASE/log/client-$h.out" 2>&1
-  cat "$BASE/log/client-$h.out"
+    2>&1 | tee "$BASE/log/client-$h.out"
   read -r p f s < <(awk '/^ok /{p++} /^not ok /{f++} /^skip /{s++} END{print p+0, f+0, s+0}' "$BASE/log/client-$h.out")
   [ "$p$f" = 00 ] && { echo "not ok - [$h] the CRI client ran no check"; f=1; }
   PASS=$((PASS + p)) FAIL=$((FAIL + f)) SKIP=$((SKIP + s))

@@ -45,6 +45,10 @@ pub fn make_pod_cgroup(parent: &str, pids_max: Option<u32>) -> Res<()> {
                     }
                 }
             }
+            if is_v2() {
+                // v2: each level hands the controllers down to the next.
+                let _ = fs::write(up.join("cgroup.subtree_control"), "+cpu +memory +pids");
+            }
         }
         if let Some(n) = pids_max {
             if dir.join("pids.max").exists() {
@@ -118,6 +122,19 @@ pub fn leftovers(c: &Cri, uid: &str, ids: &[String]) -> Vec<String> {
         let state = Path::new(&c.node.runtime_root).join(id);
         if state.exists() {
             out.push(format!("state dir {}", state.display()));
+        }
+    }
+    if c.node.cgroup_driver == "systemd" {
+        for id in ids {
+            let unit = format!("cri-containerd-{id}.scope");
+            let listed = std::process::Command::new("systemctl")
+                .args(["list-units", "--all", "--no-legend", "--plain", &unit])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&unit))
+                .unwrap_or(false);
+            if listed {
+                out.push(format!("systemd unit {unit}"));
+            }
         }
     }
     for (pid, cmd, cgroup) in processes() {

@@ -107,7 +107,7 @@ pub async fn run(c: &mut Cri, r: &mut Report) {
     match pod.start_container(c, app).await {
         Ok(id) => {
             r.check("the container runs under this handler (its state in the runtime's root)", under_handler(c, &id));
-            r.check("its cgroup is the kubelet's /kubepods/burstable/pod<uid>/<id>", kubelet_cgroup(c, &pod, &id).await);
+            r.check("its cgroup is where the kubelet's driver puts it", kubelet_cgroup(c, &pod, &id).await);
             r.check("ExecSync: output and exit code", exec_sync(c, &id).await);
             r.check("Exec with a terminal through the streaming server", exec_tty(c, &id).await);
             r.check("ContainerStats and ListContainerStats", stats(c, &pod, &id).await);
@@ -149,10 +149,17 @@ fn under_handler(c: &Cri, id: &str) -> Res<()> {
     }
 }
 
+/// cgroupfs: `/kubepods/burstable/pod<uid>/<id>`; systemd: the scope
+/// `cri-containerd-<id>.scope` in the pod's slice, under its parents.
 async fn kubelet_cgroup(c: &mut Cri, pod: &Pod, id: &str) -> Res<()> {
     let pid = pid_of(c, id).await?;
     let got = host::memory_cgroup_of(pid)?;
-    let want = format!("/kubepods/burstable/pod{}/{id}", pod.uid);
+    let want = if c.node.cgroup_driver == "systemd" {
+        let uid = pod.uid.replace('-', "_");
+        format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{id}.scope")
+    } else {
+        format!("/kubepods/burstable/pod{}/{id}", pod.uid)
+    };
     expect("memory cgroup", &got, &want)
 }
 

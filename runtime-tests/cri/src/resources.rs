@@ -49,7 +49,11 @@ pub async fn run(c: &mut Cri, r: &mut Report) {
     }
     r.check("an OOM kill: exit code 137, reason OOMKilled", oom(c, &mut pod).await);
     r.check("the pod with limits is removed without leftovers", pod.end(c).await);
-    r.check("the pod's pids limit (on the kubelet's pod cgroup) stops forks", pids_limited(c, 24).await);
+    if c.node.cgroup_driver == "systemd" {
+        r.skip("the pod's pids limit stops forks", "the kubelet sets it on the pod slice through systemd; this test makes no slices");
+    } else {
+        r.check("the pod's pids limit (on the kubelet's pod cgroup) stops forks", pids_limited(c, 24).await);
+    }
 }
 
 async fn limits_are(c: &mut Cri, id: &str, memory: i64, quota: i64) -> Res<()> {
