@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use vessel::gpu::{cdi, discover, ldcache, request, require};
+use vessel::gpu::{cdi, ldcache, proc_files, request, require};
 
 fuzz_target!(|data: &[u8]| {
     let _ = ldcache::parse(data);
@@ -25,10 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = request::Caps::parse(text);
     let facts = require::Facts::new("535.104.05", &["NVIDIA H100 80GB HBM3", text]);
     let _ = require::check(&env, &facts);
-    let _ = discover::parse_version(text);
-    let _ = discover::parse_information(text);
-    let _ = discover::parse_char_majors(text);
-    let _ = discover::normalize_bus_id(text);
+    let _ = proc_files::parse_version(text);
+    let _ = proc_files::parse_information(text);
+    let _ = proc_files::parse_char_majors(text);
+    let _ = proc_files::normalize_bus_id(text);
     let _ = ldcache::write(&ldcache::parse(data).unwrap_or_default());
 });
 

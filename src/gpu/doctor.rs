@@ -1,7 +1,8 @@
 //! `vessel gpu info` (what vessel sees on this host) and `vessel gpu doctor
 //! [ID]` (why a GPU would not be visible, step by step, with what to do).
 
-use super::discover::{parse_char_majors, Driver, Node};
+use super::discover::{Driver, Node};
+use super::proc_files::parse_char_majors;
 use super::request::{self, Caps};
 use super::{cdi, ldcache, require, GpuOptions};
 use crate::state::State;

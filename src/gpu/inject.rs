@@ -48,11 +48,11 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
             DeviceRef::Index(i) => driver.gpus.get(*i).map(whole),
             DeviceRef::Uuid(u) => driver.gpus.iter().find(|g| g.uuid.eq_ignore_ascii_case(u)).map(whole),
             DeviceRef::BusId(b) => {
-                let b = super::discover::normalize_bus_id(b);
+                let b = super::proc_files::normalize_bus_id(b);
                 driver
                     .gpus
                     .iter()
-                    .find(|g| super::discover::normalize_bus_id(&g.bus_id) == b)
+                    .find(|g| super::proc_files::normalize_bus_id(&g.bus_id) == b)
                     .map(whole)
             }
             DeviceRef::Mig(g, m) => {

@@ -13,6 +13,7 @@ pub mod image;
 pub mod inject;
 pub mod ldcache;
 pub mod libraries;
+pub mod proc_files;
 pub mod request;
 pub mod require;
 
