@@ -1,6 +1,6 @@
-//! GPU inputs: CDI specs (YAML and JSON), NVIDIA_* values, requirement
-//! expressions, driver procfs text, and ld.so.cache files. Errors are fine;
-//! panics are not.
+//! GPU inputs: CDI specs (YAML and JSON), NVIDIA_* values, device mount
+//! paths, the config file, requirement expressions, driver procfs text,
+//! and ld.so.cache files. Errors are fine; panics are not.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -21,7 +21,15 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let env: Vec<String> = text.lines().map(str::to_string).collect();
-    let _ = request::parse(&env, &Default::default(), &[]);
+    for privileged in [false, true] {
+        let inputs = request::Inputs {
+            privileged,
+            ..request::Inputs::env(&env)
+        };
+        let _ = request::parse(&inputs, &request::Policy::default());
+    }
+    let _ = request::mounted_id(text);
+    let _ = vessel::config::parse(Path::new("config.toml"), text);
     let _ = request::Caps::parse(text);
     let facts = require::Facts::new("535.104.05", &["NVIDIA H100 80GB HBM3", text]);
     let _ = require::check(&env, &facts);
