@@ -25,7 +25,7 @@ pub struct Cli {
     /// Let systemd make the container's cgroup: a transient scope (cgroupsPath slice:prefix:name)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Find the NVIDIA driver and CDI specs under this host root (default /, or $VESSEL_GPU_ROOT)
+    /// Find the NVIDIA driver and CDI specs under this host root (default $VESSEL_GPU_ROOT, else driver-root of the config file, else /)
     #[arg(long = "gpu-root", global = true)]
     pub gpu_root: Option<PathBuf>,
     /// Ignored, for runc compatibility

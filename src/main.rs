@@ -72,7 +72,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             .clone()
             .unwrap_or_else(vessel::container::default_root),
     );
-    rt.gpu = vessel::gpu::GpuOptions::new(cli.gpu_root.clone());
+    rt.gpu = vessel::gpu::options::GpuOptions::new(cli.gpu_root.clone());
     rt.systemd_cgroup = cli.systemd_cgroup;
     match command {
         Command::Create(a) => {
@@ -146,9 +146,13 @@ fn spec(bundle: &std::path::Path, rootless: bool) -> Result<i32> {
 fn gpu(rt: &Runtime, cmd: GpuCommand) -> Result<i32> {
     use vessel::gpu::{discover::Driver, doctor, inject};
     match cmd {
-        GpuCommand::Info => print!("{}", doctor::info(&rt.gpu)?),
+        GpuCommand::Info => print!("{}", doctor::info(&rt.gpu.resolve()?)?),
         GpuCommand::Cdi { format } => {
-            let spec = inject::cdi_spec(&Driver::discover(&rt.gpu.root)?);
+            let settings = rt.gpu.resolve()?;
+            let spec = inject::cdi_spec(&Driver::discover(
+                &settings.driver_root,
+                &settings.dev_root,
+            )?);
             let text = match format {
                 CdiFormat::Json => serde_json::to_string_pretty(&spec)
                     .map_err(|e| Error::invalid(e.to_string()))?,

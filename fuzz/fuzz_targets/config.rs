@@ -39,5 +39,5 @@ fuzz_target!(|data: &[u8]| {
     // The GPU step, up to discovery (which reads the host).
     let mut spec = spec;
     let hooks = vessel::gpu::request::take_gpu_hooks(&mut spec);
-    let _ = vessel::gpu::request::from_spec(&spec, &hooks);
+    let _ = vessel::gpu::request::from_spec(&spec, &hooks, &Default::default());
 });

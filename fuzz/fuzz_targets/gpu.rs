@@ -1,10 +1,10 @@
-//! GPU inputs: CDI specs (YAML and JSON), NVIDIA_* values, requirement
-//! expressions, driver procfs text, and ld.so.cache files. Errors are fine;
-//! panics are not.
+//! GPU inputs: CDI specs (YAML and JSON), NVIDIA_* values, device mount
+//! paths, the config file, requirement expressions, driver procfs text,
+//! and ld.so.cache files. Errors are fine; panics are not.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use vessel::gpu::{cdi, discover, ldcache, request, require};
+use vessel::gpu::{cdi, ldcache, proc_files, request, require};
 
 fuzz_target!(|data: &[u8]| {
     let _ = ldcache::parse(data);
@@ -21,14 +21,22 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let env: Vec<String> = text.lines().map(str::to_string).collect();
-    let _ = request::parse(&env, &Default::default(), &[]);
+    for privileged in [false, true] {
+        let inputs = request::Inputs {
+            privileged,
+            ..request::Inputs::env(&env)
+        };
+        let _ = request::parse(&inputs, &request::Policy::default());
+    }
+    let _ = request::mounted_id(text);
+    let _ = vessel::config::parse(Path::new("config.toml"), text);
     let _ = request::Caps::parse(text);
     let facts = require::Facts::new("535.104.05", &["NVIDIA H100 80GB HBM3", text]);
     let _ = require::check(&env, &facts);
-    let _ = discover::parse_version(text);
-    let _ = discover::parse_information(text);
-    let _ = discover::parse_char_majors(text);
-    let _ = discover::normalize_bus_id(text);
+    let _ = proc_files::parse_version(text);
+    let _ = proc_files::parse_information(text);
+    let _ = proc_files::parse_char_majors(text);
+    let _ = proc_files::normalize_bus_id(text);
     let _ = ldcache::write(&ldcache::parse(data).unwrap_or_default());
 });
 

@@ -4,8 +4,9 @@
 # (major 195 and a uvm major; no kernel driver behind them, so opening an
 # allowed one fails with ENXIO), shared libraries with the driver's
 # sonames listed in ROOT/etc/ld.so.cache (made by `ldconfig -r`), a
-# nvidia-smi script and firmware. Index order (PCI bus order) differs from
-# the device minors on purpose. Needs root (mknod), cc and ldconfig.
+# nvidia-smi script, firmware and two IMEX channels. Index order (PCI
+# bus order) differs from the device minors on purpose. Needs root
+# (mknod), cc and ldconfig.
 #   make-fake-driver.sh ROOT [VERSION]
 set -eu
 ROOT=${1:?usage: make-fake-driver.sh ROOT [VERSION]}
@@ -27,11 +28,15 @@ gpu() { # bus minor uuid model
 # Index 0 is the lower bus id but has minor 1.
 gpu 0000:3b:00.0 1 GPU-11111111-2222-3333-4444-555555555555 "NVIDIA H100 80GB HBM3"
 gpu 0000:af:00.0 0 GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee "NVIDIA H100 80GB HBM3"
-printf 'Character devices:\n  1 mem\n  5 /dev/tty\n195 nvidia\n510 nvidia-uvm\n511 nvidia-caps\n\nBlock devices:\n  8 sd\n' > proc/devices
+printf 'Character devices:\n  1 mem\n  5 /dev/tty\n195 nvidia\n509 nvidia-caps-imex-channels\n510 nvidia-uvm\n511 nvidia-caps\n\nBlock devices:\n  8 sd\n' > proc/devices
 mknod dev/nvidiactl c 195 255
 mknod dev/nvidia-uvm c 510 0
 mknod dev/nvidia-uvm-tools c 510 1
 chmod 666 dev/nvidia*
+# Two IMEX channels, as the host makes them for an IMEX domain.
+mkdir dev/nvidia-caps-imex-channels
+mknod -m 666 dev/nvidia-caps-imex-channels/channel0 c 509 0
+mknod -m 666 dev/nvidia-caps-imex-channels/channel1 c 509 1
 LIB=usr/lib/x86_64-linux-gnu
 "$CC" -shared -fPIC -o "$LIB/libcuda.so.$VER" -Wl,-soname,libcuda.so.1 "$HERE/fake/libcuda.c"
 for spec in libnvidia-ml:1 libnvidia-ptxjitcompiler:1 libnvidia-encode:1 libnvcuvid:1 libGLX_nvidia:0 libnvidia-glcore:$VER; do

@@ -7,6 +7,7 @@
 
 mod drivers;
 mod engines;
+mod plugin;
 mod requests;
 mod tools;
 
@@ -60,6 +61,14 @@ fn gpu_bundle(script: &str, layout: &str, env: &[&str]) -> Bundle {
     b.runtime_env
         .push(("VESSEL_GPU_ROOT".into(), fake_root().display().to_string()));
     b
+}
+
+/// The runtime's stderr of a run expected to fail.
+fn run_fail(b: &Bundle) -> String {
+    let out = b.run(&harness::unique("gpu"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "run unexpectedly succeeded: {err}");
+    err
 }
 
 const NODES: &str = "ls /dev | grep nvidia | tr '\\n' ' '; echo";

@@ -2,19 +2,12 @@
 //! NVIDIA_DRIVER_CAPABILITIES, bad requests) and exactly what it gets,
 //! down to the device cgroup.
 
-use super::{can_run, fake_root, gpu_bundle, NODES};
-use crate::harness::{self, unique, Bundle, TestResult};
+use super::{can_run, fake_root, gpu_bundle, run_fail, NODES};
+use crate::harness::{self, unique, TestResult};
 use serde_json::json;
 
 fn run_gpu(script: &str, env: &[&str]) -> String {
     gpu_bundle(script, "debian", env).run_ok(&unique("gpu"))
-}
-
-/// (exit ok, stdout + stderr) of a run expected to fail.
-fn run_fail(b: &Bundle) -> String {
-    let out = b.run(&unique("gpu"));
-    assert!(!out.status.success(), "run unexpectedly succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn an_index_gives_exactly_that_gpu() -> TestResult {

@@ -58,7 +58,7 @@ pub struct Created {
 pub struct Runtime {
     pub root: StateRoot,
     /// Where GPU drivers and CDI specs are found (`--gpu-root`).
-    pub gpu: crate::gpu::GpuOptions,
+    pub gpu: crate::gpu::options::GpuOptions,
     /// Containers created get their cgroup from systemd (`--systemd-cgroup`).
     pub systemd_cgroup: bool,
 }
@@ -81,7 +81,7 @@ impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
             root: StateRoot::new(root),
-            gpu: crate::gpu::GpuOptions::default(),
+            gpu: crate::gpu::options::GpuOptions::default(),
             systemd_cgroup: false,
         }
     }

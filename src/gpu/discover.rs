@@ -1,12 +1,16 @@
-//! What the host's NVIDIA driver provides, read from files under a host root
-//! (`/`, or a fake driver's root in tests): version, GPUs, device majors,
-//! device nodes, libraries (from the host's ld.so.cache), binaries,
-//! firmware, sockets. Nothing is forked and nothing is loaded. Every file
-//! is looked up inside the root and read through the fd of that lookup
-//! (`hostfs`).
+//! What the host's NVIDIA driver provides, read from files under two host
+//! roots (both `/` on most hosts; a fake driver's root in tests): the
+//! kernel side (version, GPUs, device majors, device nodes, MIG
+//! capabilities) under the dev root, the user space (libraries from the
+//! host's ld.so.cache, binaries, firmware, sockets) under the driver root.
+//! NVIDIA's GPU Operator keeps the driver in `/run/nvidia/driver` while
+//! its nodes are the host's `/dev`. Nothing is forked and nothing is
+//! loaded. Every file is looked up inside its root and read through the
+//! fd of that lookup (`hostfs`).
 
 use super::hostfs::HostRoot;
 use super::libraries::{capability_libraries, find_libraries, Library};
+use super::proc_files::{normalize_bus_id, parse_char_majors, parse_information, parse_version};
 use super::request::Caps;
 use crate::error::{Error, Result};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -64,9 +68,15 @@ pub struct Node {
 
 #[derive(Debug, Clone)]
 pub struct Driver {
+    /// Where the driver's files are: libraries, binaries, firmware.
     pub root: PathBuf,
-    /// `root` opened once: every host lookup resolves inside it.
+    /// `root` opened once: every lookup of those resolves inside it.
     host: Arc<HostRoot>,
+    /// Where the kernel side is: `dev/` nodes, `proc/driver/nvidia`,
+    /// `proc/devices`.
+    pub dev_root: PathBuf,
+    /// `dev_root` opened once (the same as `host` when the roots are).
+    dev: Arc<HostRoot>,
     pub version: String,
     pub gpus: Vec<Gpu>,
     pub nvidia_major: u32,
@@ -78,10 +88,11 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Reads the driver under `root`. Fails, saying what is missing, when
-    /// no NVIDIA driver is loaded there.
-    pub fn discover(root: &Path) -> Result<Driver> {
-        let version_file = root.join("proc/driver/nvidia/version");
+    /// Reads the driver: its files under `root`, its nodes and `/proc`
+    /// files under `dev_root`. Fails, saying what is missing, when no
+    /// NVIDIA driver is loaded there.
+    pub fn discover(root: &Path, dev_root: &Path) -> Result<Driver> {
+        let version_file = dev_root.join("proc/driver/nvidia/version");
         let no_driver = |e: std::io::Error| {
             Error::invalid(format!(
                 "no NVIDIA driver: {}: {e} (is the nvidia kernel module loaded? try `modprobe nvidia`)",
@@ -89,8 +100,8 @@ impl Driver {
             ))
         };
         // A root that is not there has no driver either (the same message).
-        let host = HostRoot::open(root).map_err(no_driver)?;
-        let text = host
+        let dev = Arc::new(HostRoot::open(dev_root).map_err(no_driver)?);
+        let text = dev
             .read_to_string(Path::new("proc/driver/nvidia/version"))
             .map_err(no_driver)?;
         let version = parse_version(&text).ok_or_else(|| {
@@ -99,7 +110,14 @@ impl Driver {
                 version_file.display()
             ))
         })?;
-        let devices = host
+        let host = if root == dev_root {
+            dev.clone()
+        } else {
+            Arc::new(HostRoot::open(root).map_err(|e| {
+                Error::invalid(format!("the NVIDIA driver's root {}: {e}", root.display()))
+            })?)
+        };
+        let devices = dev
             .read_to_string(Path::new("proc/devices"))
             .unwrap_or_default();
         let majors = parse_char_majors(&devices);
@@ -109,12 +127,14 @@ impl Driver {
                 .find(|(_, n)| names.contains(&n.as_str()))
                 .map(|(m, _)| *m)
         };
-        let mut gpus = read_gpus(&host)?;
-        read_migs(&host, &mut gpus);
+        let mut gpus = read_gpus(&dev)?;
+        read_migs(&dev, &mut gpus);
         let (libraries, library_source) = find_libraries(&host, &version);
         Ok(Driver {
             root: root.to_path_buf(),
-            host: Arc::new(host),
+            host,
+            dev_root: dev_root.to_path_buf(),
+            dev,
             version,
             gpus,
             nvidia_major: major_of(&["nvidia", "nvidia-frontend"]).unwrap_or(195),
@@ -125,9 +145,19 @@ impl Driver {
         })
     }
 
-    /// The root, for reads of other host files inside it.
+    /// The driver root, for reads of other driver files inside it.
     pub fn host(&self) -> &HostRoot {
         &self.host
+    }
+
+    /// The dev root, for reads of other nodes and `/proc` files inside it.
+    pub fn dev_host(&self) -> &HostRoot {
+        &self.dev
+    }
+
+    /// Where the host has a node of the container's `path` (`/dev/...`).
+    pub fn host_node_path(&self, path: &str) -> PathBuf {
+        self.dev_root.join(path.trim_start_matches('/'))
     }
 
     /// `/dev/nvidiaN` for a GPU.
@@ -175,10 +205,10 @@ impl Driver {
         })
     }
 
-    /// The host's character device at `path`, resolved inside the root (a
-    /// fake root's absolute symlink must not reach the real `/dev`).
+    /// The host's character device at `path`, resolved inside the dev
+    /// root (a fake root's absolute symlink must not reach the real `/dev`).
     fn host_node(&self, path: &str) -> Option<Node> {
-        let m = self.host.metadata(Path::new(path)).ok()?;
+        let m = self.dev.metadata(Path::new(path)).ok()?;
         m.file_type().is_char_device().then(|| Node {
             path: path.to_string(),
             major: libc::major(m.rdev()),
@@ -349,64 +379,6 @@ fn locate(host: &HostRoot, rel: &str, kind: FileKind) -> Option<HostFile> {
     })
 }
 
-/// The version after "Kernel Module" in `/proc/driver/nvidia/version`.
-/// The NVRM line first; failing that, any line but the compiler's.
-pub fn parse_version(text: &str) -> Option<String> {
-    let dotted = |line: &str| {
-        line.split_whitespace()
-            .find(|w| {
-                let parts: Vec<&str> = w.split('.').collect();
-                parts.len() >= 2
-                    && parts
-                        .iter()
-                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .map(str::to_string)
-    };
-    let lines = || text.lines().map(str::trim);
-    lines()
-        .filter(|l| l.starts_with("NVRM") || l.contains("Kernel Module"))
-        .find_map(dotted)
-        .or_else(|| {
-            lines()
-                .filter(|l| !l.to_ascii_lowercase().contains("gcc"))
-                .find_map(dotted)
-        })
-}
-
-/// (major, name) of the character devices in `/proc/devices`.
-pub fn parse_char_majors(text: &str) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    let mut in_char = false;
-    for line in text.lines() {
-        if line.starts_with("Character devices") {
-            in_char = true;
-            continue;
-        }
-        if line.starts_with("Block devices") {
-            in_char = false;
-        }
-        if !in_char {
-            continue;
-        }
-        let mut it = line.split_whitespace();
-        if let (Some(m), Some(n)) = (it.next(), it.next()) {
-            if let Ok(m) = m.parse() {
-                out.push((m, n.to_string()));
-            }
-        }
-    }
-    out
-}
-
-/// `Key: value` lines of a driver information file.
-pub fn parse_information(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 fn read_gpus(host: &HostRoot) -> Result<Vec<Gpu>> {
     let dir = Path::new("proc/driver/nvidia/gpus");
     let listing = match host.read_dir(dir) {
@@ -455,15 +427,6 @@ fn read_gpus(host: &HostRoot) -> Result<Vec<Gpu>> {
         true
     });
     Ok(gpus)
-}
-
-/// `0000:3b:00.0` with the domain padded to 8 hex digits, for comparison.
-pub fn normalize_bus_id(id: &str) -> String {
-    let id = id.trim().to_lowercase();
-    match id.split_once(':') {
-        Some((dom, rest)) if rest.contains(':') => format!("{dom:0>8}:{rest}"),
-        _ => format!("00000000:{id}"),
-    }
 }
 
 /// MIG devices from `proc/driver/nvidia/capabilities/gpu<minor>/mig/gi*/ci*/access`.
@@ -524,42 +487,93 @@ fn read_migs(host: &HostRoot, gpus: &mut [Gpu]) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_version_lines_of_both_kernel_modules() {
-        let proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Jan  1 00:00:00 UTC 2026\nGCC version:  gcc version 12.2.0\n";
-        assert_eq!(parse_version(proprietary).as_deref(), Some("580.159.04"));
-        let open = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:15:33 UTC 2024\n";
-        assert_eq!(parse_version(open).as_deref(), Some("550.54.15"));
-        assert_eq!(parse_version("garbage"), None);
-        // Other shapes: indented, or no NVRM prefix; the compiler's version
-        // is never taken for the driver's.
-        assert_eq!(
-            parse_version("GCC version:  gcc version 12.2.0\n  NVRM version: NVIDIA 580.1.2\n")
-                .as_deref(),
-            Some("580.1.2")
-        );
-        assert_eq!(
-            parse_version("gcc version 12.2.0\nNVIDIA driver 575.57.08\n").as_deref(),
-            Some("575.57.08")
-        );
-        assert_eq!(parse_version("GCC version:  gcc version 12.2.0\n"), None);
+    const V: &str = "580.1";
+
+    /// A driver split as NVIDIA's GPU Operator lays it out: the kernel side
+    /// under `dev`, the driver's files under `driver`; neither has the
+    /// other's part, so a read from the wrong root finds nothing.
+    fn split_roots() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dev = tmp.path().join("dev-root");
+        let driver = tmp.path().join("driver-root");
+        let gpu = dev.join("proc/driver/nvidia/gpus/0000:3b:00.0");
+        std::fs::create_dir_all(&gpu).unwrap();
+        std::fs::create_dir_all(dev.join("dev")).unwrap();
+        std::fs::write(
+            dev.join("proc/driver/nvidia/version"),
+            format!("NVRM version: NVIDIA UNIX x86_64 Kernel Module  {V}  Thu Jan  1 2026\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            gpu.join("information"),
+            "Model: \t NVIDIA H100\nGPU UUID: \t GPU-1\nBus Location: \t 0000:3b:00.0\nDevice Minor: \t 3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dev.join("proc/devices"),
+            "Character devices:\n195 nvidia\n510 nvidia-uvm\n",
+        )
+        .unwrap();
+        let lib = driver.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join(format!("libcuda.so.{V}")), "").unwrap();
+        std::fs::create_dir_all(driver.join("usr/bin")).unwrap();
+        std::fs::write(driver.join("usr/bin/nvidia-smi"), "").unwrap();
+        (tmp, driver, dev)
     }
 
     #[test]
-    fn reads_char_majors_only() {
-        let t = "Character devices:\n  1 mem\n195 nvidia-frontend\n508 nvidia-uvm\n\nBlock devices:\n  8 sd\n195 notchar\n";
-        let m = parse_char_majors(t);
-        assert!(m.contains(&(195, "nvidia-frontend".into())));
-        assert!(m.contains(&(508, "nvidia-uvm".into())));
-        assert!(!m.iter().any(|(_, n)| n == "notchar"));
-    }
-
-    #[test]
-    fn bus_ids_sort_in_pci_order() {
-        assert!(normalize_bus_id("0000:3b:00.0") < normalize_bus_id("0000:af:00.0"));
-        assert_eq!(
-            normalize_bus_id("00000000:3B:00.0"),
-            normalize_bus_id("0000:3b:00.0")
+    fn the_kernel_side_is_read_under_the_dev_root() {
+        let (_tmp, driver_root, dev_root) = split_roots();
+        let am_root = nix::unistd::geteuid().is_root();
+        if am_root {
+            let node = dev_root.join("dev/nvidia3");
+            nix::sys::stat::mknod(
+                &node,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                libc::makedev(195, 3),
+            )
+            .unwrap();
+        }
+        let d = Driver::discover(&driver_root, &dev_root).unwrap();
+        assert_eq!(d.version, V);
+        assert_eq!(d.gpus.len(), 1);
+        assert!(d.gpus[0].proc_dir.starts_with(&dev_root));
+        assert_eq!(d.uvm_major, Some(510));
+        let node = d.gpu_node(&d.gpus[0]);
+        assert_eq!((node.major, node.minor), (195, 3));
+        assert_eq!(node.on_host, am_root);
+        assert_eq!(d.host_node_path(&node.path), dev_root.join("dev/nvidia3"));
+        let cdi = crate::gpu::inject::cdi_spec(&d);
+        let host_paths: Vec<&str> = cdi
+            .devices
+            .iter()
+            .flat_map(|dev| &dev.container_edits.device_nodes)
+            .filter_map(|n| n.host_path.as_deref())
+            .collect();
+        assert_eq!(host_paths.is_empty(), !am_root, "{host_paths:?}");
+        assert!(
+            host_paths
+                .iter()
+                .all(|p| Path::new(p).starts_with(&dev_root)),
+            "{host_paths:?}"
         );
+        let canonical = std::fs::canonicalize(&driver_root).unwrap();
+        assert!(
+            d.libraries
+                .iter()
+                .any(|l| l.name == "libcuda" && l.host_path.starts_with(&canonical)),
+            "{:?}",
+            d.libraries
+        );
+        let files = d.files_for(Caps::UTILITY);
+        assert!(
+            files.iter().any(|f| f.host_path.starts_with(&canonical)),
+            "{files:?}"
+        );
+        // One root for both, as before: the driver root has no /proc.
+        let e = Driver::discover(&driver_root, &driver_root).unwrap_err();
+        assert!(e.to_string().contains("no NVIDIA driver"), "{e}");
     }
 }

@@ -1,17 +1,19 @@
 //! `vessel gpu info` (what vessel sees on this host) and `vessel gpu doctor
 //! [ID]` (why a GPU would not be visible, step by step, with what to do).
 
-use super::discover::{parse_char_majors, Driver, Node};
+use super::discover::{Driver, Node};
+use super::options::{GpuOptions, GpuSettings};
+use super::proc_files::parse_char_majors;
 use super::request::{self, Caps};
-use super::{cdi, ldcache, require, GpuOptions};
+use super::{cdi, ldcache, require};
 use crate::state::State;
 use oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 use std::fmt::Write;
 use std::path::Path;
 
 /// What vessel sees: driver, GPUs, nodes, libraries, files, CDI specs.
-pub fn info(opts: &GpuOptions) -> crate::error::Result<String> {
-    let d = Driver::discover(&opts.root)?;
+pub fn info(opts: &GpuSettings) -> crate::error::Result<String> {
+    let d = Driver::discover(&opts.driver_root, &opts.dev_root)?;
     let mut o = String::new();
     write_driver(&mut o, opts, &d);
     write_gpus(&mut o, &d);
@@ -31,9 +33,20 @@ fn host_node_note(n: &Node) -> &'static str {
     }
 }
 
-/// The host root, the driver's version and the majors it uses.
-fn write_driver(o: &mut String, opts: &GpuOptions, d: &Driver) {
-    let _ = writeln!(o, "host root:   {}", opts.root.display());
+/// The config file, the roots, the driver's version and the majors it uses.
+fn write_driver(o: &mut String, opts: &GpuSettings, d: &Driver) {
+    let _ = writeln!(
+        o,
+        "config:      {}{}",
+        opts.config_path.display(),
+        if opts.config_found {
+            ""
+        } else {
+            " (not found: the defaults)"
+        }
+    );
+    let _ = writeln!(o, "driver root: {}", opts.driver_root.display());
+    let _ = writeln!(o, "dev root:    {}", opts.dev_root.display());
     let _ = writeln!(
         o,
         "driver:      {} (CUDA {} by driver branch)",
@@ -128,7 +141,7 @@ fn write_files(o: &mut String, d: &Driver) {
 
 /// The CDI directories, the devices their specs define and the specs
 /// that could not be read.
-fn write_cdi_specs(o: &mut String, opts: &GpuOptions) {
+fn write_cdi_specs(o: &mut String, opts: &GpuSettings) {
     let reg = cdi::Registry::load(&opts.cdi_dirs);
     let dirs: Vec<String> = opts
         .cdi_dirs
@@ -165,7 +178,7 @@ impl Report {
 }
 
 fn check_node(r: &mut Report, d: &Driver, n: &Node, want: (u32, u32)) {
-    let host = d.root.join(n.path.trim_start_matches('/'));
+    let host = d.host_node_path(&n.path);
     if !n.on_host {
         r.warn(
             &format!("{} is missing on the host", host.display()),
@@ -196,6 +209,7 @@ fn check_node(r: &mut Report, d: &Driver, n: &Node, want: (u32, u32)) {
 /// Checks the host, then (with `state`) what one container really got.
 pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
     let mut r = Report::default();
+    let opts = &check_config(&mut r, opts);
     let Some(d) = check_driver(&mut r, opts) else {
         return r;
     };
@@ -204,15 +218,38 @@ pub fn doctor(opts: &GpuOptions, state: Option<&State>) -> Report {
     check_libraries(&mut r, &d);
     check_cdi_specs(&mut r, opts);
     if let Some(s) = state {
-        container(&mut r, &d, s);
+        container(&mut r, &d, s, &opts.policy);
     }
     r
 }
 
+/// The config file, when there is one, can be read; the settings it
+/// gives, or (a failure said) those without it.
+fn check_config(r: &mut Report, opts: &GpuOptions) -> GpuSettings {
+    match opts.resolve() {
+        Ok(settings) => {
+            if settings.config_found {
+                r.ok(&format!(
+                    "config file {} read",
+                    settings.config_path.display()
+                ));
+            }
+            settings
+        }
+        Err(e) => {
+            r.fail(
+                &e.to_string(),
+                "fix the file (docs/gpu.md, \"The config file\"): until then every container that asks for a GPU fails to create; the checks below use the defaults",
+            );
+            opts.over(&Default::default())
+        }
+    }
+}
+
 /// The driver is loaded; None (a failure said) when it is not, which
 /// leaves nothing else to check.
-fn check_driver(r: &mut Report, opts: &GpuOptions) -> Option<Driver> {
-    match Driver::discover(&opts.root) {
+fn check_driver(r: &mut Report, opts: &GpuSettings) -> Option<Driver> {
+    match Driver::discover(&opts.driver_root, &opts.dev_root) {
         Ok(d) => {
             r.ok(&format!("NVIDIA driver {} is loaded", d.version));
             Some(d)
@@ -251,7 +288,7 @@ fn check_gpus(r: &mut Report, d: &Driver) {
 /// nodes have the numbers the driver uses.
 fn check_host_nodes(r: &mut Report, d: &Driver) {
     let devices = d
-        .host()
+        .dev_host()
         .read_to_string(Path::new("proc/devices"))
         .unwrap_or_default();
     let majors = parse_char_majors(&devices);
@@ -309,7 +346,7 @@ fn check_libraries(r: &mut Report, d: &Driver) {
 }
 
 /// Every CDI spec on disk can be read.
-fn check_cdi_specs(r: &mut Report, opts: &GpuOptions) {
+fn check_cdi_specs(r: &mut Report, opts: &GpuSettings) {
     let reg = cdi::Registry::load(&opts.cdi_dirs);
     for e in &reg.errors {
         r.warn(
@@ -342,7 +379,7 @@ fn stale_libraries(d: &Driver) -> Vec<String> {
 }
 
 /// What a container asked for and what it really has.
-fn container(r: &mut Report, d: &Driver, s: &State) {
+fn container(r: &mut Report, d: &Driver, s: &State, policy: &request::Policy) {
     let spec = match s.spec() {
         Ok(spec) => spec,
         Err(e) => {
@@ -353,41 +390,47 @@ fn container(r: &mut Report, d: &Driver, s: &State) {
             return;
         }
     };
-    if !check_request(r, s, &spec) {
+    if !check_request(r, s, &spec, policy) {
         return;
     }
     check_container_nodes(r, s, &spec);
     check_libcuda_mounts(r, d, &spec);
 }
 
-/// What the container's spec asks for. False (a failure said) when it
-/// asks for no GPU and has no GPU node: there is nothing more to check.
-fn check_request(r: &mut Report, s: &State, spec: &Spec) -> bool {
-    match request::from_spec(spec, &[]) {
-        Ok(Some(req)) => r.ok(&format!(
+/// What the container's spec asks for, read with this node's policy.
+/// False (a failure said) when it asks for no GPU and has no GPU node:
+/// there is nothing more to check.
+fn check_request(r: &mut Report, s: &State, spec: &Spec, policy: &request::Policy) -> bool {
+    let parsed = match request::from_spec(spec, &[], policy) {
+        Ok(p) => p,
+        Err(e) => {
+            r.fail(&format!("container {}: {e}", s.id), "fix the request");
+            return true;
+        }
+    };
+    for why in &parsed.ignored {
+        r.fail(
+            &format!("container {}: {why}", s.id),
+            &format!("run it privileged, pass its GPUs as the device plugin's volume mounts or CDI annotations, or set {} = true", request::ENVVAR_SETTING),
+        );
+    }
+    if let Some(req) = parsed.request {
+        r.ok(&format!(
             "container {} asked for GPUs: {}",
             s.id, req.source
-        )),
-        Ok(None) => {
-            let has_nodes = spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.devices().clone())
-                .is_some_and(|v| {
-                    v.iter()
-                        .any(|n| n.path().to_string_lossy().starts_with("/dev/nvidia"))
-                });
-            if !has_nodes {
-                r.fail(
-                    &format!("container {} asked for no GPU (NVIDIA_VISIBLE_DEVICES unset or void, no CDI device)", s.id),
-                    "run it with NVIDIA_VISIBLE_DEVICES=all (docker run --gpus all; podman --device nvidia.com/gpu=all)",
-                );
-                return false;
-            }
-        }
-        Err(e) => r.fail(&format!("container {}: {e}", s.id), "fix the request"),
+        ));
+        return true;
     }
-    true
+    let has_nodes = nvidia_nodes(spec)
+        .iter()
+        .any(|(path, _, _)| path.starts_with("/dev/nvidia"));
+    if !has_nodes && parsed.ignored.is_empty() {
+        r.fail(
+            &format!("container {} asked for no GPU (NVIDIA_VISIBLE_DEVICES unset or void, no CDI device)", s.id),
+            "run it with NVIDIA_VISIBLE_DEVICES=all (docker run --gpus all; podman --device nvidia.com/gpu=all)",
+        );
+    }
+    has_nodes
 }
 
 /// Each NVIDIA node of the spec is allowed by its device rules and, while
@@ -515,7 +558,7 @@ mod tests {
             ),
         ]);
         std::fs::write(root.join("etc/ld.so.cache"), cache).unwrap();
-        let d = Driver::discover(&root).unwrap();
+        let d = Driver::discover(&root, &root).unwrap();
         assert_eq!(d.version, "580.1");
         assert_eq!(stale_libraries(&d), ["libnvidia-ml.so.570.1"]);
     }

@@ -48,11 +48,11 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
             DeviceRef::Index(i) => driver.gpus.get(*i).map(whole),
             DeviceRef::Uuid(u) => driver.gpus.iter().find(|g| g.uuid.eq_ignore_ascii_case(u)).map(whole),
             DeviceRef::BusId(b) => {
-                let b = super::discover::normalize_bus_id(b);
+                let b = super::proc_files::normalize_bus_id(b);
                 driver
                     .gpus
                     .iter()
-                    .find(|g| super::discover::normalize_bus_id(&g.bus_id) == b)
+                    .find(|g| super::proc_files::normalize_bus_id(&g.bus_id) == b)
                     .map(whole)
             }
             DeviceRef::Mig(g, m) => {
@@ -197,6 +197,17 @@ fn in_host_layout(driver: &Driver, p: &Path) -> String {
     Path::new("/").join(rel).to_string_lossy().into_owned()
 }
 
+/// The host's node for a CDI spec's `hostPath`, under the dev root; None
+/// when the host has none (the spec's numbers make it).
+fn host_node_path(driver: &Driver, n: &Node) -> Option<String> {
+    n.on_host.then(|| {
+        driver
+            .host_node_path(&n.path)
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
 /// A CDI spec for this host's GPUs (`vessel gpu cdi`): one device per
 /// index and UUID, and `all`; driver files at the host's own paths.
 pub fn cdi_spec(driver: &Driver) -> CdiSpec {
@@ -206,8 +217,7 @@ pub fn cdi_spec(driver: &Driver) -> CdiSpec {
             .iter()
             .map(|g| {
                 let n = driver.gpu_node(g);
-                let host = driver.root.join(n.path.trim_start_matches('/'));
-                device_node(&n, n.on_host.then(|| host.to_string_lossy().into_owned()))
+                device_node(&n, host_node_path(driver, &n))
             })
             .collect(),
         ..Default::default()
@@ -237,11 +247,9 @@ pub fn cdi_spec(driver: &Driver) -> CdiSpec {
         ..Default::default()
     };
     for n in driver.control_nodes(caps) {
-        let host = driver.root.join(n.path.trim_start_matches('/'));
-        common.device_nodes.push(device_node(
-            &n,
-            n.on_host.then(|| host.to_string_lossy().into_owned()),
-        ));
+        common
+            .device_nodes
+            .push(device_node(&n, host_node_path(driver, &n)));
     }
     for lib in driver.libraries_for(caps) {
         let container = in_host_layout(driver, &lib.host_path);

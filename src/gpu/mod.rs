@@ -10,71 +10,27 @@ pub mod edits;
 pub mod elf;
 pub mod hostfs;
 pub mod image;
+pub mod imex;
 pub mod inject;
 pub mod ldcache;
 pub mod libraries;
+pub mod options;
+pub mod proc_files;
 pub mod request;
 pub mod require;
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::Spec;
-use std::path::{Path, PathBuf};
-
-/// Where the driver and the CDI specs are looked for.
-#[derive(Debug, Clone)]
-pub struct GpuOptions {
-    /// The host root the driver is found under (`/`; a fake driver in tests).
-    pub root: PathBuf,
-    /// CDI spec directories, in increasing priority.
-    pub cdi_dirs: Vec<PathBuf>,
-}
-
-impl Default for GpuOptions {
-    fn default() -> Self {
-        GpuOptions::new(None)
-    }
-}
-
-impl GpuOptions {
-    /// `--gpu-root`, else `VESSEL_GPU_ROOT`, else `/`. CDI directories are
-    /// `VESSEL_CDI_SPEC_DIRS` (colon-separated), else `/etc/cdi` and
-    /// `/var/run/cdi`, followed (when the root is not `/`) by the same two
-    /// under the root; later directories win.
-    pub fn new(flag: Option<PathBuf>) -> GpuOptions {
-        let root = flag
-            .or_else(|| {
-                std::env::var_os("VESSEL_GPU_ROOT")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let cdi_dirs = match std::env::var("VESSEL_CDI_SPEC_DIRS") {
-            Ok(v) if !v.is_empty() => v
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-            _ => {
-                let mut dirs: Vec<PathBuf> = cdi::DEFAULT_DIRS.iter().map(PathBuf::from).collect();
-                if root != Path::new("/") {
-                    dirs.extend(
-                        cdi::DEFAULT_DIRS
-                            .iter()
-                            .map(|d| root.join(d.trim_start_matches('/'))),
-                    );
-                }
-                dirs
-            }
-        };
-        GpuOptions { root, cdi_dirs }
-    }
-}
+use options::{GpuOptions, GpuSettings};
+use std::path::Path;
 
 /// What `prepare` did, for the debug log and `gpu doctor`.
 #[derive(Debug, Default)]
 pub struct Injected {
     pub request: Option<request::GpuRequest>,
     pub gpus: Vec<String>,
+    /// The IMEX channels' nodes.
+    pub imex_channels: Vec<String>,
     pub nodes: usize,
     pub mounts: usize,
     pub notes: Vec<String>,
@@ -103,9 +59,7 @@ fn split_cdi(
                 own = Some(request::Devices::All);
                 continue;
             }
-            let env = format!("NVIDIA_VISIBLE_DEVICES={name}");
-            let parsed = request::parse(&[env], &Default::default(), &[])?;
-            if let Some(request::Devices::List(r)) = parsed.and_then(|p| p.devices) {
+            if let Some(request::Devices::List(r)) = request::device_list(name, full)? {
                 refs.extend(r);
             }
             own = Some(request::Devices::List(refs));
@@ -143,18 +97,27 @@ pub fn prepare(
     opts: &GpuOptions,
 ) -> Result<Option<Injected>> {
     // Every container comes here; most ask for nothing: a scan of the
-    // spec's env, annotations and hooks, no allocation, no host file.
+    // spec's env, annotations, mounts and hooks, no allocation, no host
+    // file, not even the config file.
     if request::nothing_asked(spec)? {
         return Ok(None);
     }
+    let settings = opts.resolve()?;
     let hooks = request::take_gpu_hooks(spec);
-    let Some(req) = request::from_spec(spec, &hooks)? else {
+    let parsed = request::from_spec(spec, &hooks, &settings.policy)?;
+    for why in &parsed.ignored {
+        crate::log::warn(&format!("gpu: {why}"));
+    }
+    let Some(req) = parsed.request else {
         return Ok((!hooks.is_empty()).then(Injected::default));
     };
     let mut plan = Plan::default();
-    let devices = plan.add_cdi_devices(&req, opts)?;
+    let devices = plan.add_cdi_devices(&req, &settings)?;
     if let Some(devices) = &devices {
-        plan.add_driver(devices, &req, opts, (rootfs, state_dir))?;
+        plan.add_driver(devices, &req, &settings, (rootfs, state_dir))?;
+    }
+    if let Some(channels) = &req.imex {
+        plan.add_imex(channels, &settings)?;
     }
     let Plan { edits, mut report } = plan;
     report.nodes = edits.device_nodes.len();
@@ -181,12 +144,12 @@ impl Plan {
     fn add_cdi_devices(
         &mut self,
         req: &request::GpuRequest,
-        opts: &GpuOptions,
+        settings: &GpuSettings,
     ) -> Result<Option<request::Devices>> {
         if req.cdi.is_empty() {
             return Ok(req.devices.clone());
         }
-        let reg = cdi::Registry::load(&opts.cdi_dirs);
+        let reg = cdi::Registry::load(&settings.cdi_dirs);
         let (on_disk, own) = split_cdi(&reg, &req.cdi)?;
         self.edits.extend(&reg.resolve(&on_disk)?);
         self.report.gpus.extend(on_disk);
@@ -200,10 +163,10 @@ impl Plan {
         &mut self,
         devices: &request::Devices,
         req: &request::GpuRequest,
-        opts: &GpuOptions,
+        settings: &GpuSettings,
         (rootfs, state_dir): (&Path, &Path),
     ) -> Result<()> {
-        let driver = discover::Driver::discover(&opts.root)?;
+        let driver = discover::Driver::discover(&settings.driver_root, &settings.dev_root)?;
         let selected = inject::select(&driver, devices)?;
         let models: Vec<&str> = selected.iter().map(|s| s.gpu.model.as_str()).collect();
         require::check(
@@ -227,6 +190,18 @@ impl Plan {
         if let Some(m) = proc_driver_overlay(&driver, &selected, state_dir)? {
             self.edits.mounts.push(m);
         }
+        Ok(())
+    }
+
+    /// Adds the IMEX channels' nodes, from the host under the dev root.
+    fn add_imex(&mut self, channels: &request::ImexChannels, settings: &GpuSettings) -> Result<()> {
+        let dev = hostfs::HostRoot::open(&settings.dev_root)
+            .map_err(|e| Error::io("opening the GPU dev root", &settings.dev_root, e))?;
+        let nodes = imex::channel_nodes(&dev, channels)?;
+        self.report
+            .imex_channels
+            .extend(nodes.iter().map(|n| n.path.clone()));
+        self.edits.device_nodes.extend(nodes);
         Ok(())
     }
 
@@ -304,15 +279,16 @@ fn libc_note(libc: image::Libc) -> Option<&'static str> {
 /// `/proc/driver/nvidia` as the container should see it: only the selected
 /// GPUs, and `ModifyDeviceFiles: 0` so the driver library does not try to
 /// create nodes. Only when the real host's procfs has the driver (the
-/// container's /proc is the same kernel's). Read through the driver's root.
+/// container's /proc is the same kernel's): the dev root is `/`, wherever
+/// the driver's files are. Read through the dev root.
 fn proc_driver_overlay(
     driver: &discover::Driver,
     selected: &[inject::Selected],
     state_dir: &Path,
 ) -> Result<Option<edits::CdiMount>> {
-    let host = driver.host();
+    let host = driver.dev_host();
     let proc_dir = Path::new("proc/driver/nvidia");
-    if driver.root != Path::new("/") || host.open_path(&proc_dir.join("version")).is_err() {
+    if driver.dev_root != Path::new("/") || host.open_path(&proc_dir.join("version")).is_err() {
         return Ok(None);
     }
     let dir = state_dir.join("proc-driver-nvidia");

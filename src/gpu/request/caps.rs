@@ -59,8 +59,14 @@ impl Caps {
             .map(|(_, c)| *c)
     }
 
-    /// Parses a comma list; an unknown name is an error naming it.
+    /// Parses `NVIDIA_DRIVER_CAPABILITIES`'s comma list; an unknown name
+    /// is an error naming it.
     pub fn parse(s: &str) -> Result<Caps> {
+        Caps::parse_named(s, "NVIDIA_DRIVER_CAPABILITIES")
+    }
+
+    /// Parses a comma list found in `what` (named in the error).
+    pub fn parse_named(s: &str, what: &str) -> Result<Caps> {
         let mut caps = Caps(0);
         for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             if word == "all" {
@@ -70,7 +76,7 @@ impl Caps {
                 Some(c) => caps = caps | c,
                 None => {
                     return Err(Error::invalid(format!(
-                        "NVIDIA_DRIVER_CAPABILITIES: unknown capability {word:?} (known: all, {})",
+                        "{what}: unknown capability {word:?} (known: all, {})",
                         Self::NAMES.map(|(n, _)| n).join(", ")
                     )))
                 }

@@ -1,8 +1,8 @@
 //! The words of a request as the spec holds them: the `NVIDIA_*` variables
-//! of `process.env` (device lists, requirements) and the `cdi.k8s.io/*`
-//! annotations.
+//! of `process.env` (device lists, IMEX channels, requirements) and the
+//! `cdi.k8s.io/*` annotations.
 
-use super::{DeviceRef, Devices};
+use super::{DeviceRef, Devices, ImexChannels};
 use crate::error::{Error, Result};
 use oci_spec::runtime::Spec;
 use std::collections::HashMap;
@@ -38,10 +38,11 @@ pub fn is_cdi_name(s: &str) -> bool {
     ok(vendor, "-_.") && ok(class, "-_") && ok(name, "-_.:")
 }
 
-fn parse_device(s: &str) -> Result<DeviceRef> {
+/// One device of a list found in `what` (named in the error).
+fn parse_device(s: &str, what: &str) -> Result<DeviceRef> {
     let bad = || {
         Error::invalid(format!(
-            "NVIDIA_VISIBLE_DEVICES: {s:?} is not a GPU (use all, none, void, indexes like 0,1, GPU-<uuid>, <gpu>:<mig>, MIG-<uuid>, a PCI bus id or a CDI name like nvidia.com/gpu=0)"
+            "{what}: {s:?} is not a GPU (use all, none, void, indexes like 0,1, GPU-<uuid>, <gpu>:<mig>, MIG-<uuid>, a PCI bus id or a CDI name like nvidia.com/gpu=0)"
         ))
     };
     if let Ok(i) = s.parse() {
@@ -67,24 +68,34 @@ fn parse_device(s: &str) -> Result<DeviceRef> {
     Err(bad())
 }
 
-/// Splits a device list into driver devices and CDI names.
-pub(super) fn parse_list(list: &str, cdi: &mut Vec<String>) -> Result<Option<Devices>> {
-    let words: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .collect();
+/// The non-empty words of a comma list.
+fn comma_words(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|w| !w.is_empty())
+}
+
+/// Splits a device list into driver devices and CDI names; `what` (the
+/// variable, the hook) is named in errors.
+pub(super) fn parse_list(list: &str, what: &str, cdi: &mut Vec<String>) -> Result<Option<Devices>> {
+    parse_words(comma_words(list), what, cdi)
+}
+
+/// `parse_list` of words already split (the ids of the device mounts).
+pub(super) fn parse_words<'w>(
+    words: impl IntoIterator<Item = &'w str>,
+    what: &str,
+    cdi: &mut Vec<String>,
+) -> Result<Option<Devices>> {
     let mut refs = Vec::new();
     let mut any_gpu_word = false;
-    for w in &words {
-        match *w {
+    for w in words {
+        match w {
             "all" => return Ok(Some(Devices::All)),
             "none" => any_gpu_word = true,
             "void" => {}
             w if is_cdi_name(w) => cdi.push(w.to_string()),
             w => {
                 any_gpu_word = true;
-                let r = parse_device(w)?;
+                let r = parse_device(w, what)?;
                 if !refs.contains(&r) {
                     refs.push(r);
                 }
@@ -96,6 +107,38 @@ pub(super) fn parse_list(list: &str, cdi: &mut Vec<String>) -> Result<Option<Dev
         (true, true) => Some(Devices::NoGpu),
         (true, false) => Some(Devices::List(refs)),
     })
+}
+
+/// IMEX channels (`NVIDIA_IMEX_CHANNELS`, or the ids of `imex/` mounts):
+/// `all`, channel numbers, or nothing (`none`, `void`, empty). `what` is
+/// named in errors.
+pub(super) fn parse_imex<'w>(
+    words: impl IntoIterator<Item = &'w str>,
+    what: &str,
+) -> Result<Option<ImexChannels>> {
+    let mut channels = Vec::new();
+    for w in words {
+        match w {
+            "all" => return Ok(Some(ImexChannels::All)),
+            "none" | "void" => {}
+            w => {
+                let n: u32 = w.parse().map_err(|_| {
+                    Error::invalid(format!(
+                        "{what}: {w:?} is not an IMEX channel (use all, none, or channel numbers like 0,1)"
+                    ))
+                })?;
+                if !channels.contains(&n) {
+                    channels.push(n);
+                }
+            }
+        }
+    }
+    Ok((!channels.is_empty()).then_some(ImexChannels::List(channels)))
+}
+
+/// `parse_imex` of a comma list.
+pub(super) fn parse_imex_list(list: &str, what: &str) -> Result<Option<ImexChannels>> {
+    parse_imex(comma_words(list), what)
 }
 
 /// The requirement expressions to check, per NVIDIA's rules.

@@ -107,8 +107,7 @@ pub fn take_gpu_hooks(spec: &mut Spec) -> Vec<HookRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::request::{parse, DeviceRef, Devices};
-    use std::collections::HashMap;
+    use crate::gpu::request::{parse, DeviceRef, Devices, Inputs, Policy};
 
     #[test]
     fn engine_hooks_are_recognised() {
@@ -125,7 +124,12 @@ mod tests {
         assert_eq!(h.devices.as_deref(), Some("1"));
         assert_eq!(h.caps, Some(Caps::COMPUTE | Caps::UTILITY));
         assert_eq!(h.requires, vec!["cuda>=11"]);
-        let r = parse(&[], &HashMap::new(), &[h]).unwrap().unwrap();
+        let hooks = [h];
+        let inputs = Inputs {
+            hooks: &hooks,
+            ..Default::default()
+        };
+        let r = parse(&inputs, &Policy::default()).unwrap().request.unwrap();
         assert_eq!(r.devices, Some(Devices::List(vec![DeviceRef::Index(1)])));
         let other: Hook = serde_json::from_str(r#"{"path":"/usr/bin/true"}"#).unwrap();
         assert!(gpu_hook(&other).is_none());
