@@ -16,12 +16,16 @@
 # Needs root. Installs containerd, containernetworking-plugins and
 # protobuf-compiler (the client's build needs protoc) only with
 # VESSEL_TEST_SYSTEM=1; without them prints SKIPPED and exits 0.
-# CRI_CYCLES (200) and CRI_GPU_CYCLES (50): pod create/remove cycles of the
-# leak check. CRI_GROUPS (lifecycle,pods,resources,gpu,cycles): which
-# groups of checks run. CRI_CGROUP_DRIVER=systemd: containerd's SystemdCgroup and
-# the kubelet's slices (on a host whose PID 1 is systemd). HANDLERS="vessel runc" picks a subset. KEEP_LOGS=DIR keeps
-# containerd's log. CRI_BENCH=N: instead of the checks, the pod round trip
-# of `make bench` (median of N per handler, vessel vs runc).
+# Knobs:
+#   CRI_CYCLES (200), CRI_GPU_CYCLES (50): pod create/remove cycles of
+#     vessel's leak check; CRI_ORACLE_CYCLES (20) for runc's.
+#   CRI_GROUPS (lifecycle,pods,resources,gpu,cycles): the checks to run.
+#   CRI_CGROUP_DRIVER=systemd: containerd's SystemdCgroup and the kubelet's
+#     slices (on a host whose PID 1 is systemd).
+#   HANDLERS ("vessel runc"): a subset. KEEP_LOGS=DIR keeps the logs.
+#   CRI_CLIENT: a client built already (the VMs run the host's).
+#   CRI_BENCH=N: instead of the checks, make bench's pod round trip
+#     (median of N per handler, vessel vs runc).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -238,7 +242,7 @@ for h in ${HANDLERS:-vessel runc}; do
   T=$(now_ms)
   "$CRI_CLIENT" --socket "$CSOCK" --handler "$h" --image localhost/busybox:cri \
     --log-root "$BASE/pods" --runtime-root "$BASE/runtime-root/$h/k8s.io" \
-    --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,gpu,cycles}" --cycles "${CRI_CYCLES:-200}" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
+    --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,gpu,cycles}" --cycles "$([ "$h" = vessel ] && echo "${CRI_CYCLES:-200}" || echo "${CRI_ORACLE_CYCLES:-20}")" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
     $([ -n "$STRICT" ] && [ "$h" = vessel ] && echo --gpu "$GPU_ROOT" --strict-handler "$STRICT") \
     2>&1 | tee "$BASE/log/client-$h.out"
   read -r p f s < <(awk '/^ok /{p++} /^not ok /{f++} /^skip /{s++} END{print p+0, f+0, s+0}' "$BASE/log/client-$h.out")

@@ -55,7 +55,9 @@ impl Cri {
     }
 
     pub async fn version(&mut self) -> Res<VersionResponse> {
-        let r = self.rt.version(VersionRequest { version: "v1".into() });
+        let r = self.rt.version(VersionRequest {
+            version: "v1".into(),
+        });
         Ok(r.await.map_err(status)?.into_inner())
     }
 

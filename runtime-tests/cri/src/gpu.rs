@@ -174,7 +174,9 @@ pub async fn run(c: &mut Cri, r: &mut Report, ctx: &Ctx) {
         return;
     };
     let mut node = c.node.clone();
-    node.runtime_root = node.runtime_root.replace(&format!("/{}/", node.handler), &format!("/{strict}/"));
+    node.runtime_root = node
+        .runtime_root
+        .replace(&format!("/{}/", node.handler), &format!("/{strict}/"));
     node.handler = strict.clone();
     let mut sc = match Cri::connect(node).await {
         Ok(sc) => sc,
@@ -220,7 +222,11 @@ async fn one(c: &mut Cri, case: &Case) -> Res<()> {
 async fn privileged_pod(c: &mut Cri) -> Res<Pod> {
     let uid = cri::new_uid("gpu-priv");
     let mut config = cri::pod_config(&c.node, "gpu-priv", &uid, false);
-    if let Some(sc) = config.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+    if let Some(sc) = config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+    {
         sc.privileged = true;
     }
     crate::host::make_pod_cgroup(&cri::cgroup_parent(&c.node.cgroup_driver, &uid), None)?;

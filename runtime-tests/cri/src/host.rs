@@ -138,9 +138,12 @@ pub fn leftovers(c: &Cri, uid: &str, ids: &[String]) -> Vec<String> {
         }
     }
     for (pid, cmd, cgroup) in processes() {
-        if cgroup.contains(&format!("pod{uid}")) || cgroup.contains(&format!("pod{}", uid.replace('-', "_"))) {
+        if cgroup.contains(&format!("pod{uid}"))
+            || cgroup.contains(&format!("pod{}", uid.replace('-', "_")))
+        {
             out.push(format!("process {pid} ({cmd}) in the pod's cgroup"));
-        } else if cmd.contains("containerd-shim") && ids.iter().any(|id| cmd.contains(id.as_str())) {
+        } else if cmd.contains("containerd-shim") && ids.iter().any(|id| cmd.contains(id.as_str()))
+        {
             out.push(format!("shim {pid} ({cmd})"));
         }
     }
@@ -166,10 +169,15 @@ fn processes() -> Vec<(u32, String, String)> {
 /// The cgroup path of a process in the memory hierarchy (v1) or the
 /// unified one (v2).
 pub fn memory_cgroup_of(pid: u32) -> Res<String> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
     for l in text.lines() {
         let mut parts = l.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (_, ctrls, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
         let is_memory = ctrls.split(',').any(|c| c == "memory");
         if is_memory || (is_v2() && ctrls.is_empty()) {
             return Ok(path.to_string());
@@ -183,7 +191,10 @@ pub fn pids_current(parent: &str) -> Res<u32> {
     for h in hierarchies() {
         let f = h.join(parent.trim_start_matches('/')).join("pids.current");
         if let Ok(v) = fs::read_to_string(&f) {
-            return v.trim().parse().map_err(|e| format!("{}: {e}", f.display()));
+            return v
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: {e}", f.display()));
         }
     }
     Err(format!("no pids.current for {parent}"))

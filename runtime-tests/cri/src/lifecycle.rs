@@ -17,7 +17,12 @@ pub struct Pod {
 
 impl Pod {
     /// The kubelet's steps: the pod cgroup, then RunPodSandbox.
-    pub async fn start(c: &mut Cri, name: &str, share_pid: bool, pids_max: Option<u32>) -> Res<Pod> {
+    pub async fn start(
+        c: &mut Cri,
+        name: &str,
+        share_pid: bool,
+        pids_max: Option<u32>,
+    ) -> Res<Pod> {
         let uid = cri::new_uid(name);
         let config = cri::pod_config(&c.node, name, &uid, share_pid);
         let parent = cri::cgroup_parent(&c.node.cgroup_driver, &uid);
@@ -27,7 +32,10 @@ impl Pod {
         if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
             return Err(format!("log directory {}: {e}", config.log_directory));
         }
-        let id = c.run_pod(&config).await.map_err(|e| format!("RunPodSandbox: {e}"))?;
+        let id = c
+            .run_pod(&config)
+            .await
+            .map_err(|e| format!("RunPodSandbox: {e}"))?;
         Ok(Pod {
             id,
             uid,
@@ -49,8 +57,12 @@ impl Pod {
     /// StopPodSandbox, RemovePodSandbox, the kubelet's removal of the pod
     /// cgroup; then an error naming whatever is left on the node.
     pub async fn end(self, c: &mut Cri) -> Res<()> {
-        c.stop_pod(&self.id).await.map_err(|e| format!("StopPodSandbox: {e}"))?;
-        c.remove_pod(&self.id).await.map_err(|e| format!("RemovePodSandbox: {e}"))?;
+        c.stop_pod(&self.id)
+            .await
+            .map_err(|e| format!("StopPodSandbox: {e}"))?;
+        c.remove_pod(&self.id)
+            .await
+            .map_err(|e| format!("RemovePodSandbox: {e}"))?;
         let _ = std::fs::remove_dir_all(&self.config.log_directory);
         let mut ids = self.containers.clone();
         ids.push(self.id.clone());
@@ -75,7 +87,10 @@ pub async fn pid_of(c: &mut Cri, id: &str) -> Res<u32> {
         container_id: id.into(),
         verbose: true,
     };
-    let r = c.rt.container_status(req).await.map_err(|e| e.message().to_string())?;
+    let r =
+        c.rt.container_status(req)
+            .await
+            .map_err(|e| e.message().to_string())?;
     let info = r.into_inner().info;
     let json = info.get("info").ok_or("no verbose info")?;
     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -102,26 +117,65 @@ pub async fn run(c: &mut Cri, r: &mut Report) {
             return;
         }
     };
-    r.check("RunPodSandbox with the handler; the sandbox is ready", sandbox_ready(c, &pod).await);
+    r.check(
+        "RunPodSandbox with the handler; the sandbox is ready",
+        sandbox_ready(c, &pod).await,
+    );
     let app = cri::container(&c.node, "app", "echo started; exec sleep 1000", false);
     match pod.start_container(c, app).await {
         Ok(id) => {
-            r.check("the container runs under this handler (its state in the runtime's root)", under_handler(c, &id));
-            r.check("its cgroup is where the kubelet's driver puts it", kubelet_cgroup(c, &pod, &id).await);
+            r.check(
+                "the container runs under this handler (its state in the runtime's root)",
+                under_handler(c, &id),
+            );
+            r.check(
+                "its cgroup is where the kubelet's driver puts it",
+                kubelet_cgroup(c, &pod, &id).await,
+            );
             r.check("ExecSync: output and exit code", exec_sync(c, &id).await);
-            r.check("Exec with a terminal through the streaming server", exec_tty(c, &id).await);
-            r.check("ContainerStats and ListContainerStats", stats(c, &pod, &id).await);
-            r.check("ReopenContainerLog: a new log file after rotation", reopen_log(c, &pod, &id).await);
+            r.check(
+                "Exec with a terminal through the streaming server",
+                exec_tty(c, &id).await,
+            );
+            r.check(
+                "ContainerStats and ListContainerStats",
+                stats(c, &pod, &id).await,
+            );
+            r.check(
+                "ReopenContainerLog: a new log file after rotation",
+                reopen_log(c, &pod, &id).await,
+            );
         }
         Err(e) => r.check("CreateContainer and StartContainer", Err(e)),
     }
-    r.check("Attach with a terminal to a container's shell", attach(c, &mut pod).await);
-    r.check("ContainerStatus: exit code 3, reason Error", exit_reason(c, &mut pod).await);
-    r.check("a second container starts in the sandbox after the first exited", second_container(c, &mut pod).await);
-    r.check("StopContainer: TERM first, a container that handles it exits by itself", stop_term(c, &mut pod).await);
-    r.check("StopContainer: KILL after the grace period when TERM is ignored", stop_kill(c, &mut pod).await);
-    r.check("RemoveContainer removes it from the list", remove_container(c, &mut pod).await);
-    r.check("StopPodSandbox, RemovePodSandbox: no mounts, cgroups, state or processes left", pod.end(c).await);
+    r.check(
+        "Attach with a terminal to a container's shell",
+        attach(c, &mut pod).await,
+    );
+    r.check(
+        "ContainerStatus: exit code 3, reason Error",
+        exit_reason(c, &mut pod).await,
+    );
+    r.check(
+        "a second container starts in the sandbox after the first exited",
+        second_container(c, &mut pod).await,
+    );
+    r.check(
+        "StopContainer: TERM first, a container that handles it exits by itself",
+        stop_term(c, &mut pod).await,
+    );
+    r.check(
+        "StopContainer: KILL after the grace period when TERM is ignored",
+        stop_kill(c, &mut pod).await,
+    );
+    r.check(
+        "RemoveContainer removes it from the list",
+        remove_container(c, &mut pod).await,
+    );
+    r.check(
+        "StopPodSandbox, RemovePodSandbox: no mounts, cgroups, state or processes left",
+        pod.end(c).await,
+    );
 }
 
 async fn version(c: &mut Cri) -> Res<()> {
@@ -141,7 +195,9 @@ async fn sandbox_ready(c: &mut Cri, pod: &Pod) -> Res<()> {
 }
 
 fn under_handler(c: &Cri, id: &str) -> Res<()> {
-    let state = std::path::Path::new(&c.node.runtime_root).join(id).join("state.json");
+    let state = std::path::Path::new(&c.node.runtime_root)
+        .join(id)
+        .join("state.json");
     if state.exists() {
         Ok(())
     } else {
@@ -164,7 +220,9 @@ async fn kubelet_cgroup(c: &mut Cri, pod: &Pod, id: &str) -> Res<()> {
 }
 
 async fn exec_sync(c: &mut Cri, id: &str) -> Res<()> {
-    let r = c.exec_sync(id, &["sh", "-c", "echo out; echo err >&2; exit 5"]).await?;
+    let r = c
+        .exec_sync(id, &["sh", "-c", "echo out; echo err >&2; exit 5"])
+        .await?;
     expect("stdout", String::from_utf8_lossy(&r.stdout).trim(), "out")?;
     expect("stderr", String::from_utf8_lossy(&r.stderr).trim(), "err")?;
     expect("exit code", &r.exit_code.to_string(), "5")
@@ -173,13 +231,20 @@ async fn exec_sync(c: &mut Cri, id: &str) -> Res<()> {
 async fn exec_tty(c: &mut Cri, id: &str) -> Res<()> {
     let req = ExecRequest {
         container_id: id.into(),
-        cmd: ["sh", "-c", "tty; read x; echo got-$x"].map(String::from).to_vec(),
+        cmd: ["sh", "-c", "tty; read x; echo got-$x"]
+            .map(String::from)
+            .to_vec(),
         tty: true,
         stdin: true,
         stdout: true,
         stderr: false,
     };
-    let url = c.rt.exec(req).await.map_err(|e| e.message().to_string())?.into_inner().url;
+    let url =
+        c.rt.exec(req)
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner()
+            .url;
     let s = stream::session(&url, &[("/dev/pts/", "hello\n")], 30).await?;
     if !s.stdout.contains("/dev/pts/") || !s.stdout.contains("got-hello") {
         return Err(format!("output {:?}, status {:?}", s.stdout, s.status));
@@ -204,9 +269,22 @@ async fn attach(c: &mut Cri, pod: &mut Pod) -> Res<()> {
         stdout: true,
         stderr: false,
     };
-    let url = c.rt.attach(req).await.map_err(|e| e.message().to_string())?.into_inner().url;
+    let url =
+        c.rt.attach(req)
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner()
+            .url;
     // Attaching does not replay the prompt: send a line at once.
-    let s = stream::session(&url, &[("", "echo attached-$((6*7)); tty\n"), ("attached-42", "exit 4\n")], 30).await?;
+    let s = stream::session(
+        &url,
+        &[
+            ("", "echo attached-$((6*7)); tty\n"),
+            ("attached-42", "exit 4\n"),
+        ],
+        30,
+    )
+    .await?;
     if !s.stdout.contains("attached-42") || !s.stdout.contains("/dev/pts/") {
         return Err(format!("output {:?}, status {:?}", s.stdout, s.status));
     }
@@ -215,17 +293,25 @@ async fn attach(c: &mut Cri, pod: &mut Pod) -> Res<()> {
 }
 
 async fn stats(c: &mut Cri, pod: &Pod, id: &str) -> Res<()> {
-    c.sh(id, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done").await?;
-    let s = c
-        .rt
-        .container_stats(ContainerStatsRequest { container_id: id.into() })
+    c.sh(id, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+        .await?;
+    let s =
+        c.rt.container_stats(ContainerStatsRequest {
+            container_id: id.into(),
+        })
         .await
         .map_err(|e| e.message().to_string())?
         .into_inner()
         .stats
         .ok_or("no stats")?;
-    let cpu = s.cpu.and_then(|c| c.usage_core_nano_seconds).map_or(0, |v| v.value);
-    let mem = s.memory.and_then(|m| m.working_set_bytes).map_or(0, |v| v.value);
+    let cpu = s
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map_or(0, |v| v.value);
+    let mem = s
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map_or(0, |v| v.value);
     if cpu == 0 || mem == 0 {
         return Err(format!("cpu {cpu} ns, working set {mem} bytes"));
     }
@@ -233,15 +319,22 @@ async fn stats(c: &mut Cri, pod: &Pod, id: &str) -> Res<()> {
         pod_sandbox_id: pod.id.clone(),
         ..Default::default()
     };
-    let list = c
-        .rt
-        .list_container_stats(ListContainerStatsRequest { filter: Some(filter) })
+    let list =
+        c.rt.list_container_stats(ListContainerStatsRequest {
+            filter: Some(filter),
+        })
         .await
         .map_err(|e| e.message().to_string())?
         .into_inner()
         .stats;
-    if !list.iter().any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)) {
-        return Err(format!("ListContainerStats of the pod has no {id} ({} entries)", list.len()));
+    if !list
+        .iter()
+        .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id))
+    {
+        return Err(format!(
+            "ListContainerStats of the pod has no {id} ({} entries)",
+            list.len()
+        ));
     }
     Ok(())
 }
@@ -251,10 +344,11 @@ async fn reopen_log(c: &mut Cri, pod: &Pod, id: &str) -> Res<()> {
     let log = pod.log_path("app");
     let rotated = format!("{log}.1");
     std::fs::rename(&log, &rotated).map_err(|e| format!("renaming {log}: {e}"))?;
-    c.rt
-        .reopen_container_log(ReopenContainerLogRequest { container_id: id.into() })
-        .await
-        .map_err(|e| format!("ReopenContainerLog: {}", e.message()))?;
+    c.rt.reopen_container_log(ReopenContainerLogRequest {
+        container_id: id.into(),
+    })
+    .await
+    .map_err(|e| format!("ReopenContainerLog: {}", e.message()))?;
     c.sh(id, "echo after-reopen > /proc/1/fd/1").await?;
     let end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -275,14 +369,21 @@ async fn reopen_log(c: &mut Cri, pod: &Pod, id: &str) -> Res<()> {
 }
 
 async fn exit_reason(c: &mut Cri, pod: &mut Pod) -> Res<()> {
-    let id = pod.start_container(c, cri::container(&c.node, "fails", "exit 3", false)).await?;
+    let id = pod
+        .start_container(c, cri::container(&c.node, "fails", "exit 3", false))
+        .await?;
     let s = c.wait_exited(&id, 30).await?;
     expect("exit code", &s.exit_code.to_string(), "3")?;
     expect("reason", &s.reason, "Error")
 }
 
 async fn second_container(c: &mut Cri, pod: &mut Pod) -> Res<()> {
-    let id = pod.start_container(c, cri::container(&c.node, "second", "echo second; exit 0", false)).await?;
+    let id = pod
+        .start_container(
+            c,
+            cri::container(&c.node, "second", "echo second; exit 0", false),
+        )
+        .await?;
     let s = c.wait_exited(&id, 30).await?;
     expect("exit code", &s.exit_code.to_string(), "0")?;
     expect("reason", &s.reason, "Completed")?;
@@ -295,17 +396,25 @@ async fn second_container(c: &mut Cri, pod: &mut Pod) -> Res<()> {
 
 async fn stop_term(c: &mut Cri, pod: &mut Pod) -> Res<()> {
     let script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
-    let id = pod.start_container(c, cri::container(&c.node, "graceful", script, false)).await?;
+    let id = pod
+        .start_container(c, cri::container(&c.node, "graceful", script, false))
+        .await?;
     wait_log(&pod.log_path("graceful"), "ready").await?;
     c.stop(&id, 30).await?;
     let s = c.wait_exited(&id, 5).await?;
-    expect("exit code from the TERM trap", &s.exit_code.to_string(), "7")?;
+    expect(
+        "exit code from the TERM trap",
+        &s.exit_code.to_string(),
+        "7",
+    )?;
     wait_log(&pod.log_path("graceful"), "got-term").await
 }
 
 async fn stop_kill(c: &mut Cri, pod: &mut Pod) -> Res<()> {
     let script = "trap '' TERM; echo ready; while :; do sleep 0.1; done";
-    let id = pod.start_container(c, cri::container(&c.node, "stubborn", script, false)).await?;
+    let id = pod
+        .start_container(c, cri::container(&c.node, "stubborn", script, false))
+        .await?;
     wait_log(&pod.log_path("stubborn"), "ready").await?;
     let t = Instant::now();
     c.stop(&id, 2).await?;
@@ -314,7 +423,9 @@ async fn stop_kill(c: &mut Cri, pod: &mut Pod) -> Res<()> {
     expect("exit code", &s.exit_code.to_string(), "137")?;
     // Behaviour, not speed: KILL must not come before the grace period.
     if waited < Duration::from_millis(1900) {
-        return Err(format!("stopped after {waited:?}, before the 2 s grace period"));
+        return Err(format!(
+            "stopped after {waited:?}, before the 2 s grace period"
+        ));
     }
     Ok(())
 }
@@ -323,9 +434,8 @@ async fn remove_container(c: &mut Cri, pod: &mut Pod) -> Res<()> {
     let id = pod.containers.first().cloned().ok_or("no container")?;
     c.stop(&id, 0).await?;
     c.remove(&id).await?;
-    let list = c
-        .rt
-        .list_containers(ListContainersRequest {
+    let list =
+        c.rt.list_containers(ListContainersRequest {
             filter: Some(ContainerFilter {
                 pod_sandbox_id: pod.id.clone(),
                 ..Default::default()
@@ -374,8 +484,15 @@ pub async fn cycles(c: &mut Cri, r: &mut Report, n: u32, gpu: bool) {
         }
     }
     let what = if gpu { " with a GPU" } else { "" };
-    println!("# [{}] {n} pod cycles{what} in {:.1} s", c.node.handler, t.elapsed().as_secs_f64());
-    r.check(&format!("{n} pod create/remove cycles{what} leave nothing behind"), res);
+    println!(
+        "# [{}] {n} pod cycles{what} in {:.1} s",
+        c.node.handler,
+        t.elapsed().as_secs_f64()
+    );
+    r.check(
+        &format!("{n} pod create/remove cycles{what} leave nothing behind"),
+        res,
+    );
 }
 
 async fn one_cycle(c: &mut Cri, gpu: bool) -> Res<()> {
@@ -404,7 +521,8 @@ pub async fn bench(c: &mut Cri, n: u32) {
         let t = Instant::now();
         let res = async {
             let mut pod = Pod::start(c, "bench", false, None).await?;
-            pod.start_container(c, cri::container(&c.node, "app", "exec sleep 1000", false)).await?;
+            pod.start_container(c, cri::container(&c.node, "app", "exec sleep 1000", false))
+                .await?;
             pod.end(c).await
         }
         .await;
@@ -412,6 +530,10 @@ pub async fn bench(c: &mut Cri, n: u32) {
             eprintln!("bench: {e}");
             std::process::exit(1);
         }
-        println!("sample {} {:.2}", c.node.handler, t.elapsed().as_secs_f64() * 1000.0);
+        println!(
+            "sample {} {:.2}",
+            c.node.handler,
+            t.elapsed().as_secs_f64() * 1000.0
+        );
     }
 }

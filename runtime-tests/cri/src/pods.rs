@@ -8,8 +8,19 @@ use crate::Report;
 
 pub async fn run(c: &mut Cri, r: &mut Report) {
     for share_pid in [false, true] {
-        let tag = if share_pid { " (shareProcessNamespace)" } else { "" };
-        let mut pod = match Pod::start(c, if share_pid { "shared" } else { "pair" }, share_pid, None).await {
+        let tag = if share_pid {
+            " (shareProcessNamespace)"
+        } else {
+            ""
+        };
+        let mut pod = match Pod::start(
+            c,
+            if share_pid { "shared" } else { "pair" },
+            share_pid,
+            None,
+        )
+        .await
+        {
             Ok(p) => p,
             Err(e) => {
                 r.check(&format!("RunPodSandbox{tag}"), Err(e));
@@ -19,22 +30,47 @@ pub async fn run(c: &mut Cri, r: &mut Report) {
         let res = two_containers(c, &mut pod, share_pid).await;
         match res {
             Ok((a, b)) => {
-                r.check(&format!("the pod's network has only lo{tag}"), only_lo(c, &a).await);
-                r.check(&format!("two containers talk over 127.0.0.1{tag}"), loopback_talk(c, &b).await);
-                r.check(&format!("both see the pod's hostname{tag}"), same_hostname(c, &pod, &a, &b).await);
-                r.check(&format!("net, ipc and uts namespaces are the sandbox's{tag}"), same_ns(c, &a, &b, &["net", "ipc", "uts"]).await);
-                r.check(&format!("pid namespaces{tag}"), pid_ns(c, &a, &b, share_pid).await);
+                r.check(
+                    &format!("the pod's network has only lo{tag}"),
+                    only_lo(c, &a).await,
+                );
+                r.check(
+                    &format!("two containers talk over 127.0.0.1{tag}"),
+                    loopback_talk(c, &b).await,
+                );
+                r.check(
+                    &format!("both see the pod's hostname{tag}"),
+                    same_hostname(c, &pod, &a, &b).await,
+                );
+                r.check(
+                    &format!("net, ipc and uts namespaces are the sandbox's{tag}"),
+                    same_ns(c, &a, &b, &["net", "ipc", "uts"]).await,
+                );
+                r.check(
+                    &format!("pid namespaces{tag}"),
+                    pid_ns(c, &a, &b, share_pid).await,
+                );
             }
             Err(e) => r.check(&format!("two containers start in one pod{tag}"), Err(e)),
         }
-        r.check(&format!("the pod is removed without leftovers{tag}"), pod.end(c).await);
+        r.check(
+            &format!("the pod is removed without leftovers{tag}"),
+            pod.end(c).await,
+        );
     }
 }
 
 async fn two_containers(c: &mut Cri, pod: &mut Pod, share_pid: bool) -> Res<(String, String)> {
     let server = "mkdir -p /tmp/www && echo pod-local > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www";
-    let a = pod.start_container(c, cri::container(&c.node, "server", server, share_pid)).await?;
-    let b = pod.start_container(c, cri::container(&c.node, "client", "exec sleep 1000", share_pid)).await?;
+    let a = pod
+        .start_container(c, cri::container(&c.node, "server", server, share_pid))
+        .await?;
+    let b = pod
+        .start_container(
+            c,
+            cri::container(&c.node, "client", "exec sleep 1000", share_pid),
+        )
+        .await?;
     Ok((a, b))
 }
 
@@ -68,7 +104,10 @@ async fn same_hostname(c: &mut Cri, pod: &Pod, a: &str, b: &str) -> Res<()> {
     if ha == pod.config.hostname && hb == ha {
         Ok(())
     } else {
-        Err(format!("{ha:?} and {hb:?}, pod hostname {:?}", pod.config.hostname))
+        Err(format!(
+            "{ha:?} and {hb:?}, pod hostname {:?}",
+            pod.config.hostname
+        ))
     }
 }
 
@@ -82,7 +121,8 @@ async fn same_ns(c: &mut Cri, a: &str, b: &str, kinds: &[&str]) -> Res<()> {
         if x != y {
             return Err(format!("{ns}: {x} and {y}"));
         }
-        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).map(|p| p.display().to_string());
+        let host =
+            std::fs::read_link(format!("/proc/self/ns/{ns}")).map(|p| p.display().to_string());
         if host.is_ok_and(|h| h == x) {
             return Err(format!("{ns} is the host's ({x})"));
         }
@@ -95,7 +135,11 @@ async fn same_ns(c: &mut Cri, a: &str, b: &str, kinds: &[&str]) -> Res<()> {
 async fn pid_ns(c: &mut Cri, a: &str, b: &str, share_pid: bool) -> Res<()> {
     let (x, y) = (ns_of(c, a, "pid").await?, ns_of(c, b, "pid").await?);
     if !share_pid {
-        return if x != y { Ok(()) } else { Err(format!("both in {x}")) };
+        return if x != y {
+            Ok(())
+        } else {
+            Err(format!("both in {x}"))
+        };
     }
     if x != y {
         return Err(format!("{x} and {y}"));

@@ -9,8 +9,10 @@ use crate::Report;
 use k8s_cri::v1::*;
 
 const MIB: i64 = 1024 * 1024;
-const MEMORY_LIMIT: &str = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
-const CPU_QUOTA: &str = "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max";
+const MEMORY_LIMIT: &str =
+    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
+const CPU_QUOTA: &str =
+    "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max";
 const THROTTLED: &str = "grep -h nr_throttled /sys/fs/cgroup/cpu/cpu.stat /sys/fs/cgroup/cpu.stat 2>/dev/null | cut -d' ' -f2";
 
 fn resources(memory: i64, quota: i64) -> LinuxContainerResources {
@@ -41,18 +43,39 @@ pub async fn run(c: &mut Cri, r: &mut Report) {
     with_resources(&mut cfg, resources(64 * MIB, 20_000));
     match pod.start_container(c, cfg).await {
         Ok(id) => {
-            r.check("memory and CPU limits are set (read from inside)", limits_are(c, &id, 64 * MIB, 20_000).await);
-            r.check("the CPU quota throttles a busy loop", throttled(c, &id).await);
-            r.check("UpdateContainerResources changes the limits live", update(c, &id).await);
+            r.check(
+                "memory and CPU limits are set (read from inside)",
+                limits_are(c, &id, 64 * MIB, 20_000).await,
+            );
+            r.check(
+                "the CPU quota throttles a busy loop",
+                throttled(c, &id).await,
+            );
+            r.check(
+                "UpdateContainerResources changes the limits live",
+                update(c, &id).await,
+            );
         }
         Err(e) => r.check("a container with resources starts", Err(e)),
     }
-    r.check("an OOM kill: exit code 137, reason OOMKilled", oom(c, &mut pod).await);
-    r.check("the pod with limits is removed without leftovers", pod.end(c).await);
+    r.check(
+        "an OOM kill: exit code 137, reason OOMKilled",
+        oom(c, &mut pod).await,
+    );
+    r.check(
+        "the pod with limits is removed without leftovers",
+        pod.end(c).await,
+    );
     if c.node.cgroup_driver == "systemd" {
-        r.skip("the pod's pids limit stops forks", "the kubelet sets it on the pod slice through systemd; this test makes no slices");
+        r.skip(
+            "the pod's pids limit stops forks",
+            "the kubelet sets it on the pod slice through systemd; this test makes no slices",
+        );
     } else {
-        r.check("the pod's pids limit (on the kubelet's pod cgroup) stops forks", pids_limited(c, 24).await);
+        r.check(
+            "the pod's pids limit (on the kubelet's pod cgroup) stops forks",
+            pids_limited(c, 24).await,
+        );
     }
 }
 
@@ -60,17 +83,22 @@ async fn limits_are(c: &mut Cri, id: &str, memory: i64, quota: i64) -> Res<()> {
     let mem = c.sh(id, MEMORY_LIMIT).await?;
     let q = c.sh(id, CPU_QUOTA).await?;
     if mem != memory.to_string() || q != quota.to_string() {
-        return Err(format!("memory limit {mem}, cpu quota {q}; want {memory}, {quota}"));
+        return Err(format!(
+            "memory limit {mem}, cpu quota {q}; want {memory}, {quota}"
+        ));
     }
     Ok(())
 }
 
 async fn throttled(c: &mut Cri, id: &str) -> Res<()> {
-    c.sh(id, "timeout 1 sh -c 'while :; do :; done'; true").await?;
+    c.sh(id, "timeout 1 sh -c 'while :; do :; done'; true")
+        .await?;
     let n = c.sh(id, THROTTLED).await?;
     match n.parse::<u64>() {
         Ok(v) if v > 0 => Ok(()),
-        _ => Err(format!("nr_throttled {n:?} after a second of busy loop at 20% CPU")),
+        _ => Err(format!(
+            "nr_throttled {n:?} after a second of busy loop at 20% CPU"
+        )),
     }
 }
 
@@ -79,12 +107,29 @@ async fn throttled(c: &mut Cri, id: &str) -> Res<()> {
 async fn pids_limited(c: &mut Cri, max: u32) -> Res<()> {
     let mut pod = Pod::start(c, "pids", false, Some(max)).await?;
     let res = async {
-        let id = pod.start_container(c, cri::container(&c.node, "forks", "exec sleep 1000", false)).await?;
-        let r = c.exec_sync(&id, &["sh", "-c", "for i in $(seq 60); do sleep 30 >/dev/null 2>&1 & done; echo all-forked"]).await?;
+        let id = pod
+            .start_container(
+                c,
+                cri::container(&c.node, "forks", "exec sleep 1000", false),
+            )
+            .await?;
+        let r = c
+            .exec_sync(
+                &id,
+                &[
+                    "sh",
+                    "-c",
+                    "for i in $(seq 60); do sleep 30 >/dev/null 2>&1 & done; echo all-forked",
+                ],
+            )
+            .await?;
         let out = String::from_utf8_lossy(&r.stdout);
         let err = String::from_utf8_lossy(&r.stderr);
         if r.exit_code == 0 || out.contains("all-forked") || !err.contains("fork") {
-            return Err(format!("60 forks with pids.max {max}: exit {}, stdout {out:?}, stderr {err:?}", r.exit_code));
+            return Err(format!(
+                "60 forks with pids.max {max}: exit {}, stdout {out:?}, stderr {err:?}",
+                r.exit_code
+            ));
         }
         let parent = cri::cgroup_parent(&c.node.cgroup_driver, &pod.uid);
         let current = crate::host::pids_current(&parent)?;
@@ -118,7 +163,10 @@ async fn oom(c: &mut Cri, pod: &mut Pod) -> Res<()> {
     let id = pod.start_container(c, cfg).await?;
     let s = c.wait_exited(&id, 240).await?;
     if s.reason != "OOMKilled" || s.exit_code != 137 {
-        return Err(format!("exit code {}, reason {:?}, message {:?}", s.exit_code, s.reason, s.message));
+        return Err(format!(
+            "exit code {}, reason {:?}, message {:?}",
+            s.exit_code, s.reason, s.message
+        ));
     }
     Ok(())
 }

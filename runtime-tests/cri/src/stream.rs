@@ -50,7 +50,12 @@ pub async fn session(url: &str, input: &[(&str, &str)], secs: u64) -> Res<Sessio
             }
         }
         let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err(format!("no end of stream after {secs} s; output so far {:?}", out.stdout)),
+            Err(_) => {
+                return Err(format!(
+                    "no end of stream after {secs} s; output so far {:?}",
+                    out.stdout
+                ))
+            }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 // A close without a handshake ends the stream too.
