@@ -245,7 +245,7 @@ for h in ${HANDLERS:-vessel runc}; do
     --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,gpu,cycles}" --cycles "$([ "$h" = vessel ] && echo "${CRI_CYCLES:-200}" || echo "${CRI_ORACLE_CYCLES:-20}")" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
     $([ -n "$STRICT" ] && [ "$h" = vessel ] && echo --gpu "$GPU_ROOT" --strict-handler "$STRICT") \
     2>&1 | tee "$BASE/log/client-$h.out"
-  read -r p f s < <(awk '/^ok /{p++} /^not ok /{f++} /^skip /{s++} END{print p+0, f+0, s+0}' "$BASE/log/client-$h.out")
+  read -r p f s <<< "$(awk '/^ok /{p++} /^not ok /{f++} /^skip /{s++} END{print p+0, f+0, s+0}' "$BASE/log/client-$h.out")"
   [ "$p$f" = 00 ] && { echo "not ok - [$h] the CRI client ran no check"; f=1; }
   PASS=$((PASS + p)) FAIL=$((FAIL + f)) SKIP=$((SKIP + s))
   echo "# [$h] $p passed, $f failed, $s skipped in $(secs_since "$T")s"

@@ -21,7 +21,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-LAYOUTS=${LAYOUTS:-v1 v2 systemd}
+LAYOUTS=${LAYOUTS:-v1 v2 systemd cri-systemd cri-v2}
 export V2VM_CPUS=${V2VM_CPUS:-1}
 FILTER=${FILTER:-}
 CACHE=${V2VM_CACHE:-/tmp/kvm/cgroupv2-vm}
@@ -55,9 +55,34 @@ echo "# setup and build: $(( $(now_ms) - T0 )) ms"
 # 2-core machine: 509 s for all three instead of 762 s in turn. Three VMs,
 # or two-vCPU guests side by side, were slower than in turn (960 s):
 # emulated vCPUs then fight for the cores.
+# cri-*: the CRI suite (runtime-tests/cri/run.sh) with vessel alone, the
+# host's client and only the checks whose cgroups differ by layout:
+# systemd's SystemdCgroup slices and scopes, and the cgroupfs driver on
+# pure v2 (runc is the oracle on the host run already).
+CRI_CLIENT=$REPO/target/cri/debug/vessel-cri-tests
+# The guest without systemd leaves lo down; the streaming server is on it.
+cri_in_vm() { # driver groups
+  echo "ip link set lo up; exec env CRI_CLIENT=$CRI_CLIENT CRI_CGROUP_DRIVER=$1 CRI_GROUPS=$2 HANDLERS=vessel CRI_CYCLES=2" \
+    "bash $REPO/runtime-tests/cri/run.sh $REPO/target/debug/vessel"
+}
 run_layout() {
-  local layout=$1 env tests T rc
+  local layout=$1 env tests T rc cmd
   case $layout in
+    cri-systemd|cri-v2)
+      if [ ! -x "$CRI_CLIENT" ] || ! command -v containerd >/dev/null; then
+        echo "SKIPPED: $layout: no CRI client or containerd (make test-cri builds and installs them)" > "$REPO/target/tmp/vm-$layout.log"
+        echo "0 0" > "$REPO/target/tmp/vm-$layout.rc"; return
+      fi
+      if [ $layout = cri-systemd ]; then
+        env=(V2VM_CGROUP=v2 V2VM_INIT=systemd); cmd=$(cri_in_vm systemd lifecycle,resources)
+      else
+        env=(V2VM_CGROUP=v2); cmd=$(cri_in_vm cgroupfs lifecycle,resources)
+      fi
+      T=$(now_ms)
+      env "${env[@]}" V2VM_SHARE="$REPO" V2VM_TIMEOUT=1200 V2VM_MEM=1536M \
+        bash "$HERE/run-in-vm.sh" bash -c "$cmd" > "$REPO/target/tmp/vm-$layout.log" 2>&1
+      echo "$? $(( ($(now_ms) - T) / 1000 ))" > "$REPO/target/tmp/vm-$layout.rc"
+      return ;;
     v2) env=(V2VM_CGROUP=v2); tests="resources:: ops:: rootless::" ;;
     systemd) env=(V2VM_CGROUP=v2 V2VM_INIT=systemd); tests="resources:: systemd::" ;;
     v1) env=(V2VM_CGROUP=v1); tests="resources:: ops:: cgroups::" ;;
@@ -81,7 +106,7 @@ wait
 FAILED=""
 for layout in $LAYOUTS; do
   read -r rc secs < "$REPO/target/tmp/vm-$layout.rc" 2>/dev/null || { rc=2; secs=?; }
-  grep -E "^test result|FAILED|panicked|SKIPPED" "$REPO/target/tmp/vm-$layout.log" | sed "s/^/# [$layout] /" | head -40
+  grep -E "^test result|FAILED|panicked|SKIPPED|^not ok|^cri:" "$REPO/target/tmp/vm-$layout.log" | sed "s/^/# [$layout] /" | head -40
   echo "# $layout: rc=$rc in $secs s"
   [ "$rc" = 0 ] || { FAILED="$FAILED $layout"; tail -30 "$REPO/target/tmp/vm-$layout.log" | sed "s/^/#   /"; }
 done
