@@ -133,7 +133,7 @@ fn absolute_paths<'de, D: Deserializer<'de>>(
 
 fn capabilities<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Caps>, D::Error> {
     let text = String::deserialize(d)?;
-    if text.trim().is_empty() {
+    if text.split(',').all(|w| w.trim().is_empty()) {
         return Err(serde::de::Error::custom(
             "no capability named (for example \"utility,compute\")",
         ));
@@ -219,6 +219,11 @@ accept-nvidia-visible-devices-as-volume-mounts = true
             ),
             (
                 "[gpu]\ndefault-capabilities = \"\"\n",
+                "default-capabilities",
+                "line 2",
+            ),
+            (
+                "[gpu]\ndefault-capabilities = \" , \"\n",
                 "default-capabilities",
                 "line 2",
             ),

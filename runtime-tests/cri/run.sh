@@ -82,9 +82,20 @@ export BASE
 mkdir -p "$BASE"/{containerd,cni/conf,log,pods,images,runtime-root}
 # Paths and cgroups outside $BASE that this run may create and must remove.
 : > "$BASE/created"
-for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-  [ -e "$h/cgroup.procs" ] && [ ! -e "$h/kubepods" ] && echo "${h%/}/kubepods" >> "$BASE/created"
+# The hierarchy roots: v2's one, or each v1 controller's (on v2 the
+# directories below /sys/fs/cgroup are ordinary cgroups, not roots).
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  ROOTS=/sys/fs/cgroup
+else
+  ROOTS=$(for h in /sys/fs/cgroup/*/; do [ ! -L "${h%/}" ] && [ -e "$h/cgroup.procs" ] && echo "${h%/}"; done)
+fi
+for h in $ROOTS; do
+  [ -e "$h/kubepods" ] || echo "$h/kubepods" >> "$BASE/created"
 done
+# The kubelet's slices under systemd (stopped by teardown.sh if new).
+if [ "${CRI_CGROUP_DRIVER:-cgroupfs}" = systemd ] && [ ! -e /sys/fs/cgroup/kubepods.slice ]; then
+  echo kubepods.slice > "$BASE/created-slices"
+fi
 
 cleanup() {
   local rc=$? T
@@ -117,7 +128,7 @@ GPU_ROOT=$BASE/fake-gpu
 # Two configurations: `vessel` accepts the plugin's env var and volume
 # mounts; `vessel-strict` (a wrapper naming another file) refuses the env
 # var from unprivileged containers, as a shared cluster should.
-STRICT=""
+STRICT="" GPU_SETUP=""
 if sh "$REPO/runtime-tests/gpu/make-fake-driver.sh" "$GPU_ROOT" >"$BASE/log/fake-gpu.log" 2>&1; then
   mkdir -p "$BASE/cdi" "$BASE/bin"
   gpu_config() { # accept-envvar-when-unprivileged
@@ -126,12 +137,20 @@ if sh "$REPO/runtime-tests/gpu/make-fake-driver.sh" "$GPU_ROOT" >"$BASE/log/fake
   }
   gpu_config true > "$BASE/vessel-config.toml"
   gpu_config false > "$BASE/vessel-strict.toml"
-  printf '#!/bin/sh\nVESSEL_CONFIG=%s exec %s "$@"\n' "$BASE/vessel-strict.toml" "$RUNTIME" > "$BASE/bin/vessel-strict"
+  printf '#!/bin/sh\nVESSEL_CONFIG="%s" exec "%s" "$@"\n' "$BASE/vessel-strict.toml" "$RUNTIME" > "$BASE/bin/vessel-strict"
   chmod 755 "$BASE/bin/vessel-strict"
   STRICT=vessel-strict
-  VESSEL_GPU_ROOT="$GPU_ROOT" "$RUNTIME" gpu cdi > "$BASE/cdi/vessel-nvidia.json" 2>>"$BASE/log/fake-gpu.log" || rm -f "$BASE/cdi/vessel-nvidia.json"
+  # The node's CDI spec, and the same devices under the device plugin's
+  # own kind, which only a spec on disk defines (vessel answers
+  # nvidia.com/gpu=X itself when no spec has that kind).
+  if VESSEL_CONFIG=/nonexistent "$RUNTIME" --gpu-root "$GPU_ROOT" gpu cdi > "$BASE/cdi/vessel-nvidia.json" 2>>"$BASE/log/fake-gpu.log" &&
+     python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); s["kind"]="k8s.device-plugin.nvidia.com/gpu"; json.dump(s,open(sys.argv[2],"w"))' \
+       "$BASE/cdi/vessel-nvidia.json" "$BASE/cdi/device-plugin.json"; then :
+  else
+    GPU_SETUP="vessel gpu cdi failed: $(tail -3 "$BASE/log/fake-gpu.log" | tr '\n' ' ')"
+  fi
 else
-  echo "# no fake GPU driver (make-fake-driver.sh failed): GPU checks skipped"
+  GPU_SETUP="make-fake-driver.sh failed: $(tail -3 "$BASE/log/fake-gpu.log" | tr '\n' ' ')"
 fi
 
 # ------------------------------------------------------------------ CNI: lo only
@@ -245,8 +264,16 @@ for h in ${HANDLERS:-vessel runc}; do
     --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,gpu,cycles}" --cycles "$([ "$h" = vessel ] && echo "${CRI_CYCLES:-200}" || echo "${CRI_ORACLE_CYCLES:-20}")" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
     $([ -n "$STRICT" ] && [ "$h" = vessel ] && echo --gpu "$GPU_ROOT" --strict-handler "$STRICT") \
     2>&1 | tee "$BASE/log/client-$h.out"
+  rc=${PIPESTATUS[0]}
   read -r p f s <<< "$(awk '/^ok /{p++} /^not ok /{f++} /^skip /{s++} END{print p+0, f+0, s+0}' "$BASE/log/client-$h.out")"
-  [ "$p$f" = 00 ] && { echo "not ok - [$h] the CRI client ran no check"; f=1; }
+  # A client that died part-way has no closing line: the checks it did
+  # not run must not go unnoticed.
+  if ! grep -q "^# \[$h\] done" "$BASE/log/client-$h.out" || { [ "$rc" != 0 ] && [ "$f" = 0 ]; }; then
+    echo "not ok - [$h] the CRI client ended early (exit status $rc)"; f=$((f + 1))
+  fi
+  if [ "$h" = vessel ] && [ -n "$GPU_SETUP" ]; then
+    echo "not ok - [$h] the fake GPU driver for the GPU checks ($GPU_SETUP)"; f=$((f + 1))
+  fi
   PASS=$((PASS + p)) FAIL=$((FAIL + f)) SKIP=$((SKIP + s))
   echo "# [$h] $p passed, $f failed, $s skipped in $(secs_since "$T")s"
 done

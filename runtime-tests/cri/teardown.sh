@@ -30,7 +30,11 @@ while read -r g; do
   done
 done < "$BASE/created"
 sleep 0.2
-grep -F " $BASE/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do
+if [ -f "$BASE/created-slices" ] && command -v systemctl >/dev/null; then
+  while read -r unit; do systemctl stop "$unit" 2>/dev/null; done < "$BASE/created-slices"
+fi
+# Mount points (field 5 of mountinfo) below $BASE, deepest first.
+awk -v b="$BASE/" 'index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
   umount -l "$m" 2>/dev/null || log "could not unmount $m"
 done
 while read -r g; do
@@ -38,4 +42,8 @@ while read -r g; do
   find "$g" -depth -type d -exec rmdir {} \; 2>/dev/null
   [ -e "$g" ] && log "left $g (not empty)"
 done < "$BASE/created"
-rm -rf "$BASE"
+if awk -v b="$BASE/" 'index($5, b) == 1 {found=1} END {exit !found}' /proc/self/mountinfo; then
+  log "mounts left under $BASE: not removing it"
+else
+  rm -rf --one-file-system "$BASE"
+fi

@@ -36,7 +36,10 @@ fn a_driver_without_ld_so_cache_is_found_by_a_directory_scan() -> TestResult {
         "{info}"
     );
     let mut b = gpu_bundle("gpu-probe", "debian", &["NVIDIA_VISIBLE_DEVICES=all"]);
-    b.runtime_env = vec![("VESSEL_GPU_ROOT".into(), root.path().display().to_string())];
+    b.runtime_env = vec![
+        ("VESSEL_GPU_ROOT".into(), root.path().display().to_string()),
+        ("VESSEL_CONFIG".into(), super::NO_CONFIG.into()),
+    ];
     assert!(b.run_ok(&unique("gpu")).contains("gpus=2"));
     Ok(())
 }
@@ -81,7 +84,10 @@ fn a_driver_laid_out_differently_is_still_found() -> TestResult {
         "{info}"
     );
     let mut b = gpu_bundle("gpu-probe", "debian", &["NVIDIA_VISIBLE_DEVICES=all"]);
-    b.runtime_env = vec![("VESSEL_GPU_ROOT".into(), root.path().display().to_string())];
+    b.runtime_env = vec![
+        ("VESSEL_GPU_ROOT".into(), root.path().display().to_string()),
+        ("VESSEL_CONFIG".into(), super::NO_CONFIG.into()),
+    ];
     let out = b.run_ok(&unique("gpu"));
     assert!(out.contains("gpus=2"), "{out}");
     let mut b = gpu_bundle(
@@ -89,7 +95,10 @@ fn a_driver_laid_out_differently_is_still_found() -> TestResult {
         "debian",
         &["NVIDIA_VISIBLE_DEVICES=0"],
     );
-    b.runtime_env = vec![("VESSEL_GPU_ROOT".into(), root.path().display().to_string())];
+    b.runtime_env = vec![
+        ("VESSEL_GPU_ROOT".into(), root.path().display().to_string()),
+        ("VESSEL_CONFIG".into(), super::NO_CONFIG.into()),
+    ];
     assert!(b.run_ok(&unique("gpu")).contains("/dev/nvidia-uvm"));
     Ok(())
 }

@@ -60,8 +60,15 @@ fn gpu_bundle(script: &str, layout: &str, env: &[&str]) -> Bundle {
     }
     b.runtime_env
         .push(("VESSEL_GPU_ROOT".into(), fake_root().display().to_string()));
+    // Never the host's /etc/vessel/config.toml (a node's dev root there
+    // would send the fake driver's lookups to the real /dev).
+    b.runtime_env
+        .push(("VESSEL_CONFIG".into(), NO_CONFIG.into()));
     b
 }
+
+/// A config file path that does not exist: the defaults.
+const NO_CONFIG: &str = "/nonexistent/vessel-tests/config.toml";
 
 /// The runtime's stderr of a run expected to fail.
 fn run_fail(b: &Bundle) -> String {
@@ -88,6 +95,7 @@ fn fake_root_copy() -> tempfile::TempDir {
 
 fn vessel_gpu(root: &Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(harness::runtime_bin())
+        .env("VESSEL_CONFIG", NO_CONFIG)
         .arg("--gpu-root")
         .arg(root)
         .args(args)

@@ -16,6 +16,7 @@ const SECOND_GPU: &str = "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 fn use_config(b: &mut Bundle, text: &str) {
     let path = b.path().join("vessel-config.toml");
     std::fs::write(&path, text).unwrap();
+    b.runtime_env.retain(|(k, _)| k != "VESSEL_CONFIG");
     b.runtime_env
         .push(("VESSEL_CONFIG".into(), path.display().to_string()));
 }
@@ -156,21 +157,17 @@ fn a_driver_whose_nodes_are_under_another_root() -> TestResult {
         "debian",
         &["NVIDIA_VISIBLE_DEVICES=all"],
     );
-    b.runtime_env = vec![(
-        "VESSEL_GPU_ROOT".into(),
-        driver.path().display().to_string(),
-    )];
-    use_config(
-        &mut b,
-        &format!("[gpu]\ndev-root = {:?}\n", dev.path().display().to_string()),
-    );
+    b.runtime_env.retain(|(k, _)| k != "VESSEL_GPU_ROOT");
+    let driver_root = format!("driver-root = {:?}\n", driver.path().display().to_string());
+    let dev_root = format!("dev-root = {:?}\n", dev.path().display().to_string());
+    use_config(&mut b, &format!("[gpu]\n{driver_root}{dev_root}"));
     let out = b.run_ok(&unique("gpu"));
     assert!(
         out.contains("gpus=2") && out.contains("nvidia-uvm"),
         "{out}"
     );
     // Without the dev root, the driver's root has no driver loaded.
-    b.runtime_env.retain(|(k, _)| k != "VESSEL_CONFIG");
+    use_config(&mut b, &format!("[gpu]\n{driver_root}"));
     let err = run_fail(&b);
     assert!(err.contains("no NVIDIA driver"), "{err}");
     Ok(())

@@ -85,7 +85,9 @@ impl GpuOptions {
     }
 
     /// These values over the file's `[gpu]`, over the defaults. The driver
-    /// root defaults to `/`, the dev root to the driver root; the CDI
+    /// root defaults to `/`, the dev root to the driver root (and a driver
+    /// root from the flag or the environment ignores the file's dev root:
+    /// only `VESSEL_GPU_DEV_ROOT` splits it); the CDI
     /// directories to `/etc/cdi` and `/var/run/cdi`, followed (when the
     /// driver root is not `/`) by the same two under it.
     pub fn over(&self, file: &GpuConfig) -> GpuSettings {
@@ -94,10 +96,18 @@ impl GpuOptions {
             .clone()
             .or_else(|| file.driver_root.clone())
             .unwrap_or_else(|| PathBuf::from("/"));
+        // A driver root from a flag or the environment (a fake driver, a
+        // test) brings its own devices: the file's dev root would point
+        // back at the real host's.
+        let file_dev_root = self
+            .driver_root
+            .is_none()
+            .then(|| file.dev_root.clone())
+            .flatten();
         let dev_root = self
             .dev_root
             .clone()
-            .or_else(|| file.dev_root.clone())
+            .or(file_dev_root)
             .unwrap_or_else(|| driver_root.clone());
         let cdi_dirs = self
             .cdi_dirs
@@ -194,6 +204,13 @@ mod tests {
         assert_eq!(s.dev_root, Path::new("/fake"));
         assert_eq!(s.cdi_dirs.len(), 4);
         assert!(s.cdi_dirs[3].starts_with("/fake"));
+        // ... also over a file's dev root, which names the real host's.
+        let s = GpuOptions {
+            driver_root: Some("/fake".into()),
+            ..options()
+        }
+        .over(&file);
+        assert_eq!(s.dev_root, Path::new("/fake"));
     }
 
     #[test]

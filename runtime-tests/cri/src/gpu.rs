@@ -97,7 +97,7 @@ fn cases(ctx: &Ctx) -> Vec<Case> {
             edit: Box::new(|c| {
                 c.annotations.insert(
                     "cdi.k8s.io/nvidia-device-plugin_0a1b".into(),
-                    "nvidia.com/gpu=1".into(),
+                    "k8s.device-plugin.nvidia.com/gpu=1".into(),
                 );
             }),
             privileged: false,
@@ -150,6 +150,13 @@ fn strict_cases() -> Vec<Case> {
             edit: Box::new(|c| env(c, "NVIDIA_VISIBLE_DEVICES", "all")),
             privileged: true,
             want: "nvidia0 nvidia1 ",
+            also: None,
+        },
+        Case {
+            name: "strict policy: no CDI name through an unprivileged pod's env",
+            edit: Box::new(|c| env(c, "NVIDIA_VISIBLE_DEVICES", "nvidia.com/gpu=all")),
+            privileged: false,
+            want: "",
             also: None,
         },
         Case {

@@ -34,10 +34,12 @@ pub fn is_v2() -> bool {
 pub fn make_pod_cgroup(parent: &str, pids_max: Option<u32>) -> Res<()> {
     for h in hierarchies() {
         let mut dir = h.clone();
+        let mut made_up = false;
         for part in parent.trim_start_matches('/').split('/') {
             let up = dir.clone();
             dir.push(part);
-            if !dir.exists() {
+            let made = !dir.exists();
+            if made {
                 fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
                 for f in ["cpuset.cpus", "cpuset.mems"] {
                     if let Ok(v) = fs::read_to_string(up.join(f)) {
@@ -45,10 +47,12 @@ pub fn make_pod_cgroup(parent: &str, pids_max: Option<u32>) -> Res<()> {
                     }
                 }
             }
-            if is_v2() {
-                // v2: each level hands the controllers down to the next.
+            if is_v2() && made_up {
+                // v2: each level made here hands the controllers down;
+                // the levels that were there (the root) are the host's.
                 let _ = fs::write(up.join("cgroup.subtree_control"), "+cpu +memory +pids");
             }
+            made_up = made;
         }
         if let Some(n) = pids_max {
             if dir.join("pids.max").exists() {
@@ -56,7 +60,7 @@ pub fn make_pod_cgroup(parent: &str, pids_max: Option<u32>) -> Res<()> {
                     .map_err(|e| format!("pids.max of {}: {e}", dir.display()))?;
             }
         }
-        if is_v2() {
+        if is_v2() && made_up {
             let _ = fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory +pids");
         }
     }
@@ -198,4 +202,36 @@ pub fn pids_current(parent: &str) -> Res<u32> {
         }
     }
     Err(format!("no pids.current for {parent}"))
+}
+
+/// Stops the pod's slice as the kubelet does after RemovePodSandbox: an
+/// error (a leak) when a container's scope is still in it.
+pub fn stop_pod_slice(slice: &str) -> Res<()> {
+    let uid = slice
+        .trim_start_matches("kubepods-burstable-pod")
+        .trim_end_matches(".slice");
+    let dir = Path::new("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice").join(slice);
+    let scopes: Vec<String> = fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let stopped = std::process::Command::new("systemctl")
+        .args(["stop", slice])
+        .status()
+        .map_err(|e| format!("systemctl stop {slice}: {e}"))?;
+    if !scopes.is_empty() {
+        return Err(format!(
+            "pod {uid}: {} still has {}",
+            dir.display(),
+            scopes.join(",")
+        ));
+    }
+    if !stopped.success() {
+        return Err(format!("systemctl stop {slice}: {stopped}"));
+    }
+    Ok(())
 }

@@ -67,11 +67,14 @@ impl Pod {
         let mut ids = self.containers.clone();
         ids.push(self.id.clone());
         let mut left = host::leftovers(c, &self.uid, &ids);
-        if c.node.cgroup_driver == "cgroupfs" {
-            let parent = cri::cgroup_parent(&c.node.cgroup_driver, &self.uid);
-            if let Err(e) = host::remove_pod_cgroup(&parent) {
-                left.push(e);
-            }
+        let parent = cri::cgroup_parent(&c.node.cgroup_driver, &self.uid);
+        let removed = if c.node.cgroup_driver == "cgroupfs" {
+            host::remove_pod_cgroup(&parent)
+        } else {
+            host::stop_pod_slice(&parent)
+        };
+        if let Err(e) = removed {
+            left.push(e);
         }
         if left.is_empty() {
             Ok(())

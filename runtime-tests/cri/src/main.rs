@@ -161,5 +161,6 @@ async fn main() {
     if wants("cycles") {
         lifecycle::cycles(&mut c, &mut report, args.cycles, false).await;
     }
+    println!("# [{}] done", args.node.handler);
     std::process::exit(i32::from(report.failed > 0));
 }

@@ -104,7 +104,7 @@ pub fn parse(inputs: &Inputs, policy: &Policy) -> Result<Parsed> {
         cdi_annotations(a, &mut words.cdi, &mut words.sources)?;
     }
     let mut caps = match env_value(inputs.env, "NVIDIA_DRIVER_CAPABILITIES") {
-        Some(v) if !v.trim().is_empty() => Some(Caps::parse(v)?),
+        Some(v) if v.split(',').any(|w| !w.trim().is_empty()) => Some(Caps::parse(v)?),
         _ => None,
     };
     let caps_from_env = caps.is_some();
@@ -367,6 +367,10 @@ mod tests {
             Caps::VIDEO
         );
         assert_eq!(
+            caps(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES= , "]),
+            Caps::VIDEO
+        );
+        assert_eq!(
             caps(&[
                 "NVIDIA_VISIBLE_DEVICES=0",
                 "NVIDIA_DRIVER_CAPABILITIES=compute"
@@ -420,5 +424,13 @@ mod tests {
             (None, vec!["nvidia.com/gpu=1".into()], None)
         );
         assert_eq!(p.ignored.len(), 2, "{:?}", p.ignored);
+        // Nothing smuggled through an ignored variable: CDI names, or the
+        // mounts' root with no mounts (ignored, not an error).
+        for smuggled in ["nvidia.com/gpu=all", VOLUME_MOUNTS_ROOT] {
+            let env = strings(&[&format!("NVIDIA_VISIBLE_DEVICES={smuggled}")]);
+            let p = parse(&Inputs::env(&env), &strict).unwrap();
+            assert_eq!(p.request, None, "{smuggled}");
+            assert_eq!(p.ignored.len(), 1, "{smuggled}: {:?}", p.ignored);
+        }
     }
 }

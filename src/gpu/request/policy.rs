@@ -2,7 +2,8 @@
 //! NVIDIA's Kubernetes device plugin passes a pod's GPUs either in
 //! `NVIDIA_VISIBLE_DEVICES` (its `envvar` strategy) or as one `/dev/null`
 //! bind per device under [`VOLUME_MOUNTS_ROOT`] (`volume-mounts`), which a
-//! pod cannot fake through its own env. The rule is NVIDIA container
+//! pod cannot fake through its own env (nor at all, where Pod Security
+//! forbids hostPath volumes and SYS_ADMIN). The rule is NVIDIA container
 //! toolkit's, with its setting names: the mounts when they are accepted
 //! and present, else the variable, which an unprivileged container may
 //! set only when the node accepts that. CDI annotations and the engines'
@@ -193,7 +194,8 @@ pub(super) enum Chosen<'a> {
 /// The toolkit's rule: the mounts, when accepted and present; else the
 /// variable, when the container is privileged or the node accepts it from
 /// unprivileged ones. The variable set to [`VOLUME_MOUNTS_ROOT`] without
-/// mounts to read is an error naming what to change.
+/// mounts to read is an error naming what to change, where the variable
+/// is read at all.
 pub(super) fn choose<'a>(inputs: &Inputs<'a>, policy: &Policy, asked: Asked) -> Result<Chosen<'a>> {
     if policy.volume_mounts {
         let mut ids: Vec<String> = Vec::new();
@@ -210,10 +212,12 @@ pub(super) fn choose<'a>(inputs: &Inputs<'a>, policy: &Policy, asked: Asked) -> 
     let Some(value) = env_value(inputs.env, key).filter(|v| !asked.asks_nothing(v)) else {
         return Ok(Chosen::Nothing);
     };
-    if value.trim().trim_end_matches('/') == VOLUME_MOUNTS_ROOT {
-        return Err(mounts_not_read(key, policy));
-    }
     if inputs.privileged || policy.envvar_when_unprivileged {
+        // The variable naming the mounts' root is no device list; where
+        // the variable is not read at all, it is ignored like any other.
+        if value.trim().trim_end_matches('/') == VOLUME_MOUNTS_ROOT {
+            return Err(mounts_not_read(key, policy));
+        }
         return Ok(Chosen::Env(value));
     }
     Ok(Chosen::Ignored(format!(
@@ -324,19 +328,34 @@ mod tests {
                     } else {
                         assert_eq!(both == Chosen::Env("all"), env_read, "{what}");
                     }
-                    // The variable pointing at the mounts.
+                    // The variable pointing at the mounts: the mounts when
+                    // read; else an error naming the setting where the
+                    // variable is read, and ignored where it is not.
                     match run(&root, &mounts) {
-                        Ok(c) => {
+                        Ok(Chosen::Mounts(ids)) => {
                             assert!(volume_mounts, "{what}");
-                            assert_eq!(c, Chosen::Mounts(vec!["1".into()]), "{what}");
+                            assert_eq!(ids, ["1"], "{what}");
                         }
+                        Ok(Chosen::Ignored(why)) => {
+                            assert!(!volume_mounts && !env_read, "{what}");
+                            assert!(why.contains(ENVVAR_SETTING), "{what}: {why}");
+                        }
+                        Ok(other) => panic!("{what}: {other:?}"),
                         Err(e) => {
-                            assert!(!volume_mounts, "{what}");
+                            assert!(!volume_mounts && env_read, "{what}");
                             assert!(e.to_string().contains(VOLUME_MOUNTS_SETTING), "{what}: {e}");
                         }
                     }
-                    let e = run(&root, &[]).unwrap_err().to_string();
-                    assert!(!e.contains("is not a GPU"), "{what}: {e}");
+                    match run(&root, &[]) {
+                        Ok(c) => assert!(
+                            !env_read && matches!(c, Chosen::Ignored(_)),
+                            "{what}: {c:?}"
+                        ),
+                        Err(e) => {
+                            assert!(env_read, "{what}");
+                            assert!(!e.to_string().contains("is not a GPU"), "{what}: {e}");
+                        }
+                    }
                     // Nothing asked is nothing, whatever the policy.
                     let void = env(&["NVIDIA_VISIBLE_DEVICES=void"]);
                     assert_eq!(run(&void, &[]).unwrap(), Chosen::Nothing, "{what}");
