@@ -161,7 +161,17 @@ async fn oom(c: &mut Cri, pod: &mut Pod) -> Res<()> {
     let mut cfg = cri::container(&c.node, "hog", hog, false);
     with_resources(&mut cfg, resources(32 * MIB, 0));
     let id = pod.start_container(c, cfg).await?;
-    let s = c.wait_exited(&id, 240).await?;
+    let mut s = c.wait_exited(&id, 240).await?;
+    // The shim reports the exit and the OOM kill as two events (on v2 the
+    // OOM one after it reads memory.events); containerd sets the reason
+    // when the second arrives, which the kubelet's next status read sees.
+    for _ in 0..150 {
+        if s.reason == "OOMKilled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s = c.status(&id).await?;
+    }
     if s.reason != "OOMKilled" || s.exit_code != 137 {
         return Err(format!(
             "exit code {}, reason {:?}, message {:?}",
