@@ -19,7 +19,7 @@
 # Knobs:
 #   CRI_CYCLES (200), CRI_GPU_CYCLES (50): pod create/remove cycles of
 #     vessel's leak check; CRI_ORACLE_CYCLES (20) for runc's.
-#   CRI_GROUPS (lifecycle,pods,resources,gpu,cycles): the checks to run.
+#   CRI_GROUPS (lifecycle,pods,resources,oom,gpu,cycles): the checks to run.
 #   CRI_CGROUP_DRIVER=systemd: containerd's SystemdCgroup and the kubelet's
 #     slices (on a host whose PID 1 is systemd).
 #   HANDLERS ("vessel runc"): a subset. KEEP_LOGS=DIR keeps the logs.
@@ -261,7 +261,7 @@ for h in ${HANDLERS:-vessel runc}; do
   T=$(now_ms)
   "$CRI_CLIENT" --socket "$CSOCK" --handler "$h" --image localhost/busybox:cri \
     --log-root "$BASE/pods" --runtime-root "$BASE/runtime-root/$h/k8s.io" \
-    --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,gpu,cycles}" --cycles "$([ "$h" = vessel ] && echo "${CRI_CYCLES:-200}" || echo "${CRI_ORACLE_CYCLES:-20}")" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
+    --cgroup-driver "${CRI_CGROUP_DRIVER:-cgroupfs}" --groups "${CRI_GROUPS:-lifecycle,pods,resources,oom,gpu,cycles}" --cycles "$([ "$h" = vessel ] && echo "${CRI_CYCLES:-200}" || echo "${CRI_ORACLE_CYCLES:-20}")" --gpu-cycles "${CRI_GPU_CYCLES:-50}" \
     $([ -n "$STRICT" ] && [ "$h" = vessel ] && echo --gpu "$GPU_ROOT" --strict-handler "$STRICT") \
     2>&1 | tee "$BASE/log/client-$h.out"
   rc=${PIPESTATUS[0]}

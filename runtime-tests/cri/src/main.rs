@@ -5,7 +5,7 @@
 //!   vessel-cri-tests --socket S --handler H --image REF --log-root DIR
 //!       --runtime-root DIR --base DIR [--cycles N] [--gpu-cycles N]
 //!       [--gpu FAKE_ROOT] [--strict-handler H] [--bench N]
-//!       [--groups lifecycle,pods,resources,gpu,cycles]
+//!       [--groups lifecycle,pods,resources,oom,gpu,cycles]
 
 mod cri;
 mod gpu;
@@ -94,7 +94,7 @@ fn parse_args() -> Result<Args, String> {
         bench: num("bench", 0)?,
         groups: kv
             .get("groups")
-            .map_or("lifecycle,pods,resources,gpu,cycles", |v| v)
+            .map_or("lifecycle,pods,resources,oom,gpu,cycles", |v| v)
             .split(',')
             .map(String::from)
             .collect(),
@@ -134,7 +134,7 @@ async fn main() {
         pods::run(&mut c, &mut report).await;
     }
     if wants("resources") {
-        resources::run(&mut c, &mut report).await;
+        resources::run(&mut c, &mut report, wants("oom")).await;
     }
     if wants("gpu") {
         match &args.gpu_root {
