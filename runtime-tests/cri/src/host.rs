@@ -76,14 +76,7 @@ pub fn remove_pod_cgroup(parent: &str) -> Res<()> {
         if !dir.exists() {
             continue;
         }
-        let children: Vec<String> = fs::read_dir(&dir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let children = child_cgroups(&dir);
         if !children.is_empty() {
             left.push(format!("{} has {}", dir.display(), children.join(",")));
             continue;
@@ -211,14 +204,7 @@ pub fn stop_pod_slice(slice: &str) -> Res<()> {
         .trim_start_matches("kubepods-burstable-pod")
         .trim_end_matches(".slice");
     let dir = Path::new("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice").join(slice);
-    let scopes: Vec<String> = fs::read_dir(&dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let scopes = child_cgroups(&dir);
     let stopped = std::process::Command::new("systemctl")
         .args(["stop", slice])
         .status()
@@ -234,4 +220,16 @@ pub fn stop_pod_slice(slice: &str) -> Res<()> {
         return Err(format!("systemctl stop {slice}: {stopped}"));
     }
     Ok(())
+}
+
+/// The names of the cgroups directly below `dir` (none if it is gone).
+fn child_cgroups(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
