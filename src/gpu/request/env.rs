@@ -7,6 +7,20 @@ use crate::error::{Error, Result};
 use oci_spec::runtime::Spec;
 use std::collections::HashMap;
 
+/// MIG administration (`all`): the MIG config and monitor capabilities of
+/// the container's MIG-capable GPUs, for a privileged container.
+pub const MIG_CONFIG_ENV: &str = "NVIDIA_MIG_CONFIG_DEVICES";
+pub const MIG_MONITOR_ENV: &str = "NVIDIA_MIG_MONITOR_DEVICES";
+
+/// The feature-gated host devices, each turned on by [`FEATURE_ENABLED`]:
+/// GPUDirect Storage, RDMA (Mellanox OFED), NVSwitch, GDRCopy.
+pub const GDS_ENV: &str = "NVIDIA_GDS";
+pub const MOFED_ENV: &str = "NVIDIA_MOFED";
+pub const NVSWITCH_ENV: &str = "NVIDIA_NVSWITCH";
+pub const GDRCOPY_ENV: &str = "NVIDIA_GDRCOPY";
+/// The one value that turns a feature on, exactly (as NVIDIA's toolkit).
+pub const FEATURE_ENABLED: &str = "enabled";
+
 /// The spec's `process.env`, empty when it has none.
 pub(super) fn spec_env(spec: &Spec) -> &[String] {
     spec.process()
@@ -69,7 +83,7 @@ fn parse_device(s: &str, what: &str) -> Result<DeviceRef> {
 }
 
 /// The non-empty words of a comma list.
-fn comma_words(list: &str) -> impl Iterator<Item = &str> {
+pub(super) fn comma_words(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|w| !w.is_empty())
 }
 

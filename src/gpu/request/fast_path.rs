@@ -73,6 +73,10 @@ mod tests {
         &["NVIDIA_IMEX_CHANNELS=0"],
         &["NVIDIA_IMEX_CHANNELS=bad"],
         &["NVIDIA_VISIBLE_DEVICES=/var/run/nvidia-container-devices"],
+        // Read with a GPU request only: nothing without one.
+        &["NVIDIA_MIG_CONFIG_DEVICES=all", "NVIDIA_GDS=enabled"],
+        &["NVIDIA_MIG_MONITOR_DEVICES=0"],
+        &["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_MIG_CONFIG_DEVICES=all"],
     ];
 
     const ANNOTATIONS: &[&[(&str, &str)]] = &[

@@ -6,6 +6,7 @@
 //! file) says which of them are read.
 //!
 //! `caps`: driver capabilities; `env`: the variables and annotations;
+//! `features`: MIG administration and the feature-gated fabric devices;
 //! `hooks`: the engines' hooks; `policy`: the device plugin's strategies
 //! and the toolkit's rule; `fast_path`: the allocation-free "nothing
 //! asked" check every container start makes first.
@@ -13,12 +14,14 @@
 mod caps;
 mod env;
 mod fast_path;
+mod features;
 mod hooks;
 mod policy;
 
 pub use caps::Caps;
 pub use env::is_cdi_name;
 pub use fast_path::nothing_asked;
+pub use features::{Feature, MigAdmin};
 pub use hooks::{gpu_hook, take_gpu_hooks, HookRequest};
 pub use policy::{
     device_mounts, mounted_id, Inputs, MountedId, Policy, ENVVAR_SETTING, VOLUME_MOUNTS_ROOT,
@@ -71,6 +74,11 @@ pub struct GpuRequest {
     pub requires: Vec<String>,
     /// IMEX channels; None for none.
     pub imex: Option<ImexChannels>,
+    /// MIG administration (`NVIDIA_MIG_CONFIG_DEVICES` and
+    /// `NVIDIA_MIG_MONITOR_DEVICES`); only a privileged container has any.
+    pub mig_admin: MigAdmin,
+    /// The feature-gated devices turned on (`NVIDIA_GDS=enabled`, ...).
+    pub features: Vec<Feature>,
     /// Where the request came from, for messages and `gpu doctor`.
     pub source: String,
 }
@@ -127,6 +135,8 @@ pub fn parse(inputs: &Inputs, policy: &Policy) -> Result<Parsed> {
         });
     }
     let imex = words.imex_channels(inputs, policy)?;
+    let mig_admin = features::mig_admin(inputs.env, inputs.privileged)?;
+    let features = features::features(inputs.env, &mut words.ignored);
     Ok(Parsed {
         request: Some(GpuRequest {
             devices: words.devices,
@@ -134,6 +144,8 @@ pub fn parse(inputs: &Inputs, policy: &Policy) -> Result<Parsed> {
             caps: caps.unwrap_or(policy.default_caps),
             requires,
             imex,
+            mig_admin,
+            features,
             source: words.sources.join(", "),
         }),
         ignored: words.ignored,
