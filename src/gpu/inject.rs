@@ -94,7 +94,7 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
     Ok(out)
 }
 
-fn device_node(n: &Node, host_path: Option<String>) -> DeviceNode {
+pub(super) fn device_node(n: &Node, host_path: Option<String>) -> DeviceNode {
     DeviceNode {
         path: n.path.clone(),
         host_path,

@@ -8,12 +8,14 @@ pub mod discover;
 pub mod doctor;
 pub mod edits;
 pub mod elf;
+pub mod fabric;
 pub mod hostfs;
 pub mod image;
 pub mod imex;
 pub mod inject;
 pub mod ldcache;
 pub mod libraries;
+pub mod mig_admin;
 pub mod options;
 pub mod proc_files;
 pub mod request;
@@ -22,7 +24,7 @@ pub mod require;
 use crate::error::{Error, Result};
 use oci_spec::runtime::Spec;
 use options::{GpuOptions, GpuSettings};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What `prepare` did, for the debug log and `gpu doctor`.
 #[derive(Debug, Default)]
@@ -115,9 +117,17 @@ pub fn prepare(
     let devices = plan.add_cdi_devices(&req, &settings)?;
     if let Some(devices) = &devices {
         plan.add_driver(devices, &req, &settings, (rootfs, state_dir))?;
+    } else if req.mig_admin.any() {
+        plan.report.notes.push(format!(
+            "{}: the container has no GPU from the driver (only CDI devices): nothing given",
+            req.mig_admin.named()
+        ));
     }
     if let Some(channels) = &req.imex {
         plan.add_imex(channels, &settings)?;
+    }
+    if !req.features.is_empty() {
+        plan.add_fabric(&req.features, &settings)?;
     }
     let Plan { edits, mut report } = plan;
     report.nodes = edits.device_nodes.len();
@@ -187,9 +197,12 @@ impl Plan {
         if !cache.is_empty() && img.libc == image::Libc::Glibc {
             self.add_ld_cache(&img, &cache, (rootfs, state_dir))?;
         }
-        if let Some(m) = proc_driver_overlay(&driver, &selected, state_dir)? {
-            self.edits.mounts.push(m);
-        }
+        let overlay = proc_driver_overlay(&driver, &selected, state_dir)?;
+        let overlay_dir = overlay.as_ref().map(|m| PathBuf::from(&m.host_path));
+        self.edits.mounts.extend(overlay);
+        let mig = mig_admin::edits(&driver, &selected, req.mig_admin, overlay_dir.as_deref())?;
+        self.edits.extend(&mig.edits);
+        self.report.notes.extend(mig.notes);
         Ok(())
     }
 
@@ -202,6 +215,17 @@ impl Plan {
             .imex_channels
             .extend(nodes.iter().map(|n| n.path.clone()));
         self.edits.device_nodes.extend(nodes);
+        Ok(())
+    }
+
+    /// Adds the feature-gated devices turned on (GPUDirect Storage, RDMA,
+    /// NVSwitch, GDRCopy): the host's nodes under the dev root.
+    fn add_fabric(&mut self, features: &[request::Feature], settings: &GpuSettings) -> Result<()> {
+        let dev = hostfs::HostRoot::open(&settings.dev_root)
+            .map_err(|e| Error::io("opening the GPU dev root", &settings.dev_root, e))?;
+        let given = fabric::edits(&dev, &settings.driver_root, features)?;
+        self.edits.extend(&given.edits);
+        self.report.notes.extend(given.notes);
         Ok(())
     }
 
