@@ -64,3 +64,28 @@ printf 'DeviceFileMinor: 12\nDeviceFileMode: 292\nDeviceFileModify: 1\n' > "$mig
 printf 'DeviceFileMinor: 13\nDeviceFileMode: 292\nDeviceFileModify: 1\n' > "$mig/ci0/access"
 mknod dev/nvidia-caps/nvidia-cap12 c 511 12
 mknod dev/nvidia-caps/nvidia-cap13 c 511 13
+# MIG administration: the config (minor 1) and monitor (minor 2)
+# capabilities, and the MIG minors the driver reserves per GPU minor
+# (mig-minors; only GPU minor 1 is MIG-capable, and cap14 has no host node).
+mkdir -p proc/driver/nvidia/capabilities/mig
+printf 'DeviceFileMinor: 1\nDeviceFileMode: 256\nDeviceFileModify: 1\n' > proc/driver/nvidia/capabilities/mig/config
+printf 'DeviceFileMinor: 2\nDeviceFileMode: 292\nDeviceFileModify: 1\n' > proc/driver/nvidia/capabilities/mig/monitor
+mknod dev/nvidia-caps/nvidia-cap1 c 511 1
+mknod dev/nvidia-caps/nvidia-cap2 c 511 2
+mkdir -p proc/driver/nvidia-caps
+printf 'config 1\nmonitor 2\ngpu0/gi1/access 150\ngpu0/gi1/ci0/access 151\ngpu1/gi1/access 12\ngpu1/gi1/ci0/access 13\ngpu1/gi1/ci1/access 14\n' > proc/driver/nvidia-caps/mig-minors
+
+# GPUDirect and fabric devices (NVIDIA_GDS, _MOFED, _NVSWITCH, _GDRCOPY
+# =enabled), on majors no driver has on the test hosts, and cuFile's config.
+sed -i 's/^511 nvidia-caps$/&\n504 infiniband_verbs\n505 nvidia-fs\n506 nvidia-nvswitch\n508 gdrdrv/' proc/devices
+mkdir -p dev/infiniband etc run/udev/data
+mknod -m 666 dev/infiniband/uverbs0 c 504 192
+mknod -m 666 dev/infiniband/uverbs1 c 504 193
+mknod -m 666 dev/infiniband/rdma_cm c 504 255
+mknod -m 666 dev/nvidia-fs0 c 505 0
+mknod -m 666 dev/nvidia-fs1 c 505 1
+mknod -m 666 dev/nvidia-nvswitchctl c 506 255
+mknod -m 666 dev/nvidia-nvswitch0 c 506 0
+mknod -m 666 dev/gdrdrv c 508 0
+printf '{ "logging": { "level": "ERROR" } }\n' > etc/cufile.json
+echo 'E:ID_FAKE=1' > run/udev/data/c505:0

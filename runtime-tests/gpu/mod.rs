@@ -7,6 +7,7 @@
 
 mod drivers;
 mod engines;
+mod fabric;
 mod plugin;
 mod requests;
 mod tools;
