@@ -194,4 +194,87 @@ mod tests {
         let text = "config 1\nmonitor 2\ngpu0/gi0/access 3\ngpu0/gi0/ci0/access 4\ngpu12/gi1/access 1500\ngpux/gi0/access 9\ngpu/gi0/access 9\ngpu3 7\ngpu4/gi0/access\n\n";
         assert_eq!(parse_mig_minors(text), vec![(0, 3), (0, 4), (12, 1500)]);
     }
+
+    /// A driver root with two GPUs (minors 0 and 1), only minor 1 with MIG.
+    fn driver_root() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = tmp.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            "proc/driver/nvidia/version",
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.1.2\n",
+        );
+        write(
+            "proc/devices",
+            "Character devices:\n195 nvidia\n511 nvidia-caps\n",
+        );
+        for (bus, minor) in [("0000:01:00.0", 0), ("0000:02:00.0", 1)] {
+            write(
+                &format!("proc/driver/nvidia/gpus/{bus}/information"),
+                &format!("Device Minor: {minor}\nBus Location: {bus}\n"),
+            );
+        }
+        std::fs::create_dir_all(tmp.path().join(CAPS_DIR).join("gpu1/mig")).unwrap();
+        write(&format!("{CAPS_DIR}/mig/config"), "DeviceFileMinor: 1\n");
+        write(
+            MIG_MINORS,
+            "config 1\nmonitor 2\ngpu0/gi0/access 3\ngpu1/gi0/access 138\n",
+        );
+        tmp
+    }
+
+    fn whole(driver: &Driver) -> Vec<Selected> {
+        driver
+            .gpus
+            .iter()
+            .map(|g| Selected {
+                gpu: g.clone(),
+                mig: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_capable_gpus_get_their_minors_and_the_proc_files() {
+        let root = driver_root();
+        let driver = Driver::discover(root.path(), root.path()).unwrap();
+        let overlay = tempfile::tempdir().unwrap();
+        let config = MigAdmin {
+            config: true,
+            monitor: false,
+        };
+        let g = edits(&driver, &whole(&driver), config, Some(overlay.path())).unwrap();
+        let nodes: Vec<(&str, Option<i64>)> = g
+            .edits
+            .device_nodes
+            .iter()
+            .map(|n| (n.path.as_str(), n.major))
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("/dev/nvidia-caps/nvidia-cap1", Some(511)),
+                ("/dev/nvidia-caps/nvidia-cap138", Some(511)),
+            ]
+        );
+        let m = &g.edits.mounts[0];
+        assert_eq!(m.container_path, "/proc/driver/nvidia/capabilities");
+        assert!(m.host_path.ends_with(CAPS_DIR), "{}", m.host_path);
+        assert!(overlay.path().join("capabilities").is_dir());
+        // The monitor capability the driver does not list: an error naming
+        // its file.
+        let monitor = MigAdmin {
+            config: false,
+            monitor: true,
+        };
+        let e = edits(&driver, &whole(&driver), monitor, None).unwrap_err();
+        assert!(e.to_string().contains("capabilities/mig/monitor"), "{e}");
+        // Only the GPU without MIG: nothing, and a note.
+        let g = edits(&driver, &whole(&driver)[..1], config, None).unwrap();
+        assert!(g.edits.is_empty());
+        assert!(g.notes[0].contains("MIG-capable"), "{:?}", g.notes);
+    }
 }
