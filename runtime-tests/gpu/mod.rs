@@ -8,6 +8,7 @@
 mod compat;
 mod drivers;
 mod engines;
+mod pitfalls;
 mod plugin;
 mod requests;
 mod tools;
