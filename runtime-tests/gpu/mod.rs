@@ -6,6 +6,7 @@
 //! cc and ldconfig.
 
 mod compat;
+mod cves;
 mod drivers;
 mod engines;
 mod pitfalls;
