@@ -5,18 +5,22 @@
 //! container was given. vessel only (runc has no GPU support): needs root,
 //! cc and ldconfig.
 
+mod compat;
+mod cves;
 mod drivers;
 mod engines;
 mod fabric;
+mod pitfalls;
 mod plugin;
 mod requests;
 mod tools;
 
 use crate::harness::{self, Bundle, TestResult};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 fn gpu_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runtime-tests/gpu")
@@ -66,6 +70,45 @@ fn gpu_bundle(script: &str, layout: &str, env: &[&str]) -> Bundle {
     b.runtime_env
         .push(("VESSEL_CONFIG".into(), NO_CONFIG.into()));
     b
+}
+
+/// `gpu_bundle` whose image also has `cuda-which` (fake/cuda-which.c):
+/// `cuda-which NAME...` prints the file the loader picks for each name
+/// and the CUDA version that library reports.
+fn which_bundle(script: &str, layout: &str, env: &[&str]) -> Bundle {
+    let b = gpu_bundle(script, layout, env);
+    let probe = built("cuda-which", &[&src("cuda-which.c"), "-O2"]);
+    std::fs::copy(probe, b.rootfs().join("usr/local/bin/cuda-which")).unwrap();
+    b
+}
+
+/// The path of a fake/ source file, as a cc argument.
+fn src(name: &str) -> String {
+    gpu_dir().join("fake").join(name).display().to_string()
+}
+
+/// `cc ARGS -o NAME`, once per test process (a probe, a fake library):
+/// the built file, under cargo's scratch dir.
+fn built(name: &str, args: &[&str]) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut done = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = done.get(name) {
+        return path.clone();
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("gpu-built-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let ok = Command::new(&cc)
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "{cc} {args:?} -o {name} failed");
+    done.insert(name.to_string(), out.clone());
+    out
 }
 
 /// A config file path that does not exist: the defaults.

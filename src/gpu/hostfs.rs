@@ -152,6 +152,14 @@ impl HostDir {
     /// The regular file `name` of this directory (a symlink is refused),
     /// read through the directory's fd.
     pub fn read(&self, name: &OsStr) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_file(name)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// The regular file `name` of this directory (a symlink is refused),
+    /// opened for reading through the directory's fd.
+    pub fn open_file(&self, name: &OsStr) -> std::io::Result<File> {
         let c = std::ffi::CString::new(name.as_bytes())
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
         // SAFETY: a directory fd we own and a NUL-terminated name.
@@ -166,13 +174,11 @@ impl HostDir {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: openat returned a new fd.
-        let mut f = unsafe { File::from_raw_fd(fd) };
+        let f = unsafe { File::from_raw_fd(fd) };
         if !f.metadata()?.is_file() {
             return Err(not_regular(Path::new(name)));
         }
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)?;
-        Ok(bytes)
+        Ok(f)
     }
 }
 

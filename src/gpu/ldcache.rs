@@ -209,6 +209,16 @@ pub fn libcmp(a: &str, b: &str) -> std::cmp::Ordering {
     0u8.cmp(b.get(j).unwrap_or(&0))
 }
 
+/// `first`, then `rest`, for `write`: where both name a soname, ld.so
+/// (which takes the first usable entry of a name in the cache) loads the
+/// one from `first`. An image's newer CUDA compat libraries go ahead of
+/// the host driver's this way (`super::compat`).
+pub fn ahead(first: Vec<Entry>, rest: Vec<Entry>) -> Vec<Entry> {
+    let mut all = first;
+    all.extend(rest);
+    all
+}
+
 /// Writes a new-format cache. Entries are sorted the way ld.so's binary
 /// search expects (descending by `libcmp`); among equal keys the order
 /// given is kept, so the first entry of a soname wins.
@@ -331,6 +341,32 @@ mod tests {
         );
         assert_eq!(back[0].hwcaps_name.as_deref(), Some("x86-64-v3"));
         assert!(back[2].is_x86_64() && back[4].is_i386());
+    }
+
+    #[test]
+    fn entries_put_ahead_come_first_for_their_soname() {
+        let driver = vec![
+            Entry::new(FLAG_X86_64, "libcuda.so.1", "/usr/lib64/libcuda.so.1"),
+            Entry::new(FLAG_X86_64, "libc.so.6", "/usr/lib64/libc.so.6"),
+        ];
+        let compat = vec![Entry::new(
+            FLAG_X86_64,
+            "libcuda.so.1",
+            "/usr/local/cuda/compat/libcuda.so.590.44.01",
+        )];
+        let back = parse(&write(&ahead(compat, driver))).unwrap();
+        let values: Vec<&str> = back
+            .iter()
+            .filter(|e| e.key == "libcuda.so.1")
+            .map(|e| e.value.as_str())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "/usr/local/cuda/compat/libcuda.so.590.44.01",
+                "/usr/lib64/libcuda.so.1"
+            ]
+        );
     }
 
     #[test]

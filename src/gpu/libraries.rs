@@ -329,7 +329,7 @@ fn scan_dir(
 /// For a library without an ELF soname: the link beside it that points at
 /// it (`libcuda.so.1 -> libcuda.so.580.1`), else the soname NVIDIA gives
 /// that library.
-fn soname_link(listing: &HostDir, file: &str) -> Option<String> {
+pub(super) fn soname_link(listing: &HostDir, file: &str) -> Option<String> {
     let name = library_name(file);
     let link = listing
         .entries()

@@ -4,6 +4,7 @@
 //! rules and driver files are ordinary read-only bind mounts.
 
 pub mod cdi;
+pub mod compat;
 pub mod discover;
 pub mod doctor;
 pub mod edits;
@@ -35,6 +36,8 @@ pub struct Injected {
     pub imex_channels: Vec<String>,
     pub nodes: usize,
     pub mounts: usize,
+    /// The version of the image's CUDA compat libcuda, when it is used.
+    pub cuda_compat: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -184,7 +187,7 @@ impl Plan {
             &require::Facts::new(&driver.version, &models),
         )?;
         let img = image::inspect(rootfs)?;
-        let (ours, cache) =
+        let (ours, mut cache) =
             inject::runtime_edits(&driver, &selected, req.caps, &img.lib64, &img.lib32);
         self.edits.extend(&ours);
         self.report.gpus.extend(selected.iter().map(gpu_label));
@@ -195,6 +198,9 @@ impl Plan {
             .notes
             .extend(libc_note(img.libc).map(String::from));
         if !cache.is_empty() && img.libc == image::Libc::Glibc {
+            if req.caps.contains(request::Caps::COMPUTE) && has_libcuda(&driver) {
+                cache = self.cuda_compat_ahead(rootfs, &driver.version, cache);
+            }
             self.add_ld_cache(&img, &cache, (rootfs, state_dir))?;
         }
         let overlay = proc_driver_overlay(&driver, &selected, state_dir)?;
@@ -227,6 +233,27 @@ impl Plan {
         self.edits.extend(&given.edits);
         self.report.notes.extend(given.notes);
         Ok(())
+    }
+
+    /// The cache entries with the image's CUDA compat libraries ahead of
+    /// the driver's, when those are of a newer driver branch.
+    fn cuda_compat_ahead(
+        &mut self,
+        rootfs: &Path,
+        host_version: &str,
+        cache: Vec<ldcache::Entry>,
+    ) -> Vec<ldcache::Entry> {
+        match compat::find(rootfs, host_version) {
+            Ok(Some(found)) => {
+                self.report.cuda_compat = Some(found.version);
+                ldcache::ahead(found.entries, cache)
+            }
+            Ok(None) => cache,
+            Err(note) => {
+                self.report.notes.push(note);
+                cache
+            }
+        }
     }
 
     /// Writes the image's linker cache with the driver libraries added; a
@@ -263,13 +290,18 @@ fn gpu_label(s: &inject::Selected) -> String {
     }
 }
 
+/// True when the driver has a 64-bit libcuda for the container.
+fn has_libcuda(driver: &discover::Driver) -> bool {
+    driver
+        .libraries
+        .iter()
+        .any(|d| d.name == "libcuda" && !d.bits32)
+}
+
 /// A note when compute was asked for but the driver lacks what CUDA needs:
 /// decided from the edits just made, nothing is looked up again.
 fn compute_missing(driver: &discover::Driver, ours: &edits::ContainerEdits) -> Option<String> {
-    let no_lib = !driver
-        .libraries
-        .iter()
-        .any(|d| d.name == "libcuda" && !d.bits32);
+    let no_lib = !has_libcuda(driver);
     let no_uvm = !ours
         .device_nodes
         .iter()

@@ -5,7 +5,12 @@
 
 int cuInit(unsigned int flags) { (void)flags; return 0; }
 
-int cuDriverGetVersion(int *version) { *version = 12020; return 0; }
+/* A CUDA compat build reports its own version (runtime-tests/gpu/compat.rs). */
+#ifndef FAKE_CUDA_VERSION
+#define FAKE_CUDA_VERSION 12020
+#endif
+
+int cuDriverGetVersion(int *version) { *version = FAKE_CUDA_VERSION; return 0; }
 
 int cuDeviceGetCount(int *count) {
 	DIR *d = opendir("/dev");
