@@ -8,6 +8,7 @@
 //! symlinks cannot redirect the write (CVE-2025-23267's class of bug).
 
 use super::ldcache::{self, Entry};
+use super::ldcache_index;
 use crate::error::{Error, Result};
 use crate::util::fs::{ensure_in_root, open_in_root, Leaf};
 use std::io::Read;
@@ -28,9 +29,48 @@ pub struct Image {
     pub lib64: String,
     /// Where 32-bit (compat32) driver libraries go.
     pub lib32: String,
-    /// The image's own cache entries (None: it has no usable cache).
-    pub cache: Option<Vec<Entry>>,
+    /// The image's own cache (None: it has no usable cache).
+    pub cache: Option<Cache>,
     pub libc: Libc,
+}
+
+/// An image's `/etc/ld.so.cache` as read: its bytes, known to be a cache
+/// `ldcache_index` can use in place or, failing that, `ldcache` parses.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub bytes: Vec<u8>,
+    /// Its layout, when it can be merged into in place.
+    layout: Option<ldcache_index::Layout>,
+}
+
+impl Cache {
+    fn read(bytes: Vec<u8>) -> Option<Cache> {
+        let layout = ldcache_index::layout(&bytes);
+        let usable = layout.is_some() || ldcache::parse(&bytes).is_ok();
+        usable.then_some(Cache { bytes, layout })
+    }
+
+    /// Its entries, parsed.
+    pub fn entries(&self) -> Vec<Entry> {
+        ldcache::parse(&self.bytes).unwrap_or_default()
+    }
+
+    /// The file of the plain `libc.so.6` entry, 64- or 32-bit.
+    fn libc_file(&self, want64: bool) -> Option<String> {
+        if let Some(layout) = &self.layout {
+            let idx = layout.over(&self.bytes);
+            return idx.lookup("libc.so.6", want64).map(String::from);
+        }
+        self.entries()
+            .into_iter()
+            .find(|e| {
+                e.key == "libc.so.6"
+                    && e.hwcap == 0
+                    && e.is_x86_64() == want64
+                    && (want64 || e.is_i386())
+            })
+            .map(|e| e.value)
+    }
 }
 
 /// The most of an image's ld.so.cache that is read.
@@ -74,20 +114,17 @@ pub fn inspect(rootfs: &Path) -> Result<Image> {
     .ok()
     .and_then(|fd| {
         let mut bytes = Vec::new();
-        std::fs::File::from(fd).read_to_end(&mut bytes).ok()?;
-        ldcache::parse(&bytes).ok()
+        std::fs::File::from(fd)
+            .take(MAX_CACHE)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        Cache::read(bytes)
     });
     let from_cache = |want64: bool| {
-        cache.as_ref().and_then(|c| {
-            c.iter()
-                .find(|e| {
-                    e.key == "libc.so.6"
-                        && e.hwcap == 0
-                        && e.is_x86_64() == want64
-                        && (want64 || e.is_i386())
-                })
-                .and_then(|e| parent(&e.value))
-        })
+        cache
+            .as_ref()
+            .and_then(|c| c.libc_file(want64))
+            .and_then(|f| parent(&f))
     };
     let libc_dir = from_cache(true).or_else(|| {
         LIB64_DIRS
@@ -126,15 +163,25 @@ pub fn inspect(rootfs: &Path) -> Result<Image> {
 
 /// The image's cache with `ours` added; an image entry for the same soname
 /// and word size is replaced (the driver's library must win over, say, a
-/// stub or an old compat copy).
+/// stub or an old compat copy). Merged in place when the cache allows it
+/// (`ldcache_index`), else parsed and written anew.
 pub fn merged_cache(image: &Image, ours: &[Entry]) -> Vec<u8> {
+    if let Some(merged) = image
+        .cache
+        .as_ref()
+        .and_then(|c| c.layout.as_ref().map(|l| l.over(&c.bytes)))
+        .and_then(|idx| idx.merge(ours))
+    {
+        return merged;
+    }
     let mut all: Vec<Entry> = ours.to_vec();
-    for e in image.cache.iter().flatten() {
+    let theirs = image.cache.as_ref().map(Cache::entries).unwrap_or_default();
+    for e in theirs {
         let shadowed = ours
             .iter()
             .any(|o| o.key == e.key && o.is_x86_64() == e.is_x86_64());
         if !shadowed {
-            all.push(e.clone());
+            all.push(e);
         }
     }
     ldcache::write(&all)
@@ -251,6 +298,9 @@ mod tests {
         let back =
             ldcache::parse(&std::fs::read(rhel.path().join("etc/ld.so.cache")).unwrap()).unwrap();
         assert_eq!(back[0].key, "libcuda.so.1");
-        assert_eq!(inspect(rhel.path()).unwrap().cache.unwrap().len(), 1);
+        assert_eq!(
+            inspect(rhel.path()).unwrap().cache.unwrap().entries().len(),
+            1
+        );
     }
 }

@@ -7,15 +7,16 @@
 //! new one, glibc < 2.32's default) and `glibc-ld.so.cache1.1`. The new
 //! format is written, with the glibc-hwcaps extension when entries use it.
 
-const OLD_MAGIC: &[u8] = b"ld.so-1.7.0";
-const NEW_MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
-const NEW_HEADER: usize = 48;
-const NEW_ENTRY: usize = 24;
-const OLD_ENTRY: usize = 12;
-const EXTENSION_MAGIC: u32 = 0xeaa4_2174;
-const EXTENSION_TAG_HWCAPS: u32 = 0;
+pub(super) const OLD_MAGIC: &[u8] = b"ld.so-1.7.0";
+pub(super) const NEW_MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
+pub(super) const NEW_HEADER: usize = 48;
+pub(super) const NEW_ENTRY: usize = 24;
+pub(super) const OLD_ENTRY: usize = 12;
+pub(super) const EXTENSION_MAGIC: u32 = 0xeaa4_2174;
+/// glibc's `cache_extension_tag_glibc_hwcaps` (0 is the generator string).
+pub(super) const EXTENSION_TAG_HWCAPS: u32 = 1;
 /// Marks an entry's hwcap as an index into the glibc-hwcaps names.
-const HWCAP_EXTENSION: u64 = 1 << 62;
+pub(super) const HWCAP_EXTENSION: u64 = 1 << 62;
 /// Little-endian, in the header's flags byte.
 const FLAGS_ENDIAN_LITTLE: u8 = 2;
 
@@ -59,11 +60,11 @@ impl Entry {
     }
 }
 
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+pub(super) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
 
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+pub(super) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
@@ -177,8 +178,36 @@ fn parse_hwcaps(h: &[u8], at: usize) -> Vec<String> {
 
 /// glibc's `_dl_cache_libcmp`: digit runs compare as numbers.
 pub fn libcmp(a: &str, b: &str) -> std::cmp::Ordering {
+    libcmp_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// `libcmp` on the cache's own bytes (no UTF-8 needed). Equal leading
+/// bytes compare equal under libcmp too, except inside a digit run, which
+/// is compared whole: the comparison starts where the run holding the
+/// first difference starts (cache keys share long prefixes).
+pub fn libcmp_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let mut i = common_prefix(a, b);
+    while i > 0 && a[i - 1].is_ascii_digit() {
+        i -= 1;
+    }
+    libcmp_from(&a[i..], &b[i..])
+}
+
+/// How many leading bytes `a` and `b` share, eight at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n && a[i..i + 8] == b[i..i + 8] {
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+fn libcmp_from(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    let (a, b) = (a.as_bytes(), b.as_bytes());
     let (mut i, mut j) = (0, 0);
     while i < a.len() {
         if a[i].is_ascii_digit() {
@@ -307,6 +336,34 @@ mod tests {
         assert_eq!(libcmp("libcuda.so", "libcuda.so.1"), Ordering::Less);
         assert_eq!(libcmp("libm.so.6", "libm.so.6"), Ordering::Equal);
         assert_eq!(libcmp("liba.so", "libb.so"), Ordering::Less);
+        assert_eq!(libcmp("lib12a", "lib123"), Ordering::Less);
+        assert_eq!(libcmp("lib01.so", "lib1.so"), Ordering::Equal);
+    }
+
+    #[test]
+    fn the_prefix_skip_agrees_with_the_plain_comparison() {
+        // Short strings over an alphabet of digits and not: every way a
+        // shared prefix can end inside, before or after a digit run.
+        let alphabet = b"a0129.";
+        let mut seed = 0x2545_f491_u64;
+        let mut word = |seed: &mut u64| -> Vec<u8> {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (*seed >> 60) as usize % 7;
+            (0..len)
+                .map(|k| alphabet[((*seed >> (k * 5 + 3)) % alphabet.len() as u64) as usize])
+                .collect()
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (word(&mut seed), word(&mut seed));
+            let b = if seed % 3 == 0 {
+                [&a[..a.len() / 2], &b[..]].concat()
+            } else {
+                b
+            };
+            assert_eq!(libcmp_bytes(&a, &b), libcmp_from(&a, &b), "{a:?} {b:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod image;
 pub mod imex;
 pub mod inject;
 pub mod ldcache;
+pub mod ldcache_index;
 pub mod libraries;
 pub mod mig_admin;
 pub mod options;

@@ -1,0 +1,538 @@
+//! An image's `/etc/ld.so.cache` used in place: its entries indexed by
+//! offset (no string copied), looked up, and merged with the few entries
+//! the driver adds by patching offsets, the image's string table and
+//! extension copied as they are. Distribution images have caches of
+//! thousands of entries; parsing each into owned strings, sorting and
+//! re-interning them cost milliseconds per container start, this costs a
+//! copy. Anything unusual (an old-format-only cache, entries out of
+//! ld.so's order, strings where they should not be) gives None and the
+//! caller takes the full parse-and-write path of `ldcache`.
+
+use super::ldcache::{
+    libcmp_bytes, u32_at, u64_at, Entry, EXTENSION_MAGIC, EXTENSION_TAG_HWCAPS, HWCAP_EXTENSION,
+    NEW_ENTRY, NEW_HEADER, NEW_MAGIC, OLD_ENTRY, OLD_MAGIC,
+};
+use std::cmp::Ordering;
+
+/// One entry as the file has it; string offsets are from the header.
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    flags: i32,
+    key: u32,
+    value: u32,
+    os_version: u32,
+    hwcap: u64,
+}
+
+impl Raw {
+    fn is_x86_64(&self) -> bool {
+        self.flags & 0x0f00 == 0x0300
+    }
+
+    fn uses_hwcaps(&self) -> bool {
+        self.hwcap & HWCAP_EXTENSION != 0
+    }
+}
+
+/// Where a cache's parts are, found once per container start and used
+/// over its bytes (`over`).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Where the new-format header starts.
+    base: usize,
+    entries: Vec<Raw>,
+    /// Where the extension starts, from the header (0: none).
+    ext_at: usize,
+}
+
+/// A layout over the bytes it was found in.
+pub struct Indexed<'a> {
+    /// From the new-format header to the end of the file.
+    new: &'a [u8],
+    entries: &'a [Raw],
+    ext_at: usize,
+}
+
+/// Where the new-format header starts: 0, or after the old-format part of
+/// a "compat" cache (glibc < 2.32).
+fn new_format_start(b: &[u8]) -> Option<usize> {
+    if b.starts_with(NEW_MAGIC) {
+        return Some(0);
+    }
+    if !b.starts_with(OLD_MAGIC) {
+        return None;
+    }
+    let n = u32_at(b, 12)? as usize;
+    let entries_end = n.checked_mul(OLD_ENTRY)?.checked_add(16)?;
+    if entries_end > b.len() {
+        return None;
+    }
+    let mut strings_end = entries_end;
+    for i in 0..n {
+        let value = entries_end + u32_at(b, 16 + i * OLD_ENTRY + 8)? as usize;
+        strings_end = strings_end.max(value + c_len(b.get(value..)?)? + 1);
+    }
+    [(entries_end + 7) & !7, (strings_end + 7) & !7]
+        .into_iter()
+        .find(|&at| b.get(at..).is_some_and(|r| r.starts_with(NEW_MAGIC)))
+}
+
+/// The length of the NUL-terminated string at the start of `b` (glibc's
+/// vectorised `strnlen`: caches hold thousands of strings); None when
+/// `b` has no NUL.
+fn c_len(b: &[u8]) -> Option<usize> {
+    // SAFETY: strnlen reads at most b.len() bytes of b.
+    let n = unsafe { libc::strnlen(b.as_ptr().cast(), b.len()) };
+    (n < b.len()).then_some(n)
+}
+
+/// Whether `off` starts a string of the table `lo..hi` (which ends in a
+/// NUL, so every string in it is terminated inside it).
+fn in_table(off: u32, lo: usize, hi: usize) -> bool {
+    (lo..hi).contains(&(off as usize))
+}
+
+/// Finds a cache's layout; None when it is not one this module can merge
+/// into.
+pub fn layout(bytes: &[u8]) -> Option<Layout> {
+    let base = new_format_start(bytes)?;
+    let new = &bytes[base..];
+    let n = u32_at(new, 20)? as usize;
+    let strings_at = n.checked_mul(NEW_ENTRY)?.checked_add(NEW_HEADER)?;
+    let ext_at = u32_at(new, 32)? as usize;
+    let strings_end = if ext_at == 0 { new.len() } else { ext_at };
+    if strings_at > strings_end || strings_end > new.len() {
+        return None;
+    }
+    if strings_end > strings_at && new[strings_end - 1] != 0 {
+        return None;
+    }
+    let mut entries: Vec<Raw> = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = NEW_HEADER + i * NEW_ENTRY;
+        let e = Raw {
+            flags: u32_at(new, at)? as i32,
+            key: u32_at(new, at + 4)?,
+            value: u32_at(new, at + 8)?,
+            os_version: u32_at(new, at + 12)?,
+            hwcap: u64_at(new, at + 16)?,
+        };
+        if !in_table(e.key, strings_at, strings_end) || !in_table(e.value, strings_at, strings_end)
+        {
+            return None;
+        }
+        // ld.so binary-searches: descending keys, hwcaps entries first.
+        if let Some(prev) = entries.last() {
+            let key = string_at(new, e.key);
+            if order(new, prev, key, e.uses_hwcaps()) == Ordering::Less {
+                return None;
+            }
+        }
+        entries.push(e);
+    }
+    let layout = Layout {
+        base,
+        entries,
+        ext_at,
+    };
+    layout.over(bytes).check_extension(strings_at)?;
+    Some(layout)
+}
+
+impl Layout {
+    /// This layout over `bytes`, the cache it was found in.
+    pub fn over<'a>(&'a self, bytes: &'a [u8]) -> Indexed<'a> {
+        Indexed {
+            new: &bytes[self.base..],
+            entries: &self.entries,
+            ext_at: self.ext_at,
+        }
+    }
+}
+
+/// How entry `a` sorts against a key (and its hwcaps-ness) in ld.so's
+/// order: Greater means `a` comes first.
+fn order(new: &[u8], a: &Raw, key: &[u8], hwcaps: bool) -> Ordering {
+    libcmp_bytes(string_at(new, a.key), key).then(a.uses_hwcaps().cmp(&hwcaps))
+}
+
+/// A string in a table `layout` checked.
+fn string_at(new: &[u8], off: u32) -> &[u8] {
+    let rest = &new[off as usize..];
+    &rest[..c_len(rest).unwrap_or(rest.len())]
+}
+
+/// Whether the string at `off` is `key` (no scan for its end).
+fn string_is(new: &[u8], off: u32, key: &[u8]) -> bool {
+    let rest = &new[off as usize..];
+    rest.starts_with(key) && rest.get(key.len()) == Some(&0)
+}
+
+/// One extension section: (tag, offset field's position, offset, size).
+type Section = (u32, usize, usize, usize);
+
+impl<'a> Indexed<'a> {
+    /// The plain (no hwcaps) entry's file for `key`, 64-bit or 32-bit x86.
+    pub fn lookup(&self, key: &str, want64: bool) -> Option<&'a str> {
+        let new = self.new;
+        self.entries
+            .iter()
+            .find(|e| {
+                e.hwcap == 0
+                    && e.is_x86_64() == want64
+                    && (want64 || (e.flags & 0x0f00 == 0 && e.flags & 0xff == 3))
+                    && string_is(new, e.key, key.as_bytes())
+            })
+            .and_then(|e| std::str::from_utf8(string_at(new, e.value)).ok())
+    }
+
+    /// Which entries one of `ours` replaces: the same key and word size.
+    /// Found by binary search, the entries being in ld.so's order.
+    fn shadowed(&self, ours: &[Entry]) -> Vec<bool> {
+        let mut out = vec![false; self.entries.len()];
+        for o in ours {
+            let key = o.key.as_bytes();
+            let from = self
+                .entries
+                .partition_point(|e| libcmp_bytes(string_at(self.new, e.key), key).is_gt());
+            for (i, e) in self.entries.iter().enumerate().skip(from) {
+                if libcmp_bytes(string_at(self.new, e.key), key).is_ne() {
+                    break;
+                }
+                if e.is_x86_64() == o.is_x86_64() && string_is(self.new, e.key, key) {
+                    out[i] = true;
+                }
+            }
+        }
+        out
+    }
+
+    fn sections(&self) -> Option<Vec<Section>> {
+        if self.ext_at == 0 {
+            return Some(Vec::new());
+        }
+        let new = self.new;
+        if u32_at(new, self.ext_at)? != EXTENSION_MAGIC {
+            return None;
+        }
+        let count = u32_at(new, self.ext_at + 4)? as usize;
+        (0..count.min(64))
+            .map(|s| {
+                let sec = self.ext_at + 8 + s * 16;
+                Some((
+                    u32_at(new, sec)?,
+                    sec + 8,
+                    u32_at(new, sec + 8)? as usize,
+                    u32_at(new, sec + 12)? as usize,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every section's data inside the extension; hwcaps names inside the
+    /// string table (what `merge` relies on when it moves both).
+    fn check_extension(&self, strings_at: usize) -> Option<()> {
+        if self.ext_at != 0 && (self.ext_at % 4 != 0 || u32_at(self.new, self.ext_at + 4)? > 64) {
+            return None;
+        }
+        for (tag, _, off, size) in self.sections()? {
+            if off < self.ext_at || off.checked_add(size)? > self.new.len() {
+                return None;
+            }
+            if tag == EXTENSION_TAG_HWCAPS {
+                for i in 0..size / 4 {
+                    let name = u32_at(self.new, off + i * 4)?;
+                    if !in_table(name, strings_at, self.ext_at) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// The cache with `ours` added; an image entry of the same key and
+    /// word size as one of ours is dropped (the driver's library wins);
+    /// among equal keys ours come in the order given, after the image's
+    /// hwcaps entries: what `ldcache::write` makes of `ours` followed by
+    /// the image's entries. None when an entry of ours uses hwcaps.
+    pub fn merge(&self, ours: &[Entry]) -> Option<Vec<u8>> {
+        if ours.iter().any(|o| o.hwcaps_name.is_some()) {
+            return None;
+        }
+        let mut mine: Vec<&Entry> = ours.iter().collect();
+        mine.sort_by(|x, y| libcmp_bytes(y.key.as_bytes(), x.key.as_bytes()));
+        let new = self.new;
+        let shadowed = self.shadowed(ours);
+        let kept: Vec<&Raw> = self
+            .entries
+            .iter()
+            .zip(&shadowed)
+            .filter_map(|(e, gone)| (!gone).then_some(e))
+            .collect();
+        let count = kept.len() + mine.len();
+        let old_strings_at = NEW_HEADER + self.entries.len() * NEW_ENTRY;
+        let strings_at = NEW_HEADER + count * NEW_ENTRY;
+        let strings_end = if self.ext_at == 0 {
+            new.len()
+        } else {
+            self.ext_at
+        };
+        let image_strings = &new[old_strings_at..strings_end];
+        // Our strings follow the image's, then the extension, realigned.
+        let mut our_strings = Vec::new();
+        let mut our_offsets = Vec::with_capacity(mine.len());
+        let ours_at = strings_at + image_strings.len();
+        for o in &mine {
+            let key = ours_at + our_strings.len();
+            our_strings.extend_from_slice(o.key.as_bytes());
+            our_strings.push(0);
+            let value = ours_at + our_strings.len();
+            our_strings.extend_from_slice(o.value.as_bytes());
+            our_strings.push(0);
+            our_offsets.push((u32::try_from(key).ok()?, u32::try_from(value).ok()?));
+        }
+        let ext_at = (ours_at + our_strings.len() + 3) & !3;
+        let shift = |off: u32, by: usize, from: usize| -> Option<u32> {
+            u32::try_from(off as usize - from + by).ok()
+        };
+        let mut out = Vec::with_capacity(ext_at + new.len().saturating_sub(strings_end));
+        out.extend_from_slice(&new[..NEW_HEADER]);
+        out[20..24].copy_from_slice(&(count as u32).to_le_bytes());
+        let strings_len = if self.ext_at == 0 {
+            ours_at + our_strings.len() - strings_at
+        } else {
+            ext_at - strings_at
+        };
+        out[24..28].copy_from_slice(&(strings_len as u32).to_le_bytes());
+        let ext_field = if self.ext_at == 0 { 0 } else { ext_at as u32 };
+        out[32..36].copy_from_slice(&ext_field.to_le_bytes());
+        // Each of ours goes where ld.so's binary search looks for it: after
+        // the image's entries that sort ahead of it (found by binary search,
+        // not by comparing every entry), the rest copied with their offsets
+        // moved.
+        let mut from = 0;
+        for (o, (key, value)) in mine.iter().zip(&our_offsets) {
+            let to = from
+                + kept[from..].partition_point(|e| {
+                    order(new, e, o.key.as_bytes(), false) == Ordering::Greater
+                });
+            for e in &kept[from..to] {
+                let key = shift(e.key, strings_at, old_strings_at)?;
+                let value = shift(e.value, strings_at, old_strings_at)?;
+                push_entry(&mut out, e.flags, key, value, e.os_version, e.hwcap);
+            }
+            push_entry(&mut out, o.flags, *key, *value, o.os_version, 0);
+            from = to;
+        }
+        for e in &kept[from..] {
+            let key = shift(e.key, strings_at, old_strings_at)?;
+            let value = shift(e.value, strings_at, old_strings_at)?;
+            push_entry(&mut out, e.flags, key, value, e.os_version, e.hwcap);
+        }
+        out.extend_from_slice(image_strings);
+        out.extend_from_slice(&our_strings);
+        if self.ext_at != 0 {
+            out.resize(ext_at, 0);
+            self.copy_extension(&mut out, ext_at, (strings_at, old_strings_at))?;
+        }
+        Some(out)
+    }
+
+    /// Appends the extension, its section offsets moved to `ext_at` and
+    /// the hwcaps names' offsets moved with the string table.
+    fn copy_extension(
+        &self,
+        out: &mut Vec<u8>,
+        ext_at: usize,
+        (strings_at, old_strings_at): (usize, usize),
+    ) -> Option<()> {
+        out.extend_from_slice(&self.new[self.ext_at..]);
+        let put = |out: &mut Vec<u8>, at: usize, v: usize| -> Option<()> {
+            out.get_mut(at..at + 4)?
+                .copy_from_slice(&u32::try_from(v).ok()?.to_le_bytes());
+            Some(())
+        };
+        let moved = |at: usize| at - self.ext_at + ext_at;
+        for (tag, field, off, size) in self.sections()? {
+            put(out, moved(field), moved(off))?;
+            if tag == EXTENSION_TAG_HWCAPS {
+                for k in 0..size / 4 {
+                    let name = u32_at(self.new, off + k * 4)? as usize;
+                    put(out, moved(off + k * 4), name - old_strings_at + strings_at)?;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+fn push_entry(out: &mut Vec<u8>, flags: i32, key: u32, value: u32, os_version: u32, hwcap: u64) {
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&key.to_le_bytes());
+    out.extend_from_slice(&value.to_le_bytes());
+    out.extend_from_slice(&os_version.to_le_bytes());
+    out.extend_from_slice(&hwcap.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ldcache::{self, FLAG_X86_64};
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// What the full path makes: ours, then the image's unshadowed entries,
+    /// written by `ldcache::write`.
+    fn written(image: &[u8], ours: &[Entry]) -> Vec<Entry> {
+        let mut all = ours.to_vec();
+        all.extend(ldcache::parse(image).unwrap().into_iter().filter(|e| {
+            !ours
+                .iter()
+                .any(|o| o.key == e.key && o.is_x86_64() == e.is_x86_64())
+        }));
+        ldcache::parse(&ldcache::write(&all)).unwrap()
+    }
+
+    fn ours() -> Vec<Entry> {
+        let e = |k: &str, v: &str| Entry::new(FLAG_X86_64, k, v);
+        vec![
+            // A compat library first: among equal keys it must stay first.
+            e("libcuda.so.1", "/usr/local/cuda/compat/libcuda.so.1"),
+            e("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1"),
+            e("libcuda.so", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1"),
+            e(
+                "libnvidia-ml.so.1",
+                "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.1",
+            ),
+            // Shadows the image's own entry.
+            e("libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            e("zzz-last.so.1", "/z"),
+            e("a.so", "/a"),
+        ]
+    }
+
+    fn same_as_full_path(image: &[u8]) {
+        let lay = layout(image).expect("indexable");
+        let merged = lay.over(image).merge(&ours()).expect("mergeable");
+        assert_eq!(ldcache::parse(&merged).unwrap(), written(image, &ours()));
+        // Merging into the result again changes nothing more.
+        let again = layout(&merged)
+            .unwrap()
+            .over(&merged)
+            .merge(&ours())
+            .unwrap();
+        assert_eq!(ldcache::parse(&again).unwrap(), written(image, &ours()));
+    }
+
+    fn ldconfig_cache(format: &str) -> Option<Vec<u8>> {
+        let root = tempfile::tempdir().ok()?;
+        let lib = root.path().join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(lib.join("glibc-hwcaps/x86-64-v3")).ok()?;
+        std::fs::create_dir_all(root.path().join("etc")).ok()?;
+        std::fs::write(
+            root.path().join("etc/ld.so.conf"),
+            "/usr/lib/x86_64-linux-gnu\n",
+        )
+        .ok()?;
+        let libc = Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6");
+        for to in [
+            lib.join("libc.so.6"),
+            lib.join("glibc-hwcaps/x86-64-v3/libc.so.6"),
+        ] {
+            std::fs::copy(libc, to).ok()?;
+        }
+        let ok = Command::new("ldconfig")
+            .args(["-c", format, "-r"])
+            .arg(root.path())
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| std::fs::read(root.path().join("etc/ld.so.cache")).ok())?
+    }
+
+    #[test]
+    fn merges_as_the_full_path_writes() {
+        // ldcache's own output, with a glibc-hwcaps entry.
+        let mut hw = Entry::new(
+            FLAG_X86_64,
+            "libfoo.so.1",
+            "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1",
+        );
+        hw.hwcaps_name = Some("x86-64-v3".into());
+        let img = ldcache::write(&[
+            Entry::new(FLAG_X86_64, "libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"),
+            Entry::new(
+                ldcache::FLAG_LIBC6,
+                "libcuda.so.1",
+                "/usr/lib/i386-linux-gnu/libcuda.so.1",
+            ),
+            Entry::new(FLAG_X86_64, "libcuda.so.1", "/stub/libcuda.so.1"),
+            hw,
+            Entry::new(FLAG_X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1"),
+        ]);
+        same_as_full_path(&img);
+        // Caches glibc's ldconfig writes: new, and compat (old + new) as
+        // glibc < 2.33 wrote it, with no extension. (A compat cache with an
+        // extension, which only `ldconfig -c compat` of a newer glibc
+        // writes, has its offsets from the file's start: not indexed.)
+        if let Some(img) = ldconfig_cache("new") {
+            // glibc's hwcaps section is tag 1 (0 is the generator string).
+            let hw = ldcache::parse(&img).unwrap();
+            assert!(hw
+                .iter()
+                .any(|e| e.hwcaps_name.as_deref() == Some("x86-64-v3")));
+            same_as_full_path(&img);
+        }
+        if let Some(mut img) = ldconfig_cache("compat") {
+            assert!(layout(&img).is_none());
+            let at = new_format_start(&img).unwrap() + 32;
+            let ext = u32_at(&img, at).unwrap() as usize;
+            img[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+            img.truncate(ext);
+            same_as_full_path(&img);
+        }
+        if let Ok(host) = std::fs::read("/etc/ld.so.cache") {
+            same_as_full_path(&host);
+        }
+    }
+
+    #[test]
+    fn looks_up_and_refuses_what_it_cannot_merge_in_place() {
+        let img = ldcache::write(&[
+            Entry::new(FLAG_X86_64, "libc.so.6", "/lib64/libc.so.6"),
+            Entry::new(ldcache::FLAG_LIBC6, "libc.so.6", "/lib/libc.so.6"),
+        ]);
+        let lay = layout(&img).unwrap();
+        let idx = lay.over(&img);
+        assert_eq!(idx.lookup("libc.so.6", true), Some("/lib64/libc.so.6"));
+        assert_eq!(idx.lookup("libc.so.6", false), Some("/lib/libc.so.6"));
+        assert_eq!(idx.lookup("libm.so.6", true), None);
+        // Entries out of ld.so's order: not indexed (the full path sorts).
+        let mut unsorted = img.clone();
+        let (a, b) = (NEW_HEADER, NEW_HEADER + NEW_ENTRY);
+        let first: Vec<u8> = unsorted[a..b].to_vec();
+        unsorted.copy_within(b..b + NEW_ENTRY, a);
+        unsorted[b..b + NEW_ENTRY].copy_from_slice(&first);
+        let second = Entry::new(FLAG_X86_64, "libz.so.1", "/z");
+        let sorted_wrong = ldcache::write(&[second, Entry::new(FLAG_X86_64, "liba.so.1", "/a")]);
+        let mut swapped = sorted_wrong.clone();
+        let first: Vec<u8> = swapped[a..b].to_vec();
+        swapped.copy_within(b..b + NEW_ENTRY, a);
+        swapped[b..b + NEW_ENTRY].copy_from_slice(&first);
+        assert!(layout(&swapped).is_none());
+        // Garbage, truncations and offsets out of range never panic.
+        assert!(layout(b"not a cache").is_none());
+        for cut in 0..img.len() {
+            let part = &img[..cut];
+            let _ = layout(part).and_then(|l| l.over(part).merge(&ours()));
+        }
+        let mut bad = img.clone();
+        bad[NEW_HEADER + 4..NEW_HEADER + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(layout(&bad).is_none());
+        // An entry of ours with hwcaps goes the full path.
+        let mut hw = Entry::new(FLAG_X86_64, "libx.so.1", "/x");
+        hw.hwcaps_name = Some("x86-64-v3".into());
+        assert!(idx.merge(&[hw]).is_none());
+    }
+}
