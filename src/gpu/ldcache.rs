@@ -346,7 +346,7 @@ mod tests {
         // shared prefix can end inside, before or after a digit run.
         let alphabet = b"a0129.";
         let mut seed = 0x2545_f491_u64;
-        let mut word = |seed: &mut u64| -> Vec<u8> {
+        let word = |seed: &mut u64| -> Vec<u8> {
             *seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
