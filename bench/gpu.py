@@ -47,6 +47,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# No bench/__pycache__ files left in the source tree by a bench run.
+sys.dont_write_bytecode = True
 import bigimage  # noqa: E402
 from procs import Spawner  # noqa: E402
 
