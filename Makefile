@@ -62,6 +62,7 @@ test-oracle:
 bench: build bundle
 	python3 bench/bench.py --vessel $(BIN)
 	python3 bench/gpu.py --vessel $(BIN)
+	python3 bench/gpu.py --vessel $(BIN) --driver debian
 	CRI_BENCH=$${POD_N:-30} bash runtime-tests/cri/run.sh $(BIN)
 
 # `docker run --rm` round trips, vessel vs runc, through a private dockerd

@@ -3,10 +3,12 @@
 //! an ld.so.cache). The fake libcuda counts the `/dev/nvidiaN` nodes it can
 //! see, so `gpu-probe` inside the container reports exactly the GPUs the
 //! container was given. vessel only (runc has no GPU support): needs root,
-//! cc and ldconfig.
+//! cc and ldconfig. `debian.rs` runs NVIDIA's real user-space files
+//! (Debian's 535 packages) with the same stand-in for the kernel side.
 
 mod compat;
 mod cves;
+mod debian;
 mod drivers;
 mod engines;
 mod fabric;

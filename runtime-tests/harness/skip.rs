@@ -8,7 +8,7 @@
 //! | `Why` | allowed in CI | because |
 //! |---|---|---|
 //! | `NotRoot` | no | CI runs as root |
-//! | `MissingTool` | no | `.ci/run` installs busybox-static |
+//! | `MissingTool` | no | `.ci/run` installs busybox-static, and its `VESSEL_TEST_SYSTEM=1` fetches Debian's NVIDIA packages and the wheels `gpu::debian` needs |
 //! | `SharedMountNs` | no | `make test-runtime` runs the suite in `unshare -m` |
 //! | `NotVessel` | yes | vessel-only behaviour, or a check Debian's runc 1.1.5 fails, under `RUNTIME=` another runtime (`make test-oracle`) |
 //! | `CgroupLayout` | yes | the host's cgroup layout is not the test's (this machine is hybrid; the cgroup VMs run pure v2 and v1) |
