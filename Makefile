@@ -12,6 +12,12 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 BIN := target/$(HOST)/release/vessel
+# vessel-nvml, `vessel gpu cdi`'s NVML helper (tools/vessel-nvml): linked
+# dynamically (it dlopens the driver's libnvidia-ml), in its own target dir.
+NVML_TARGET := target/vessel-nvml
+NVML_BIN := $(NVML_TARGET)/release/vessel-nvml
+# Where SYSTEMD=1 installs the CDI refresh units.
+SYSTEMD_UNIT_DIR ?= /lib/systemd/system
 BUNDLE := bundles/busybox
 # What `make run` and the tests need from Debian.
 APT_PACKAGES := busybox-static runc crun pkg-config libseccomp-dev
@@ -23,6 +29,7 @@ all: build
 
 build:
 	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$$(pkg-config --variable=libdir libseccomp) RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --target $(HOST)
+	env -u RUSTFLAGS CARGO_TARGET_DIR=$(NVML_TARGET) $(CARGO) build --release --locked --manifest-path tools/vessel-nvml/Cargo.toml
 
 # Installs the Debian packages that are missing (needs root and apt).
 deps:
@@ -70,12 +77,24 @@ bench: build bundle
 bench-docker: build bundle
 	VESSEL_CLIENTS_BENCH=$${N:-30} ENGINES=docker bash runtime-tests/clients/run.sh $(BIN)
 
+# vessel-nvml goes beside vessel, where `vessel gpu cdi` looks for it.
+# SYSTEMD=1 also installs vessel-cdi-refresh.service and .path into
+# $(SYSTEMD_UNIT_DIR) (docs/gpu.md), with ExecStart naming $(PREFIX)/bin/vessel.
 # NVIDIA_HOOK=1 also installs vessel as nvidia-container-runtime-hook:
 # dockerd accepts --gpus only when that name is on its PATH, and vessel under
 # that name does nothing (docs/gpu.md: it conflicts with NVIDIA's toolkit,
 # whose hook runc needs, so an existing file of that name is not replaced).
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vessel
+	install -D -m 0755 $(NVML_BIN) $(DESTDIR)$(PREFIX)/bin/vessel-nvml
+	@if [ "$(SYSTEMD)" = 1 ]; then \
+		for unit in vessel-cdi-refresh.service vessel-cdi-refresh.path; do \
+			mkdir -p $(DESTDIR)$(SYSTEMD_UNIT_DIR); \
+			sed 's|/usr/local/bin/vessel|$(PREFIX)/bin/vessel|g' packaging/systemd/$$unit > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$unit; \
+			chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$unit; \
+		done; \
+		echo "installed $(SYSTEMD_UNIT_DIR)/vessel-cdi-refresh.{service,path}: systemctl daemon-reload && systemctl enable --now vessel-cdi-refresh.path vessel-cdi-refresh.service"; \
+	fi
 	@if [ "$(NVIDIA_HOOK)" = 1 ]; then \
 		hook=$(DESTDIR)$(PREFIX)/bin/nvidia-container-runtime-hook; \
 		if [ -e "$$hook" ] && [ "$$(readlink "$$hook")" != vessel ]; then \

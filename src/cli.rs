@@ -345,14 +345,30 @@ pub enum CdiFormat {
     Yaml,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CdiClass {
+    Gpu,
+    ImexChannel,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GpuCommand {
     /// Print the driver, GPUs, device nodes, libraries and CDI specs vessel sees
     Info,
-    /// Print a CDI spec (kind nvidia.com/gpu) for this host's GPUs, for podman and containerd
+    /// Print or write a CDI spec of this host's GPUs and MIG devices (kind nvidia.com/gpu) or IMEX channels, for podman, Docker and containerd
     Cdi {
-        #[arg(long, value_enum, default_value_t = CdiFormat::Json)]
-        format: CdiFormat,
+        /// json or yaml (default: the --output file's extension, else json)
+        #[arg(long, value_enum)]
+        format: Option<CdiFormat>,
+        /// The cdiVersion to write: 0.3.0 to 0.8.0, or `minimum` (the oldest the content allows, as nvidia-ctk writes); older readers need 0.5.0 (podman 4.3)
+        #[arg(long, default_value = crate::gpu::cdi_version::DEFAULT)]
+        cdi_version: String,
+        /// Write the spec to FILE (.json, .yaml or .yml) by a rename, so readers never see a part of it
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// gpu (kind nvidia.com/gpu) or imex-channel (kind nvidia.com/imex-channel)
+        #[arg(long, value_enum, default_value_t = CdiClass::Gpu)]
+        class: CdiClass,
     },
     /// Check step by step why a GPU would not be visible (on the host, or in container ID)
     Doctor { id: Option<String> },

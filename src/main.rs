@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::io::Write;
 use vessel::cli::{
-    CdiFormat, Cli, Command, CreateArgs, ExecArgs, GpuCommand, ListFormat, LogFormat,
+    CdiClass, CdiFormat, Cli, Command, CreateArgs, ExecArgs, GpuCommand, ListFormat, LogFormat,
 };
 use vessel::console::OwnConsole;
 use vessel::container::{CreateOptions, Runtime};
@@ -144,23 +144,29 @@ fn spec(bundle: &std::path::Path, rootless: bool) -> Result<i32> {
 }
 
 fn gpu(rt: &Runtime, cmd: GpuCommand) -> Result<i32> {
-    use vessel::gpu::{discover::Driver, doctor, inject};
+    use vessel::gpu::doctor;
     match cmd {
         GpuCommand::Info => print!("{}", doctor::info(&rt.gpu.resolve()?)?),
-        GpuCommand::Cdi { format } => {
-            let settings = rt.gpu.resolve()?;
-            let spec = inject::cdi_spec(&Driver::discover(
-                &settings.driver_root,
-                &settings.dev_root,
-            )?);
-            let text = match format {
-                CdiFormat::Json => serde_json::to_string_pretty(&spec)
-                    .map_err(|e| Error::invalid(e.to_string()))?,
-                CdiFormat::Yaml => {
-                    serde_yaml_ng::to_string(&spec).map_err(|e| Error::invalid(e.to_string()))?
-                }
+        GpuCommand::Cdi {
+            format,
+            cdi_version,
+            output,
+            class,
+        } => {
+            use vessel::gpu::cdi_cmd::{self, Class, Format};
+            let opts = cdi_cmd::Options {
+                class: match class {
+                    CdiClass::Gpu => Class::Gpu,
+                    CdiClass::ImexChannel => Class::ImexChannel,
+                },
+                format: format.map(|f| match f {
+                    CdiFormat::Json => Format::Json,
+                    CdiFormat::Yaml => Format::Yaml,
+                }),
+                version: cdi_version,
+                output,
             };
-            println!("{}", text.trim_end());
+            cdi_cmd::run(&rt.gpu.resolve()?, &opts)?;
         }
         GpuCommand::Doctor { id } => {
             let state = match id {

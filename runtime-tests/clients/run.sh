@@ -484,6 +484,9 @@ stage_gpu() {
     $DOCKER run --rm --network none --runtime vessel "$IMG" sh -c "$count"
   expect_out "podman -e NVIDIA_VISIBLE_DEVICES=1 gets only GPU 1" "GPU 0: fake (node /dev/nvidia0)" \
     podman --runtime vessel run --rm --network none -e NVIDIA_VISIBLE_DEVICES=1 "$IMG" nvidia-smi
+  # A jit-cdi name in the variable: podman passes it on, vessel answers it.
+  expect_out "podman -e NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=1 gets only GPU 1" "GPU 0: fake (node /dev/nvidia0)" \
+    podman --runtime vessel run --rm --network none -e NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=1 "$IMG" nvidia-smi
   # podman resolves CDI itself, from /etc/cdi and /var/run/cdi only.
   local spec=/var/run/cdi/vessel-clients-$$.json
   if grep -qs '"nvidia.com/gpu"\|kind: *nvidia.com/gpu' /etc/cdi/* /var/run/cdi/*; then
@@ -491,7 +494,9 @@ stage_gpu() {
   else
     mkdir -p /var/run/cdi
     echo "$spec" > "$BASE/cdi-spec-path"
-    if "$RUNTIME" --gpu-root "$BASE/fake-gpu" gpu cdi > "$spec"; then
+    # 0.5.0: the newest CDI version Debian 12's podman 4.3 reads (vessel
+    # writes 0.7.0 unless told).
+    if "$RUNTIME" --gpu-root "$BASE/fake-gpu" gpu cdi --cdi-version 0.5.0 --output "$spec"; then
       expect_out "podman --device nvidia.com/gpu=0 (CDI spec from vessel gpu cdi) gets only GPU 0" "GPU 0: fake (node /dev/nvidia1)" \
         podman --runtime vessel run --rm --network none --device nvidia.com/gpu=0 "$IMG" nvidia-smi
     else

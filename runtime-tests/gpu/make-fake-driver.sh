@@ -18,7 +18,9 @@ mkdir -p usr/lib/x86_64-linux-gnu usr/bin etc "lib/firmware/nvidia/$VER"
 sh "$HERE/make-kernel-side.sh" "$PWD" "$VER"
 LIB=usr/lib/x86_64-linux-gnu
 "$CC" -shared -fPIC -o "$LIB/libcuda.so.$VER" -Wl,-soname,libcuda.so.1 "$HERE/fake/libcuda.c"
-for spec in libnvidia-ml:1 libnvidia-ptxjitcompiler:1 libnvidia-encode:1 libnvcuvid:1 libGLX_nvidia:0 libnvidia-glcore:$VER; do
+# NVML answers for the same GPUs and MIG device, with the MIG UUID.
+"$CC" -shared -fPIC -o "$LIB/libnvidia-ml.so.$VER" -Wl,-soname,libnvidia-ml.so.1 "$HERE/fake/libnvml.c"
+for spec in libnvidia-ptxjitcompiler:1 libnvidia-encode:1 libnvcuvid:1 libGLX_nvidia:0 libnvidia-glcore:$VER; do
 	name=${spec%%:*} so=${spec#*:}
 	"$CC" -shared -fPIC -o "$LIB/$name.so.$VER" -Wl,-soname,"$name.so.$so" "$HERE/fake/libstub.c"
 done

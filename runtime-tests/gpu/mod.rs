@@ -9,6 +9,7 @@
 mod compat;
 mod cves;
 mod debian;
+mod cdi;
 mod drivers;
 mod engines;
 mod fabric;
@@ -17,7 +18,7 @@ mod plugin;
 mod requests;
 mod tools;
 
-use crate::harness::{self, Bundle, TestResult};
+use crate::harness::{self, Bundle, Skip, TestResult, Why};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -150,4 +151,48 @@ fn vessel_gpu(root: &Path, args: &[&str]) -> (i32, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
+}
+
+/// `tools/vessel-nvml` (the NVML helper of `vessel gpu cdi`), built once
+/// per test process into `target/vessel-nvml` (`VESSEL_NVML` names a
+/// built one instead). Offline unless `VESSEL_TEST_SYSTEM=1`: a cache
+/// without its crates is a skip then, while under VESSEL_TEST_SYSTEM a
+/// failed build fails the test.
+fn nvml_helper() -> Result<PathBuf, Skip> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        if let Some(p) = std::env::var_os("VESSEL_NVML").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = repo.join("target/vessel-nvml");
+        let online = std::env::var("VESSEL_TEST_SYSTEM").as_deref() == Ok("1");
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+        cargo
+            .args(["build", "-q", "--locked", "--manifest-path"])
+            .arg(repo.join("tools/vessel-nvml/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS");
+        if !online {
+            cargo.arg("--offline");
+        }
+        let out = cargo.output().map_err(|e| format!("running cargo: {e}"))?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() || !online,
+            "building tools/vessel-nvml failed: {err}"
+        );
+        if out.status.success() {
+            Ok(target.join("debug/vessel-nvml"))
+        } else {
+            Err(format!(
+                "tools/vessel-nvml does not build offline (VESSEL_TEST_SYSTEM=1 fetches its crates): {}",
+                err.lines().last().unwrap_or_default()
+            ))
+        }
+    });
+    built.clone().map_err(|why| Skip {
+        why: Why::MissingTool,
+        reason: why,
+    })
 }

@@ -108,6 +108,21 @@ impl Registry {
             .find_map(|(i, (_, s))| s.devices.iter().find(|d| d.name == name).map(|d| (i, d)))
     }
 
+    /// The device called `name` (in any case: UUIDs are hex) in a spec of
+    /// one of `kinds`, the last-loaded one, with the file that has it.
+    pub fn device_in(&self, kinds: &[&str], name: &str) -> Option<(&Path, &CdiDevice)> {
+        self.specs
+            .iter()
+            .rev()
+            .filter(|(_, s)| kinds.contains(&s.kind.as_str()))
+            .find_map(|(p, s)| {
+                s.devices
+                    .iter()
+                    .find(|d| d.name.eq_ignore_ascii_case(name))
+                    .map(|d| (p.as_path(), d))
+            })
+    }
+
     /// Every device name, fully qualified.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self

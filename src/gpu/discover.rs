@@ -545,7 +545,7 @@ mod tests {
         assert_eq!((node.major, node.minor), (195, 3));
         assert_eq!(node.on_host, am_root);
         assert_eq!(d.host_node_path(&node.path), dev_root.join("dev/nvidia3"));
-        let cdi = crate::gpu::inject::cdi_spec(&d);
+        let cdi = crate::gpu::cdi_gen::gpu_spec(&d, &[]);
         let host_paths: Vec<&str> = cdi
             .devices
             .iter()

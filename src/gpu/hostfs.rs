@@ -100,6 +100,19 @@ impl HostRoot {
     pub fn real_path(&self, rel: &Path) -> Option<PathBuf> {
         fd_path(&self.open_path(rel).ok()?)
     }
+
+    /// The regular file at `real` (a path `real_path` gave), opened again
+    /// inside the root: a path outside the root is refused.
+    pub fn open_real(&self, real: &Path) -> std::io::Result<File> {
+        let root = fd_path(&self.fd).unwrap_or_else(|| self.path.clone());
+        let rel = real.strip_prefix(&root).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not under {}", real.display(), root.display()),
+            )
+        })?;
+        self.open_file(rel)
+    }
 }
 
 /// The path the kernel names for an open file (its `/proc/self/fd` link).
@@ -327,5 +340,12 @@ mod tests {
         assert_eq!(again.identity(), d.identity());
         assert!(host.read_dir(Path::new("d/f")).is_err());
         assert!(host.open_file(Path::new("d")).is_err());
+        // A real path opens again inside the root; one outside does not.
+        let real = host.real_path(Path::new("/d/f")).unwrap();
+        let mut text = String::new();
+        let mut f = host.open_real(&real).unwrap();
+        f.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "file");
+        assert!(host.open_real(Path::new("/etc/passwd")).is_err());
     }
 }

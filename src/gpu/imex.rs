@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Where the host has its channel nodes, below the dev root.
-const CHANNEL_DIR: &str = "dev/nvidia-caps-imex-channels";
+pub const CHANNEL_DIR: &str = "dev/nvidia-caps-imex-channels";
 
 /// The device nodes of `channels`, from the host under `dev`.
 pub fn channel_nodes(dev: &HostRoot, channels: &ImexChannels) -> Result<Vec<DeviceNode>> {
@@ -25,7 +25,7 @@ pub fn channel_nodes(dev: &HostRoot, channels: &ImexChannels) -> Result<Vec<Devi
 
 /// Every channel number the host has a node for, in order; none when it
 /// has no channel directory.
-fn host_channels(dev: &HostRoot) -> Result<Vec<u32>> {
+pub fn host_channels(dev: &HostRoot) -> Result<Vec<u32>> {
     let listing = match dev.read_dir(Path::new(CHANNEL_DIR)) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -1,15 +1,14 @@
 //! From a discovered driver and a request to container edits (pure): which
 //! GPUs, which nodes, which files where, and the linker cache entries that
-//! make the libraries resolve by soname. `vessel gpu cdi` shares the parts.
+//! make the libraries resolve by soname. `vessel gpu cdi` (`cdi_gen`)
+//! shares the parts.
 
-use super::cdi::{CdiDevice, CdiSpec};
 use super::discover::{Driver, FileKind, Gpu, Mig, Node};
 use super::edits::{ro_bind_options, CdiMount, ContainerEdits, DeviceNode};
 use super::ldcache::{Entry, FLAG_LIBC6, FLAG_X86_64};
 use super::libraries::Library;
 use super::request::{Caps, DeviceRef, Devices};
 use crate::error::{Error, Result};
-use std::path::Path;
 
 /// One selected GPU, or one MIG device of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +45,11 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
     for r in refs {
         let sel = match r {
             DeviceRef::Index(i) => driver.gpus.get(*i).map(whole),
-            DeviceRef::Uuid(u) => driver.gpus.iter().find(|g| g.uuid.eq_ignore_ascii_case(u)).map(whole),
+            DeviceRef::Uuid(u) => driver
+                .gpus
+                .iter()
+                .find(|g| g.uuid.eq_ignore_ascii_case(u))
+                .map(whole),
             DeviceRef::BusId(b) => {
                 let b = super::proc_files::normalize_bus_id(b);
                 driver
@@ -57,7 +60,10 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
             }
             DeviceRef::Mig(g, m) => {
                 let gpu = driver.gpus.get(*g).ok_or_else(|| {
-                    Error::invalid(format!("GPU device {g}:{m}: no GPU with index {g} ({})", known(driver)))
+                    Error::invalid(format!(
+                        "GPU device {g}:{m}: no GPU with index {g} ({})",
+                        known(driver)
+                    ))
                 })?;
                 let mig = gpu.migs.get(*m).ok_or_else(|| {
                     Error::invalid(format!(
@@ -70,11 +76,8 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
                     mig: Some(mig.clone()),
                 })
             }
-            DeviceRef::MigUuid(u) => {
-                return Err(Error::invalid(format!(
-                    "GPU device {u}: MIG UUIDs are only known to NVML, which vessel does not load; name it <gpu>:<mig> (see `vessel gpu info`) or through a CDI spec"
-                )))
-            }
+            // `mig_uuid::resolve` has turned each into `<gpu>:<mig>`.
+            DeviceRef::MigUuid(u) => return Err(super::mig_uuid::unknown(u, &[], &[])),
         };
         let sel = sel.ok_or_else(|| {
             Error::invalid(format!(
@@ -94,6 +97,7 @@ pub fn select(driver: &Driver, devices: &Devices) -> Result<Vec<Selected>> {
     Ok(out)
 }
 
+/// A spec's device node for `n`; `host_path` where the host has it.
 pub(super) fn device_node(n: &Node, host_path: Option<String>) -> DeviceNode {
     DeviceNode {
         path: n.path.clone(),
@@ -135,7 +139,8 @@ pub fn library_names(lib: &Library) -> Vec<String> {
     names
 }
 
-fn file_options(kind: FileKind) -> Vec<String> {
+/// How a driver file other than a library is bound.
+pub(super) fn file_options(kind: FileKind) -> Vec<String> {
     let mut o = ro_bind_options();
     if matches!(
         kind,
@@ -188,96 +193,4 @@ pub fn runtime_edits(
         });
     }
     (edits, cache)
-}
-
-/// Where a host file appears in the container when the host layout is
-/// kept (CDI specs): its path below the driver's root.
-fn in_host_layout(driver: &Driver, p: &Path) -> String {
-    let rel = p.strip_prefix(&driver.root).unwrap_or(p);
-    Path::new("/").join(rel).to_string_lossy().into_owned()
-}
-
-/// The host's node for a CDI spec's `hostPath`, under the dev root; None
-/// when the host has none (the spec's numbers make it).
-fn host_node_path(driver: &Driver, n: &Node) -> Option<String> {
-    n.on_host.then(|| {
-        driver
-            .host_node_path(&n.path)
-            .to_string_lossy()
-            .into_owned()
-    })
-}
-
-/// A CDI spec for this host's GPUs (`vessel gpu cdi`): one device per
-/// index and UUID, and `all`; driver files at the host's own paths.
-pub fn cdi_spec(driver: &Driver) -> CdiSpec {
-    let caps = Caps::all();
-    let gpu_edits = |gpus: &[&Gpu]| ContainerEdits {
-        device_nodes: gpus
-            .iter()
-            .map(|g| {
-                let n = driver.gpu_node(g);
-                device_node(&n, host_node_path(driver, &n))
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let mut devices = Vec::new();
-    for g in &driver.gpus {
-        devices.push(CdiDevice {
-            name: g.index.to_string(),
-            annotations: Default::default(),
-            container_edits: gpu_edits(&[g]),
-        });
-        if !g.uuid.is_empty() {
-            devices.push(CdiDevice {
-                name: g.uuid.clone(),
-                annotations: Default::default(),
-                container_edits: gpu_edits(&[g]),
-            });
-        }
-    }
-    devices.push(CdiDevice {
-        name: "all".into(),
-        annotations: Default::default(),
-        container_edits: gpu_edits(&driver.gpus.iter().collect::<Vec<_>>()),
-    });
-    let mut common = ContainerEdits {
-        env: vec!["NVIDIA_VISIBLE_DEVICES=void".into()],
-        ..Default::default()
-    };
-    for n in driver.control_nodes(caps) {
-        common
-            .device_nodes
-            .push(device_node(&n, host_node_path(driver, &n)));
-    }
-    for lib in driver.libraries_for(caps) {
-        let container = in_host_layout(driver, &lib.host_path);
-        let dir = Path::new(&container).parent().unwrap_or(Path::new("/"));
-        for name in library_names(lib) {
-            common.mounts.push(CdiMount {
-                host_path: lib.host_path.to_string_lossy().into_owned(),
-                container_path: dir.join(name).to_string_lossy().into_owned(),
-                options: ro_bind_options(),
-                typ: Some("bind".into()),
-            });
-        }
-    }
-    for f in driver.files_for(caps) {
-        common.mounts.push(CdiMount {
-            host_path: f.host_path.to_string_lossy().into_owned(),
-            container_path: f.container_path.to_string_lossy().into_owned(),
-            options: file_options(f.kind),
-            typ: Some("bind".into()),
-        });
-    }
-    CdiSpec {
-        // 0.5.0 has every field used here and is understood by older CDI
-        // readers too (podman 4.3 rejects 0.6.0).
-        cdi_version: "0.5.0".into(),
-        kind: "nvidia.com/gpu".into(),
-        annotations: Default::default(),
-        devices,
-        container_edits: common,
-    }
 }

@@ -5,6 +5,10 @@
 
 pub mod cdi;
 pub mod compat;
+pub mod cdi_cmd;
+pub mod cdi_gen;
+pub mod cdi_names;
+pub mod cdi_version;
 pub mod discover;
 pub mod doctor;
 pub mod edits;
@@ -18,6 +22,8 @@ pub mod ldcache;
 pub mod ldcache_index;
 pub mod libraries;
 pub mod mig_admin;
+pub mod mig_uuid;
+pub mod nvml;
 pub mod options;
 pub mod proc_files;
 pub mod request;
@@ -40,57 +46,6 @@ pub struct Injected {
     /// The version of the image's CUDA compat libcuda, when it is used.
     pub cuda_compat: Option<String>,
     pub notes: Vec<String>,
-}
-
-/// Splits CDI names into those a spec on disk defines and the
-/// `nvidia.com/gpu=X` ones vessel answers itself from discovery.
-fn split_cdi(
-    reg: &cdi::Registry,
-    names: &[String],
-) -> Result<(Vec<String>, Option<request::Devices>)> {
-    let mut on_disk = Vec::new();
-    let mut own: Option<request::Devices> = None;
-    for full in names {
-        let (kind, name) = full.split_once('=').unwrap_or((full, ""));
-        if kind == "nvidia.com/gpu" && !reg.has_kind(kind) {
-            let mut refs = match own.take() {
-                Some(request::Devices::List(r)) => r,
-                Some(other) => {
-                    own = Some(other);
-                    continue;
-                }
-                None => Vec::new(),
-            };
-            if name == "all" {
-                own = Some(request::Devices::All);
-                continue;
-            }
-            if let Some(request::Devices::List(r)) = request::device_list(name, full)? {
-                refs.extend(r);
-            }
-            own = Some(request::Devices::List(refs));
-        } else {
-            on_disk.push(full.clone());
-        }
-    }
-    Ok((on_disk, own))
-}
-
-fn merge_devices(
-    a: Option<request::Devices>,
-    b: Option<request::Devices>,
-) -> Option<request::Devices> {
-    use request::Devices::*;
-    match (a, b) {
-        (None, x) | (x, None) => x,
-        (Some(All), _) | (_, Some(All)) => Some(All),
-        (Some(List(mut x)), Some(List(y))) => {
-            x.extend(y);
-            Some(List(x))
-        }
-        (Some(List(x)), Some(NoGpu)) | (Some(NoGpu), Some(List(x))) => Some(List(x)),
-        (Some(NoGpu), Some(NoGpu)) => Some(NoGpu),
-    }
 }
 
 /// Turns the container's GPU request into spec edits. `rootfs` is the
@@ -118,7 +73,7 @@ pub fn prepare(
         return Ok((!hooks.is_empty()).then(Injected::default));
     };
     let mut plan = Plan::default();
-    let devices = plan.add_cdi_devices(&req, &settings)?;
+    let (devices, imex) = plan.add_cdi_devices(&req, &settings)?;
     if let Some(devices) = &devices {
         plan.add_driver(devices, &req, &settings, (rootfs, state_dir))?;
     } else if req.mig_admin.any() {
@@ -127,7 +82,7 @@ pub fn prepare(
             req.mig_admin.named()
         ));
     }
-    if let Some(channels) = &req.imex {
+    if let Some(channels) = &imex {
         plan.add_imex(channels, &settings)?;
     }
     if !req.features.is_empty() {
@@ -153,21 +108,24 @@ struct Plan {
 
 impl Plan {
     /// Adds the edits of the CDI devices a spec on disk defines; returns
-    /// the driver devices, with the `nvidia.com/gpu=X` names vessel
-    /// answers itself added to those the request names.
+    /// the driver devices and IMEX channels, with those of the CDI names
+    /// vessel answers itself (`cdi_names`) added to those the request names.
     fn add_cdi_devices(
         &mut self,
         req: &request::GpuRequest,
         settings: &GpuSettings,
-    ) -> Result<Option<request::Devices>> {
+    ) -> Result<(Option<request::Devices>, Option<request::ImexChannels>)> {
         if req.cdi.is_empty() {
-            return Ok(req.devices.clone());
+            return Ok((req.devices.clone(), req.imex.clone()));
         }
         let reg = cdi::Registry::load(&settings.cdi_dirs);
-        let (on_disk, own) = split_cdi(&reg, &req.cdi)?;
-        self.edits.extend(&reg.resolve(&on_disk)?);
-        self.report.gpus.extend(on_disk);
-        Ok(merge_devices(req.devices.clone(), own))
+        let split = cdi_names::split(&reg, &req.cdi)?;
+        self.edits.extend(&reg.resolve(&split.on_disk)?);
+        self.report.gpus.extend(split.on_disk);
+        Ok((
+            cdi_names::merge_devices(req.devices.clone(), split.devices),
+            cdi_names::merge_imex(req.imex.clone(), split.imex),
+        ))
     }
 
     /// Adds what the host's driver gives these devices: nodes, files, the
@@ -181,7 +139,8 @@ impl Plan {
         (rootfs, state_dir): (&Path, &Path),
     ) -> Result<()> {
         let driver = discover::Driver::discover(&settings.driver_root, &settings.dev_root)?;
-        let selected = inject::select(&driver, devices)?;
+        let devices = mig_uuid::resolve(devices, &driver, &settings.cdi_dirs)?;
+        let selected = inject::select(&driver, &devices)?;
         let models: Vec<&str> = selected.iter().map(|s| s.gpu.model.as_str()).collect();
         require::check(
             &req.requires,
