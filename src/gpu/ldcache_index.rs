@@ -49,6 +49,8 @@ pub struct Layout {
 pub struct Indexed<'a> {
     /// From the new-format header to the end of the file.
     new: &'a [u8],
+    /// The whole file (a compat cache's old part included).
+    whole: &'a [u8],
     entries: &'a [Raw],
     ext_at: usize,
 }
@@ -144,6 +146,7 @@ impl Layout {
     pub fn over<'a>(&'a self, bytes: &'a [u8]) -> Indexed<'a> {
         Indexed {
             new: &bytes[self.base..],
+            whole: bytes,
             entries: &self.entries,
             ext_at: self.ext_at,
         }
@@ -184,6 +187,52 @@ impl<'a> Indexed<'a> {
                     && string_is(new, e.key, key.as_bytes())
             })
             .and_then(|e| std::str::from_utf8(string_at(new, e.value)).ok())
+    }
+
+    /// How many entries the cache has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The plain (no hwcaps) entries whose key `wanted` accepts, as owned
+    /// entries: only those are copied out of a cache of thousands.
+    pub fn plain_entries(&self, wanted: impl Fn(&[u8]) -> bool) -> Vec<Entry> {
+        let text = |off| String::from_utf8_lossy(string_at(self.new, off)).into_owned();
+        self.entries
+            .iter()
+            .filter(|e| e.hwcap == 0 && wanted(string_at(self.new, e.key)))
+            .map(|e| Entry {
+                flags: e.flags,
+                key: text(e.key),
+                value: text(e.value),
+                os_version: e.os_version,
+                hwcap: 0,
+                hwcaps_name: None,
+            })
+            .collect()
+    }
+
+    /// Whether the entries `ours` replace are exactly `mine` (ours in
+    /// ld.so's order): the cache is already what merging would make.
+    fn holds_already(&self, shadowed: &[bool], mine: &[&Entry]) -> bool {
+        let replaced: Vec<&Raw> = self
+            .entries
+            .iter()
+            .zip(shadowed)
+            .filter_map(|(e, gone)| gone.then_some(e))
+            .collect();
+        replaced.len() == mine.len()
+            && replaced.iter().zip(mine).all(|(e, o)| {
+                e.flags == o.flags
+                    && e.os_version == o.os_version
+                    && e.hwcap == 0
+                    && string_is(self.new, e.key, o.key.as_bytes())
+                    && string_is(self.new, e.value, o.value.as_bytes())
+            })
     }
 
     /// Which entries one of `ours` replaces: the same key and word size.
@@ -264,6 +313,11 @@ impl<'a> Indexed<'a> {
         mine.sort_by(|x, y| libcmp_bytes(y.key.as_bytes(), x.key.as_bytes()));
         let new = self.new;
         let shadowed = self.shadowed(ours);
+        if self.holds_already(&shadowed, &mine) {
+            // A cache this merge wrote (a bundle run again): the same bytes,
+            // not a copy that grows by our strings each time.
+            return Some(self.whole.to_vec());
+        }
         let kept: Vec<&Raw> = self
             .entries
             .iter()
@@ -416,13 +470,14 @@ mod tests {
         let lay = layout(image).expect("indexable");
         let merged = lay.over(image).merge(&ours()).expect("mergeable");
         assert_eq!(ldcache::parse(&merged).unwrap(), written(image, &ours()));
-        // Merging into the result again changes nothing more.
-        let again = layout(&merged)
-            .unwrap()
-            .over(&merged)
-            .merge(&ours())
-            .unwrap();
-        assert_eq!(ldcache::parse(&again).unwrap(), written(image, &ours()));
+        // Merging into the result again changes not a byte (a bundle run
+        // again keeps its cache, which must not grow).
+        let again = layout(&merged).unwrap().over(&merged).merge(&ours());
+        assert_eq!(again.as_ref(), Some(&merged));
+        // Other entries of ours replace the earlier ones.
+        let fewer = &ours()[1..];
+        let other = layout(&merged).unwrap().over(&merged).merge(fewer).unwrap();
+        assert_eq!(ldcache::parse(&other).unwrap(), written(image, fewer));
     }
 
     fn ldconfig_cache(format: &str) -> Option<Vec<u8>> {

@@ -116,14 +116,14 @@ const CORE: &[&str] = &["libcuda", "libnvidia-ml"];
 pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, String) {
     let cached = read_host_cache(host);
     let mut source = match &cached {
-        Some(entries) => format!(
-            "{} ({} entries)",
+        Some((_, total)) => format!(
+            "{} ({total} entries)",
             host.path().join("etc/ld.so.cache").display(),
-            entries.len()
         ),
         None => "a scan of the library directories (no usable etc/ld.so.cache)".to_string(),
     };
-    let (mut candidates, mut dirs) = cache_candidates(host, cached.as_deref().unwrap_or(&[]));
+    let entries = cached.as_ref().map_or(&[][..], |(e, _)| e.as_slice());
+    let (mut candidates, mut dirs) = cache_candidates(host, entries);
     let has = |c: &[Candidate], lib: &str| c.iter().any(|c| library_name(&c.file_name) == lib);
     if cached.is_none() || !CORE.iter().all(|l| has(&candidates, l)) {
         if cached.is_some() {
@@ -137,13 +137,36 @@ pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, S
     (libraries_with_suffix(candidates, &suffix), source)
 }
 
-/// The host's `etc/ld.so.cache` entries; None when it is missing,
-/// unreadable or empty.
-fn read_host_cache(host: &HostRoot) -> Option<Vec<ldcache::Entry>> {
-    host.read(Path::new("etc/ld.so.cache"))
-        .ok()
-        .and_then(|b| ldcache::parse(&b).ok())
-        .filter(|e| !e.is_empty())
+/// Whether a cache key can name a driver library: every one of
+/// `capability_libraries` and every other library NVIDIA's driver ships
+/// has one of these in its name. A host's cache lists thousands of other
+/// libraries, none of which is looked up.
+fn may_be_driver_library(key: &[u8]) -> bool {
+    [&b"nvidia"[..], b"cuda", b"nvcuvid", b"nvoptix"]
+        .iter()
+        .any(|n| key.windows(n.len()).any(|w| w == *n))
+}
+
+/// The host's `etc/ld.so.cache` entries that may be driver libraries, and
+/// how many entries it has; None when it is missing, unreadable or empty.
+fn read_host_cache(host: &HostRoot) -> Option<(Vec<ldcache::Entry>, usize)> {
+    let bytes = host.read(Path::new("etc/ld.so.cache")).ok()?;
+    let (wanted, total) = match super::ldcache_index::layout(&bytes) {
+        Some(layout) => {
+            let idx = layout.over(&bytes);
+            (idx.plain_entries(may_be_driver_library), idx.len())
+        }
+        None => {
+            let all = ldcache::parse(&bytes).ok()?;
+            let total = all.len();
+            let wanted = all
+                .into_iter()
+                .filter(|e| may_be_driver_library(e.key.as_bytes()))
+                .collect();
+            (wanted, total)
+        }
+    };
+    (total > 0).then_some((wanted, total))
 }
 
 /// The cache's x86 entries whose files exist inside the root, and the
@@ -429,6 +452,20 @@ fn add_library(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_driver_library_passes_the_cache_filter() {
+        for cap in Caps::each() {
+            for name in capability_libraries(cap) {
+                assert!(
+                    may_be_driver_library(format!("{name}.so.1").as_bytes()),
+                    "{name}"
+                );
+            }
+        }
+        assert!(!may_be_driver_library(b"libc.so.6"));
+        assert!(!may_be_driver_library(b"libssl.so.3"));
+    }
+
     use super::*;
     use crate::gpu::elf::tests::elf_with_soname;
     use std::os::unix::fs::symlink;

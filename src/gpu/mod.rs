@@ -4,11 +4,11 @@
 //! rules and driver files are ordinary read-only bind mounts.
 
 pub mod cdi;
-pub mod compat;
 pub mod cdi_cmd;
 pub mod cdi_gen;
 pub mod cdi_names;
 pub mod cdi_version;
+pub mod compat;
 pub mod discover;
 pub mod doctor;
 pub mod edits;
@@ -225,6 +225,10 @@ impl Plan {
         (rootfs, state_dir): (&Path, &Path),
     ) -> Result<()> {
         let bytes = image::merged_cache(img, cache);
+        if img.cache.as_ref().is_some_and(|c| c.bytes == bytes) {
+            // Already this cache (a bundle run again): nothing to write.
+            return Ok(());
+        }
         if let Err(e) = image::write_cache(rootfs, &bytes) {
             let path = state_dir.join("ld.so.cache");
             std::fs::write(&path, &bytes).map_err(|e| Error::io("writing", &path, e))?;
