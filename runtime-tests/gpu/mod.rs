@@ -6,10 +6,11 @@
 //! cc and ldconfig. `debian.rs` runs NVIDIA's real user-space files
 //! (Debian's 535 packages) with the same stand-in for the kernel side.
 
+mod cdi;
+mod cdi_hooks;
 mod compat;
 mod cves;
 mod debian;
-mod cdi;
 mod drivers;
 mod engines;
 mod fabric;
