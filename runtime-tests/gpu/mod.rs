@@ -7,6 +7,7 @@
 //! (Debian's 535 packages) with the same stand-in for the kernel side.
 
 mod cdi;
+mod cdi_hooks;
 mod compat;
 mod cves;
 mod debian;

@@ -6,6 +6,8 @@
 pub mod cdi;
 pub mod cdi_cmd;
 pub mod cdi_gen;
+pub mod cdi_hooks;
+pub mod cdi_libs;
 pub mod cdi_names;
 pub mod cdi_version;
 pub mod compat;
@@ -73,7 +75,7 @@ pub fn prepare(
         return Ok((!hooks.is_empty()).then(Injected::default));
     };
     let mut plan = Plan::default();
-    let (devices, imex) = plan.add_cdi_devices(&req, &settings)?;
+    let (devices, imex) = plan.add_cdi_devices(&req, &settings, rootfs)?;
     if let Some(devices) = &devices {
         plan.add_driver(devices, &req, &settings, (rootfs, state_dir))?;
     } else if req.mig_admin.any() {
@@ -88,7 +90,10 @@ pub fn prepare(
     if !req.features.is_empty() {
         plan.add_fabric(&req.features, &settings)?;
     }
-    let Plan { edits, mut report } = plan;
+    plan.write_ld_cache((rootfs, state_dir))?;
+    let Plan {
+        edits, mut report, ..
+    } = plan;
     report.nodes = edits.device_nodes.len();
     report.mounts = edits.mounts.len();
     edits::apply(spec, &edits)?;
@@ -104,28 +109,79 @@ pub fn prepare(
 struct Plan {
     edits: edits::ContainerEdits,
     report: Injected,
+    /// The image, inspected once when something needs it.
+    image: Option<image::Image>,
+    /// The linker cache entries of the driver and the CDI libraries,
+    /// written once at the end (the expensive part of a GPU start).
+    cache: Vec<ldcache::Entry>,
+    /// The host driver version CUDA compat is decided against, when
+    /// compute libraries are given.
+    compat_host: Option<String>,
 }
 
 impl Plan {
-    /// Adds the edits of the CDI devices a spec on disk defines; returns
-    /// the driver devices and IMEX channels, with those of the CDI names
-    /// vessel answers itself (`cdi_names`) added to those the request names.
+    /// Adds the edits of the CDI devices a spec on disk defines, NVIDIA's
+    /// hooks among them done natively (`cdi_hooks`) and its libraries
+    /// listed in the image's cache; returns the driver devices and IMEX
+    /// channels, with those of the CDI names vessel answers itself
+    /// (`cdi_names`) added to those the request names.
     fn add_cdi_devices(
         &mut self,
         req: &request::GpuRequest,
         settings: &GpuSettings,
+        rootfs: &Path,
     ) -> Result<(Option<request::Devices>, Option<request::ImexChannels>)> {
         if req.cdi.is_empty() {
             return Ok((req.devices.clone(), req.imex.clone()));
         }
         let reg = cdi::Registry::load(&settings.cdi_dirs);
         let split = cdi_names::split(&reg, &req.cdi)?;
-        self.edits.extend(&reg.resolve(&split.on_disk)?);
+        if !split.on_disk.is_empty() {
+            let mut edits = reg.resolve(&split.on_disk)?;
+            let native = cdi_hooks::take_native(&mut edits)?;
+            self.add_cdi_libraries(&edits.mounts, &native, rootfs)?;
+            self.edits.extend(&edits);
+        }
         self.report.gpus.extend(split.on_disk);
         Ok((
             cdi_names::merge_devices(req.devices.clone(), split.devices),
             cdi_names::merge_imex(req.imex.clone(), split.imex),
         ))
+    }
+
+    /// The CDI library mounts' cache entries (a glibc image only), and the
+    /// links NVIDIA's hooks would have made.
+    fn add_cdi_libraries(
+        &mut self,
+        mounts: &[edits::CdiMount],
+        native: &cdi_hooks::NativeHooks,
+        rootfs: &Path,
+    ) -> Result<()> {
+        let libs = cdi_libs::mounted_libraries(mounts);
+        let mut links = native.links.clone();
+        if !libs.is_empty() && self.image(rootfs)?.libc == image::Libc::Glibc {
+            self.cache.extend(cdi_libs::cache_entries(&libs));
+            links.extend(cdi_libs::soname_links(
+                &libs,
+                &native.ldcache_folders,
+                mounts,
+            ));
+            if native.cuda_compat.is_some() {
+                self.compat_host.clone_from(&native.cuda_compat);
+            }
+        }
+        self.report
+            .notes
+            .extend(cdi_libs::create_links(rootfs, &links));
+        Ok(())
+    }
+
+    /// The image, inspected on first use.
+    fn image(&mut self, rootfs: &Path) -> Result<&image::Image> {
+        if self.image.is_none() {
+            self.image = Some(image::inspect(rootfs)?);
+        }
+        Ok(self.image.as_ref().expect("set above"))
     }
 
     /// Adds what the host's driver gives these devices: nodes, files, the
@@ -146,22 +202,22 @@ impl Plan {
             &req.requires,
             &require::Facts::new(&driver.version, &models),
         )?;
-        let img = image::inspect(rootfs)?;
-        let (ours, mut cache) =
+        let img = self.image(rootfs)?;
+        let libc = img.libc;
+        let (ours, cache) =
             inject::runtime_edits(&driver, &selected, req.caps, &img.lib64, &img.lib32);
         self.edits.extend(&ours);
         self.report.gpus.extend(selected.iter().map(gpu_label));
         if req.caps.contains(request::Caps::COMPUTE) {
             self.report.notes.extend(compute_missing(&driver, &ours));
         }
-        self.report
-            .notes
-            .extend(libc_note(img.libc).map(String::from));
-        if !cache.is_empty() && img.libc == image::Libc::Glibc {
+        self.report.notes.extend(libc_note(libc).map(String::from));
+        if !cache.is_empty() && libc == image::Libc::Glibc {
             if req.caps.contains(request::Caps::COMPUTE) && has_libcuda(&driver) {
-                cache = self.cuda_compat_ahead(rootfs, &driver.version, cache);
+                self.compat_host = Some(driver.version.clone());
             }
-            self.add_ld_cache(&img, &cache, (rootfs, state_dir))?;
+            // The driver's entries go first: they win over a CDI spec's.
+            self.cache.splice(0..0, cache);
         }
         let overlay = proc_driver_overlay(&driver, &selected, state_dir)?;
         let overlay_dir = overlay.as_ref().map(|m| PathBuf::from(&m.host_path));
@@ -216,15 +272,20 @@ impl Plan {
         }
     }
 
-    /// Writes the image's linker cache with the driver libraries added; a
-    /// read-only image gets its own copy, bound over `/etc/ld.so.cache`.
-    fn add_ld_cache(
-        &mut self,
-        img: &image::Image,
-        cache: &[ldcache::Entry],
-        (rootfs, state_dir): (&Path, &Path),
-    ) -> Result<()> {
-        let bytes = image::merged_cache(img, cache);
+    /// Writes the image's linker cache once, with the driver's and the CDI
+    /// libraries added (the image's newer CUDA compat libraries ahead of
+    /// them); a read-only image gets its own copy, bound over
+    /// `/etc/ld.so.cache`. Entries are only collected for a glibc image.
+    fn write_ld_cache(&mut self, (rootfs, state_dir): (&Path, &Path)) -> Result<()> {
+        if self.cache.is_empty() {
+            return Ok(());
+        }
+        let mut cache = std::mem::take(&mut self.cache);
+        if let Some(host) = self.compat_host.take() {
+            cache = self.cuda_compat_ahead(rootfs, &host, cache);
+        }
+        let img = self.image(rootfs)?;
+        let bytes = image::merged_cache(img, &cache);
         if img.cache.as_ref().is_some_and(|c| c.bytes == bytes) {
             // Already this cache (a bundle run again): nothing to write.
             return Ok(());
