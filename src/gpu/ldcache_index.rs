@@ -171,6 +171,9 @@ fn string_is(new: &[u8], off: u32, key: &[u8]) -> bool {
     rest.starts_with(key) && rest.get(key.len()) == Some(&0)
 }
 
+/// Each string pair's (key, value) offsets.
+type Offsets = Vec<(u32, u32)>;
+
 /// One extension section: (tag, offset field's position, offset, size).
 type Section = (u32, usize, usize, usize);
 
@@ -334,18 +337,8 @@ impl<'a> Indexed<'a> {
         };
         let image_strings = &new[old_strings_at..strings_end];
         // Our strings follow the image's, then the extension, realigned.
-        let mut our_strings = Vec::new();
-        let mut our_offsets = Vec::with_capacity(mine.len());
         let ours_at = strings_at + image_strings.len();
-        for o in &mine {
-            let key = ours_at + our_strings.len();
-            our_strings.extend_from_slice(o.key.as_bytes());
-            our_strings.push(0);
-            let value = ours_at + our_strings.len();
-            our_strings.extend_from_slice(o.value.as_bytes());
-            our_strings.push(0);
-            our_offsets.push((u32::try_from(key).ok()?, u32::try_from(value).ok()?));
-        }
+        let (our_strings, our_offsets) = interned(&mine, ours_at)?;
         let ext_at = (ours_at + our_strings.len() + 3) & !3;
         let shift = |off: u32, by: usize, from: usize| -> Option<u32> {
             u32::try_from(off as usize - from + by).ok()
@@ -361,29 +354,13 @@ impl<'a> Indexed<'a> {
         out[24..28].copy_from_slice(&(strings_len as u32).to_le_bytes());
         let ext_field = if self.ext_at == 0 { 0 } else { ext_at as u32 };
         out[32..36].copy_from_slice(&ext_field.to_le_bytes());
-        // Each of ours goes where ld.so's binary search looks for it: after
-        // the image's entries that sort ahead of it (found by binary search,
-        // not by comparing every entry), the rest copied with their offsets
-        // moved.
-        let mut from = 0;
-        for (o, (key, value)) in mine.iter().zip(&our_offsets) {
-            let to = from
-                + kept[from..].partition_point(|e| {
-                    order(new, e, o.key.as_bytes(), false) == Ordering::Greater
-                });
-            for e in &kept[from..to] {
-                let key = shift(e.key, strings_at, old_strings_at)?;
-                let value = shift(e.value, strings_at, old_strings_at)?;
-                push_entry(&mut out, e.flags, key, value, e.os_version, e.hwcap);
-            }
-            push_entry(&mut out, o.flags, *key, *value, o.os_version, 0);
-            from = to;
-        }
-        for e in &kept[from..] {
-            let key = shift(e.key, strings_at, old_strings_at)?;
-            let value = shift(e.value, strings_at, old_strings_at)?;
-            push_entry(&mut out, e.flags, key, value, e.os_version, e.hwcap);
-        }
+        let moved = |e: &Raw| -> Option<(u32, u32)> {
+            Some((
+                shift(e.key, strings_at, old_strings_at)?,
+                shift(e.value, strings_at, old_strings_at)?,
+            ))
+        };
+        self.push_entries(&mut out, &kept, (&mine, &our_offsets), moved)?;
         out.extend_from_slice(image_strings);
         out.extend_from_slice(&our_strings);
         if self.ext_at != 0 {
@@ -391,6 +368,40 @@ impl<'a> Indexed<'a> {
             self.copy_extension(&mut out, ext_at, (strings_at, old_strings_at))?;
         }
         Some(out)
+    }
+
+    /// Appends the entries in ld.so's order. Each of ours goes where ld.so's
+    /// binary search looks for it: after the image's entries that sort
+    /// ahead of it (found by binary search, not by comparing every entry);
+    /// the image's are written with their offsets `moved`.
+    fn push_entries(
+        &self,
+        out: &mut Vec<u8>,
+        kept: &[&Raw],
+        (mine, offsets): (&[&Entry], &[(u32, u32)]),
+        moved: impl Fn(&Raw) -> Option<(u32, u32)>,
+    ) -> Option<()> {
+        let image_entry = |out: &mut Vec<u8>, e: &Raw| -> Option<()> {
+            let (key, value) = moved(e)?;
+            push_entry(out, e.flags, key, value, e.os_version, e.hwcap);
+            Some(())
+        };
+        let mut from = 0;
+        for (o, (key, value)) in mine.iter().zip(offsets) {
+            let to = from
+                + kept[from..].partition_point(|e| {
+                    order(self.new, e, o.key.as_bytes(), false) == Ordering::Greater
+                });
+            for e in &kept[from..to] {
+                image_entry(out, e)?;
+            }
+            push_entry(out, o.flags, *key, *value, o.os_version, 0);
+            from = to;
+        }
+        for e in &kept[from..] {
+            image_entry(out, e)?;
+        }
+        Some(())
     }
 
     /// Appends the extension, its section offsets moved to `ext_at` and
@@ -421,6 +432,23 @@ impl<'a> Indexed<'a> {
     }
 }
 
+/// The keys and values of `mine` as a string table placed at `at`, and
+/// each one's (key, value) offsets.
+fn interned(mine: &[&Entry], at: usize) -> Option<(Vec<u8>, Offsets)> {
+    let mut strings = Vec::new();
+    let mut offsets = Vec::with_capacity(mine.len());
+    for o in mine {
+        let key = at + strings.len();
+        strings.extend_from_slice(o.key.as_bytes());
+        strings.push(0);
+        let value = at + strings.len();
+        strings.extend_from_slice(o.value.as_bytes());
+        strings.push(0);
+        offsets.push((u32::try_from(key).ok()?, u32::try_from(value).ok()?));
+    }
+    Some((strings, offsets))
+}
+
 fn push_entry(out: &mut Vec<u8>, flags: i32, key: u32, value: u32, os_version: u32, hwcap: u64) {
     out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&key.to_le_bytes());
@@ -430,164 +458,5 @@ fn push_entry(out: &mut Vec<u8>, flags: i32, key: u32, value: u32, os_version: u
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::ldcache::{self, FLAG_X86_64};
-    use super::*;
-    use std::path::Path;
-    use std::process::Command;
-
-    /// What the full path makes: ours, then the image's unshadowed entries,
-    /// written by `ldcache::write`.
-    fn written(image: &[u8], ours: &[Entry]) -> Vec<Entry> {
-        let mut all = ours.to_vec();
-        all.extend(ldcache::parse(image).unwrap().into_iter().filter(|e| {
-            !ours
-                .iter()
-                .any(|o| o.key == e.key && o.is_x86_64() == e.is_x86_64())
-        }));
-        ldcache::parse(&ldcache::write(&all)).unwrap()
-    }
-
-    fn ours() -> Vec<Entry> {
-        let e = |k: &str, v: &str| Entry::new(FLAG_X86_64, k, v);
-        vec![
-            // A compat library first: among equal keys it must stay first.
-            e("libcuda.so.1", "/usr/local/cuda/compat/libcuda.so.1"),
-            e("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1"),
-            e("libcuda.so", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1"),
-            e(
-                "libnvidia-ml.so.1",
-                "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.1",
-            ),
-            // Shadows the image's own entry.
-            e("libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
-            e("zzz-last.so.1", "/z"),
-            e("a.so", "/a"),
-        ]
-    }
-
-    fn same_as_full_path(image: &[u8]) {
-        let lay = layout(image).expect("indexable");
-        let merged = lay.over(image).merge(&ours()).expect("mergeable");
-        assert_eq!(ldcache::parse(&merged).unwrap(), written(image, &ours()));
-        // Merging into the result again changes not a byte (a bundle run
-        // again keeps its cache, which must not grow).
-        let again = layout(&merged).unwrap().over(&merged).merge(&ours());
-        assert_eq!(again.as_ref(), Some(&merged));
-        // Other entries of ours replace the earlier ones.
-        let fewer = &ours()[1..];
-        let other = layout(&merged).unwrap().over(&merged).merge(fewer).unwrap();
-        assert_eq!(ldcache::parse(&other).unwrap(), written(image, fewer));
-    }
-
-    fn ldconfig_cache(format: &str) -> Option<Vec<u8>> {
-        let root = tempfile::tempdir().ok()?;
-        let lib = root.path().join("usr/lib/x86_64-linux-gnu");
-        std::fs::create_dir_all(lib.join("glibc-hwcaps/x86-64-v3")).ok()?;
-        std::fs::create_dir_all(root.path().join("etc")).ok()?;
-        std::fs::write(
-            root.path().join("etc/ld.so.conf"),
-            "/usr/lib/x86_64-linux-gnu\n",
-        )
-        .ok()?;
-        let libc = Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6");
-        for to in [
-            lib.join("libc.so.6"),
-            lib.join("glibc-hwcaps/x86-64-v3/libc.so.6"),
-        ] {
-            std::fs::copy(libc, to).ok()?;
-        }
-        let ok = Command::new("ldconfig")
-            .args(["-c", format, "-r"])
-            .arg(root.path())
-            .status()
-            .ok()?
-            .success();
-        ok.then(|| std::fs::read(root.path().join("etc/ld.so.cache")).ok())?
-    }
-
-    #[test]
-    fn merges_as_the_full_path_writes() {
-        // ldcache's own output, with a glibc-hwcaps entry.
-        let mut hw = Entry::new(
-            FLAG_X86_64,
-            "libfoo.so.1",
-            "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1",
-        );
-        hw.hwcaps_name = Some("x86-64-v3".into());
-        let img = ldcache::write(&[
-            Entry::new(FLAG_X86_64, "libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"),
-            Entry::new(
-                ldcache::FLAG_LIBC6,
-                "libcuda.so.1",
-                "/usr/lib/i386-linux-gnu/libcuda.so.1",
-            ),
-            Entry::new(FLAG_X86_64, "libcuda.so.1", "/stub/libcuda.so.1"),
-            hw,
-            Entry::new(FLAG_X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1"),
-        ]);
-        same_as_full_path(&img);
-        // Caches glibc's ldconfig writes: new, and compat (old + new) as
-        // glibc < 2.33 wrote it, with no extension. (A compat cache with an
-        // extension, which only `ldconfig -c compat` of a newer glibc
-        // writes, has its offsets from the file's start: not indexed.)
-        if let Some(img) = ldconfig_cache("new") {
-            // glibc's hwcaps section is tag 1 (0 is the generator string).
-            let hw = ldcache::parse(&img).unwrap();
-            assert!(hw
-                .iter()
-                .any(|e| e.hwcaps_name.as_deref() == Some("x86-64-v3")));
-            same_as_full_path(&img);
-        }
-        if let Some(mut img) = ldconfig_cache("compat") {
-            assert!(layout(&img).is_none());
-            let at = new_format_start(&img).unwrap() + 32;
-            let ext = u32_at(&img, at).unwrap() as usize;
-            img[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
-            img.truncate(ext);
-            same_as_full_path(&img);
-        }
-        if let Ok(host) = std::fs::read("/etc/ld.so.cache") {
-            same_as_full_path(&host);
-        }
-    }
-
-    #[test]
-    fn looks_up_and_refuses_what_it_cannot_merge_in_place() {
-        let img = ldcache::write(&[
-            Entry::new(FLAG_X86_64, "libc.so.6", "/lib64/libc.so.6"),
-            Entry::new(ldcache::FLAG_LIBC6, "libc.so.6", "/lib/libc.so.6"),
-        ]);
-        let lay = layout(&img).unwrap();
-        let idx = lay.over(&img);
-        assert_eq!(idx.lookup("libc.so.6", true), Some("/lib64/libc.so.6"));
-        assert_eq!(idx.lookup("libc.so.6", false), Some("/lib/libc.so.6"));
-        assert_eq!(idx.lookup("libm.so.6", true), None);
-        // Entries out of ld.so's order: not indexed (the full path sorts).
-        let mut unsorted = img.clone();
-        let (a, b) = (NEW_HEADER, NEW_HEADER + NEW_ENTRY);
-        let first: Vec<u8> = unsorted[a..b].to_vec();
-        unsorted.copy_within(b..b + NEW_ENTRY, a);
-        unsorted[b..b + NEW_ENTRY].copy_from_slice(&first);
-        let second = Entry::new(FLAG_X86_64, "libz.so.1", "/z");
-        let sorted_wrong = ldcache::write(&[second, Entry::new(FLAG_X86_64, "liba.so.1", "/a")]);
-        let mut swapped = sorted_wrong.clone();
-        let first: Vec<u8> = swapped[a..b].to_vec();
-        swapped.copy_within(b..b + NEW_ENTRY, a);
-        swapped[b..b + NEW_ENTRY].copy_from_slice(&first);
-        assert!(layout(&swapped).is_none());
-        // Garbage, truncations and offsets out of range never panic.
-        assert!(layout(b"not a cache").is_none());
-        for cut in 0..img.len() {
-            let part = &img[..cut];
-            let _ = layout(part).and_then(|l| l.over(part).merge(&ours()));
-        }
-        let mut bad = img.clone();
-        bad[NEW_HEADER + 4..NEW_HEADER + 8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(layout(&bad).is_none());
-        // An entry of ours with hwcaps goes the full path.
-        let mut hw = Entry::new(FLAG_X86_64, "libx.so.1", "/x");
-        hw.hwcaps_name = Some("x86-64-v3".into());
-        assert!(idx.merge(&[hw]).is_none());
-    }
-}
+#[path = "ldcache_index_tests.rs"]
+mod tests;
