@@ -47,6 +47,9 @@ fn nvidia_ctk_spec(root: &Path, extra_hooks: &[Value]) -> Value {
             "--link",
             &format!("libcuda.so.1::{DIR}/libcuda.so"),
         ]),
+        // Done natively too (a copy of /proc/driver/nvidia/params where the
+        // host has one); never run.
+        hook(&["disable-device-node-modification"]),
     ];
     hooks.extend(extra_hooks.iter().cloned());
     let node = |n: &str| json!({"path": format!("/dev/{n}"), "hostPath": root.join("dev").join(n)});

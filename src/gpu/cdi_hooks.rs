@@ -30,6 +30,10 @@ pub enum Native {
     CreateSymlinks { links: Vec<Link> },
     /// `enable-cuda-compat --host-driver-version V` (`cuda-compat` before).
     CudaCompat { host_driver_version: String },
+    /// `disable-device-node-modification`: the driver library must not
+    /// create device nodes (`ModifyDeviceFiles: 0` in the container's
+    /// `/proc/driver/nvidia/params`).
+    NoNodeModification,
 }
 
 /// What the NVIDIA hooks taken out of a spec's edits ask for.
@@ -41,6 +45,9 @@ pub struct NativeHooks {
     pub links: Vec<Link>,
     /// The host driver version CUDA compat is decided against.
     pub cuda_compat: Option<String>,
+    /// The container's `/proc/driver/nvidia/params` says
+    /// `ModifyDeviceFiles: 0`.
+    pub no_node_modification: bool,
 }
 
 /// True for a hook whose program is NVIDIA's (`.../nvidia-cdi-hook`, or
@@ -120,6 +127,7 @@ pub fn parse(hook: &CdiHook) -> Result<Option<Native>> {
         "update-ldcache" => &["folder", "ldconfig-path", "container-spec"],
         "create-symlinks" => &["link", "container-spec"],
         "enable-cuda-compat" | "cuda-compat" => &["host-driver-version", "container-spec"],
+        "disable-device-node-modification" => &["container-spec"],
         _ => return Ok(None),
     };
     let Some(given) = flags(rest, known).map_err(bad)? else {
@@ -132,6 +140,7 @@ pub fn parse(hook: &CdiHook) -> Result<Option<Native>> {
                 .map(|f| absolute(f).map_err(bad))
                 .collect::<Result<_>>()?,
         },
+        "disable-device-node-modification" => Native::NoNodeModification,
         "create-symlinks" => Native::CreateSymlinks {
             links: values(&given, "link")
                 .into_iter()
@@ -198,6 +207,7 @@ pub fn take_native(edits: &mut ContainerEdits) -> Result<NativeHooks> {
             Some(Native::CudaCompat {
                 host_driver_version,
             }) => out.cuda_compat = Some(host_driver_version),
+            Some(Native::NoNodeModification) => out.no_node_modification = true,
         }
     }
     edits.hooks = kept;
@@ -282,10 +292,6 @@ mod tests {
             hook("/usr/bin/nvidia-ctk", &["nvidia-ctk", "cdi", "list"]),
             hook(
                 "/usr/bin/nvidia-cdi-hook",
-                &["nvidia-cdi-hook", "disable-device-node-modification"],
-            ),
-            hook(
-                "/usr/bin/nvidia-cdi-hook",
                 &[
                     "nvidia-cdi-hook",
                     "chmod",
@@ -344,6 +350,10 @@ mod tests {
             hooks: vec![
                 hook(
                     "/usr/bin/nvidia-cdi-hook",
+                    &["nvidia-cdi-hook", "disable-device-node-modification"],
+                ),
+                hook(
+                    "/usr/bin/nvidia-cdi-hook",
                     &["nvidia-cdi-hook", "update-ldcache", "--folder", "/a"],
                 ),
                 hook("/usr/bin/other", &["other"]),
@@ -375,6 +385,7 @@ mod tests {
         let native = take_native(&mut edits).unwrap();
         assert_eq!(native.ldcache_folders, ["/a", "/b"]);
         assert_eq!(native.links.len(), 1);
+        assert!(native.no_node_modification);
         assert_eq!(edits.hooks.len(), 1);
         assert_eq!(edits.hooks[0].path, "/usr/bin/other");
     }

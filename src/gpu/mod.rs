@@ -91,6 +91,7 @@ pub fn prepare(
         plan.add_fabric(&req.features, &settings)?;
     }
     plan.write_ld_cache((rootfs, state_dir))?;
+    plan.add_params_overlay(&settings, state_dir)?;
     let Plan {
         edits, mut report, ..
     } = plan;
@@ -117,6 +118,8 @@ struct Plan {
     /// The host driver version CUDA compat is decided against, when
     /// compute libraries are given.
     compat_host: Option<String>,
+    /// A CDI spec's hook asked that the driver library create no nodes.
+    no_node_modification: bool,
 }
 
 impl Plan {
@@ -139,6 +142,7 @@ impl Plan {
         if !split.on_disk.is_empty() {
             let mut edits = reg.resolve(&split.on_disk)?;
             let native = cdi_hooks::take_native(&mut edits)?;
+            self.no_node_modification |= native.no_node_modification;
             self.add_cdi_libraries(&edits.mounts, &native, rootfs)?;
             self.edits.extend(&edits);
         }
@@ -173,6 +177,25 @@ impl Plan {
         self.report
             .notes
             .extend(cdi_libs::create_links(rootfs, &links));
+        Ok(())
+    }
+
+    /// What NVIDIA's `disable-device-node-modification` hook does: the
+    /// container's `/proc/driver/nvidia/params` with `ModifyDeviceFiles: 0`
+    /// (a copy bound over it). Not needed when the driver path already
+    /// binds its own copy of `/proc/driver/nvidia`; only where the dev root
+    /// is `/` (the container's procfs is that kernel's), as that copy.
+    fn add_params_overlay(&mut self, settings: &GpuSettings, state_dir: &Path) -> Result<()> {
+        let has_overlay = |m: &edits::CdiMount| m.container_path == "/proc/driver/nvidia";
+        if !self.no_node_modification
+            || settings.dev_root != Path::new("/")
+            || self.edits.mounts.iter().any(has_overlay)
+        {
+            return Ok(());
+        }
+        let host = hostfs::HostRoot::open(&settings.dev_root)
+            .map_err(|e| Error::io("opening the GPU dev root", &settings.dev_root, e))?;
+        self.edits.mounts.extend(params_overlay(&host, state_dir)?);
         Ok(())
     }
 
@@ -310,7 +333,11 @@ impl Plan {
 /// How the report names a selected GPU or MIG device.
 fn gpu_label(s: &inject::Selected) -> String {
     match &s.mig {
-        Some(m) => format!("{}:{} (gi {} ci {})", s.gpu.index, m.gi, m.gi, m.ci),
+        Some(m) => {
+            // The MIG device's place among its GPU's, as `<gpu>:<mig>` names it.
+            let at = s.gpu.migs.iter().position(|x| x == m).unwrap_or(0);
+            format!("{}:{at} (gi {} ci {})", s.gpu.index, m.gi, m.ci)
+        }
         None => format!("{} {} ({})", s.gpu.index, s.gpu.uuid, s.gpu.bus_id),
     }
 }
@@ -378,7 +405,7 @@ fn proc_driver_overlay(
     for f in ["version", "registry", "params"] {
         if let Ok(text) = host.read_to_string(&proc_dir.join(f)) {
             let text = if f == "params" {
-                text.replace("ModifyDeviceFiles: 1", "ModifyDeviceFiles: 0")
+                proc_files::without_node_modification(&text)
             } else {
                 text
             };
@@ -410,4 +437,49 @@ fn proc_driver_overlay(
             .to_vec(),
         typ: Some("bind".into()),
     }))
+}
+
+/// A copy of the host's `/proc/driver/nvidia/params` with
+/// `ModifyDeviceFiles: 0`, to bind over the container's; None when the
+/// host has no such file (no driver loaded: nothing to turn off).
+fn params_overlay(host: &hostfs::HostRoot, state_dir: &Path) -> Result<Option<edits::CdiMount>> {
+    let Ok(text) = host.read_to_string(Path::new("proc/driver/nvidia/params")) else {
+        return Ok(None);
+    };
+    let path = state_dir.join("proc-driver-nvidia-params");
+    std::fs::write(&path, proc_files::without_node_modification(&text))
+        .map_err(|e| Error::io("writing", &path, e))?;
+    Ok(Some(edits::CdiMount {
+        host_path: path.to_string_lossy().into_owned(),
+        container_path: "/proc/driver/nvidia/params".into(),
+        options: ["ro", "nosuid", "nodev", "noexec", "bind"]
+            .map(String::from)
+            .to_vec(),
+        typ: Some("bind".into()),
+    }))
+}
+
+#[cfg(test)]
+mod params_tests {
+    use super::*;
+
+    #[test]
+    fn the_params_copy_turns_node_modification_off() {
+        let host = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = hostfs::HostRoot::open(host.path()).unwrap();
+        assert!(params_overlay(&root, state.path()).unwrap().is_none());
+        std::fs::create_dir_all(host.path().join("proc/driver/nvidia")).unwrap();
+        std::fs::write(
+            host.path().join("proc/driver/nvidia/params"),
+            "ModifyDeviceFiles: 1\n",
+        )
+        .unwrap();
+        let m = params_overlay(&root, state.path()).unwrap().unwrap();
+        assert_eq!(m.container_path, "/proc/driver/nvidia/params");
+        assert_eq!(
+            std::fs::read_to_string(&m.host_path).unwrap(),
+            "ModifyDeviceFiles: 0\n"
+        );
+    }
 }

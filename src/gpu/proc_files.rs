@@ -69,6 +69,27 @@ pub fn normalize_bus_id(id: &str) -> String {
     }
 }
 
+/// `/proc/driver/nvidia/params` with `ModifyDeviceFiles: 0`, so the
+/// driver library in a container creates no device nodes (the line is
+/// added when the file has none).
+pub fn without_node_modification(params: &str) -> String {
+    let mut out = String::with_capacity(params.len() + 22);
+    let mut seen = false;
+    for line in params.lines() {
+        if line.trim_start().starts_with("ModifyDeviceFiles:") {
+            out.push_str("ModifyDeviceFiles: 0");
+            seen = true;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if !seen {
+        out.push_str("ModifyDeviceFiles: 0\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +122,19 @@ mod tests {
         assert!(m.contains(&(195, "nvidia-frontend".into())));
         assert!(m.contains(&(508, "nvidia-uvm".into())));
         assert!(!m.iter().any(|(_, n)| n == "notchar"));
+    }
+
+    #[test]
+    fn node_modification_is_turned_off() {
+        let p = "EnableMSI: 1\nModifyDeviceFiles: 1\nDeviceFileMode: 438\n";
+        assert_eq!(
+            without_node_modification(p),
+            "EnableMSI: 1\nModifyDeviceFiles: 0\nDeviceFileMode: 438\n"
+        );
+        assert_eq!(
+            without_node_modification("A: 1"),
+            "A: 1\nModifyDeviceFiles: 0\n"
+        );
     }
 
     #[test]
