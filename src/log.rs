@@ -37,9 +37,14 @@ pub fn warn(msg: &str) {
 }
 
 pub fn debug(msg: &str) {
-    if TARGET.get().is_some_and(|t| t.debug) {
+    if debug_enabled() {
         emit("debug", msg);
     }
+}
+
+/// Whether `debug` lines go anywhere (so callers can skip formatting one).
+pub fn debug_enabled() -> bool {
+    TARGET.get().is_some_and(|t| t.debug)
 }
 
 /// Where a container's init or exec child sends its lines: the parent,

@@ -168,7 +168,9 @@ impl Runtime {
         if let Some(report) =
             crate::gpu::prepare(&mut bundle.spec, &bundle.rootfs, &container_dir, &self.gpu)?
         {
-            crate::log::debug(&format!("gpu: {report:?}"));
+            if crate::log::debug_enabled() {
+                crate::log::debug(&format!("gpu: {report:?}"));
+            }
             bundle.config = serde_json::to_string(&bundle.spec)
                 .map_err(|e| Error::invalid(format!("serializing the GPU-edited spec: {e}")))?;
             return Ok(true);

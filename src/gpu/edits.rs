@@ -102,6 +102,19 @@ impl ContainerEdits {
     }
 }
 
+/// A read-only bind of a file or directory vessel made over a `/proc`
+/// path of the container (its copies of the driver's `/proc` files).
+pub fn proc_bind(host_path: &std::path::Path, container_path: &str) -> CdiMount {
+    CdiMount {
+        host_path: host_path.to_string_lossy().into_owned(),
+        container_path: container_path.into(),
+        options: ["ro", "nosuid", "nodev", "noexec", "bind"]
+            .map(String::from)
+            .to_vec(),
+        typ: Some("bind".into()),
+    }
+}
+
 /// Read-only, no set-uid, no devices: how driver files are bound.
 pub fn ro_bind_options() -> Vec<String> {
     ["ro", "nosuid", "nodev", "bind"].map(String::from).to_vec()

@@ -12,7 +12,6 @@ use super::edits::{ro_bind_options, CdiMount, ContainerEdits, DeviceNode};
 use super::hostfs::HostRoot;
 use super::request::Feature;
 use crate::error::{Error, Result};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// What the features add, and what the log should say.
@@ -92,17 +91,7 @@ fn host_nodes(dev: &HostRoot, dir: &str, names: &[&str]) -> Result<Vec<DeviceNod
         let Ok(meta) = dev.metadata(Path::new(&rel)) else {
             continue;
         };
-        if !meta.file_type().is_char_device() {
-            continue;
-        }
-        nodes.push(DeviceNode {
-            path: format!("/{rel}"),
-            typ: Some("c".into()),
-            major: Some(libc::major(meta.rdev()) as i64),
-            minor: Some(libc::minor(meta.rdev()) as i64),
-            file_mode: Some(meta.mode() & 0o777),
-            ..Default::default()
-        });
+        nodes.extend(super::imex::host_char_node(&rel, &meta));
     }
     Ok(nodes)
 }

@@ -53,10 +53,14 @@ fn channel_node(dev: &HostRoot, n: u32) -> Result<DeviceNode> {
     let meta = dev
         .metadata(Path::new(&rel))
         .map_err(|e| missing(e.to_string()))?;
-    if !meta.file_type().is_char_device() {
-        return Err(missing("not a character device".into()));
-    }
-    Ok(DeviceNode {
+    host_char_node(&rel, &meta).ok_or_else(|| missing("not a character device".into()))
+}
+
+/// The container's node for the host's character device at `rel` (below
+/// the dev root, given at the same path) with its numbers and mode; None
+/// when it is not a character device.
+pub(super) fn host_char_node(rel: &str, meta: &std::fs::Metadata) -> Option<DeviceNode> {
+    meta.file_type().is_char_device().then(|| DeviceNode {
         path: format!("/{rel}"),
         typ: Some("c".into()),
         major: Some(libc::major(meta.rdev()) as i64),

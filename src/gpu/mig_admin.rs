@@ -175,14 +175,10 @@ fn proc_caps_mount(driver: &Driver, proc_overlay: Option<&Path>) -> Result<Optio
     };
     let point = overlay.join("capabilities");
     std::fs::create_dir_all(&point).map_err(|e| Error::io("preparing", &point, e))?;
-    Ok(Some(CdiMount {
-        host_path: host_path.to_string_lossy().into_owned(),
-        container_path: "/proc/driver/nvidia/capabilities".into(),
-        options: ["ro", "nosuid", "nodev", "noexec", "bind"]
-            .map(String::from)
-            .to_vec(),
-        typ: Some("bind".into()),
-    }))
+    Ok(Some(super::edits::proc_bind(
+        &host_path,
+        "/proc/driver/nvidia/capabilities",
+    )))
 }
 
 #[cfg(test)]

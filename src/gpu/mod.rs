@@ -429,14 +429,7 @@ fn proc_driver_overlay(
             }
         }
     }
-    Ok(Some(edits::CdiMount {
-        host_path: dir.to_string_lossy().into_owned(),
-        container_path: "/proc/driver/nvidia".into(),
-        options: ["ro", "nosuid", "nodev", "noexec", "bind"]
-            .map(String::from)
-            .to_vec(),
-        typ: Some("bind".into()),
-    }))
+    Ok(Some(edits::proc_bind(&dir, "/proc/driver/nvidia")))
 }
 
 /// A copy of the host's `/proc/driver/nvidia/params` with
@@ -449,14 +442,7 @@ fn params_overlay(host: &hostfs::HostRoot, state_dir: &Path) -> Result<Option<ed
     let path = state_dir.join("proc-driver-nvidia-params");
     std::fs::write(&path, proc_files::without_node_modification(&text))
         .map_err(|e| Error::io("writing", &path, e))?;
-    Ok(Some(edits::CdiMount {
-        host_path: path.to_string_lossy().into_owned(),
-        container_path: "/proc/driver/nvidia/params".into(),
-        options: ["ro", "nosuid", "nodev", "noexec", "bind"]
-            .map(String::from)
-            .to_vec(),
-        typ: Some("bind".into()),
-    }))
+    Ok(Some(edits::proc_bind(&path, "/proc/driver/nvidia/params")))
 }
 
 #[cfg(test)]
