@@ -17,6 +17,7 @@ mod fabric;
 mod pitfalls;
 mod plugin;
 mod requests;
+mod rerun;
 mod tools;
 
 use crate::harness::{self, Bundle, Skip, TestResult, Why};

@@ -37,6 +37,10 @@ fn not_regular(what: &Path) -> std::io::Error {
 
 /// Opened for reading without blocking on a FIFO or taking a terminal; a
 /// file that is not regular is refused before anything is read.
+/// The most of one driver file `read` takes in (the host's ld.so.cache is
+/// the largest such file).
+const MAX_READ: usize = 64 << 20;
+
 const READ_FLAGS: i32 = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
 
 impl HostRoot {
@@ -64,23 +68,30 @@ impl HostRoot {
 
     /// The regular file `rel`, open for reading.
     pub fn open_file(&self, rel: &Path) -> std::io::Result<File> {
-        let f = File::from(self.resolve(rel, READ_FLAGS)?);
-        if !f.metadata()?.is_file() {
-            return Err(not_regular(rel));
-        }
-        Ok(f)
+        Ok(self.open_sized(rel)?.0)
     }
 
+    /// The regular file `rel`, open for reading, and its size.
+    fn open_sized(&self, rel: &Path) -> std::io::Result<(File, u64)> {
+        let f = File::from(self.resolve(rel, READ_FLAGS)?);
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(not_regular(rel));
+        }
+        Ok((f, meta.len()))
+    }
+
+    /// The regular file `rel`, whole (/proc's files report size 0: read
+    /// until the end all the same).
     pub fn read(&self, rel: &Path) -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        self.open_file(rel)?.read_to_end(&mut bytes)?;
-        Ok(bytes)
+        let (f, size) = self.open_sized(rel)?;
+        let hint = usize::try_from(size).unwrap_or(0).max(4095) + 1;
+        crate::util::fs::read_fd(&OwnedFd::from(f), hint, MAX_READ)
     }
 
     pub fn read_to_string(&self, rel: &Path) -> std::io::Result<String> {
-        let mut text = String::new();
-        self.open_file(rel)?.read_to_string(&mut text)?;
-        Ok(text)
+        String::from_utf8(self.read(rel)?)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
     }
 
     /// What `rel` is (symlinks followed inside the root).

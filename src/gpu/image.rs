@@ -9,6 +9,7 @@
 
 use super::ldcache::{self, Entry};
 use super::ldcache_index;
+use super::ldcache_memo::{self, Memo};
 use crate::error::{Error, Result};
 use crate::util::fs::{ensure_in_root, open_in_root, Leaf};
 use std::io::Read;
@@ -32,6 +33,22 @@ pub struct Image {
     /// The image's own cache (None: it has no usable cache).
     pub cache: Option<Cache>,
     pub libc: Libc,
+    /// The digest of the entries the cache holds, from its memo
+    /// (`ldcache_memo`); the cache itself is then not read (`cache` None)
+    /// unless something has to be merged into it.
+    pub held: Option<u64>,
+}
+
+impl Image {
+    /// What the memo on the cache records of this inspection.
+    pub fn memo(&self, digest: u64) -> Memo {
+        Memo {
+            digest,
+            libc: self.libc,
+            lib64: self.lib64.clone(),
+            lib32: self.lib32.clone(),
+        }
+    }
 }
 
 /// An image's `/etc/ld.so.cache` as read: its bytes, known to be a cache
@@ -41,13 +58,23 @@ pub struct Cache {
     pub bytes: Vec<u8>,
     /// Its layout, when it can be merged into in place.
     layout: Option<ldcache_index::Layout>,
+    /// The file's size and modification time when it was read.
+    stamp: (i64, i64, i64),
+}
+
+fn stamp_of(st: &libc::stat) -> (i64, i64, i64) {
+    (st.st_size, st.st_mtime, st.st_mtime_nsec)
 }
 
 impl Cache {
-    fn read(bytes: Vec<u8>) -> Option<Cache> {
+    fn read(bytes: Vec<u8>, stamp: (i64, i64, i64)) -> Option<Cache> {
         let layout = ldcache_index::layout(&bytes);
         let usable = layout.is_some() || ldcache::parse(&bytes).is_ok();
-        usable.then_some(Cache { bytes, layout })
+        usable.then_some(Cache {
+            bytes,
+            layout,
+            stamp,
+        })
     }
 
     /// Its entries, parsed.
@@ -103,23 +130,58 @@ fn parent(p: &str) -> Option<String> {
         .map(|d| d.to_string_lossy().into_owned())
 }
 
-/// Reads what injection needs to know about the image at `rootfs`.
-pub fn inspect(rootfs: &Path) -> Result<Image> {
+/// The cache open at `fd`, read whole (one read of the size fstat gives).
+fn read_cache(fd: &OwnedFd, st: &libc::stat) -> Option<Cache> {
+    let size = u64::try_from(st.st_size).ok()?.min(MAX_CACHE);
+    let bytes = crate::util::fs::read_fd(fd, size as usize + 1, MAX_CACHE as usize).ok()?;
+    Cache::read(bytes, stamp_of(st))
+}
+
+/// Puts `memo` on the image's cache, when the file is still the one
+/// `image` read (the same size and modification time).
+pub fn remember(rootfs: &Path, image: &Image, memo: &Memo) {
+    let Some(read) = &image.cache else {
+        return;
+    };
+    let Ok(root) = open_root(rootfs) else {
+        return;
+    };
+    let cache = Path::new("etc/ld.so.cache");
+    let Ok(fd) = open_in_root(root.as_raw_fd(), cache, libc::O_RDONLY | libc::O_NOFOLLOW) else {
+        return;
+    };
+    let same = crate::util::mount::stat(fd.as_raw_fd()).is_ok_and(|st| stamp_of(&st) == read.stamp);
+    if same {
+        ldcache_memo::write(fd.as_raw_fd(), memo);
+    }
+}
+
+/// Reads what injection needs to know about the image at `rootfs`. With
+/// `use_memo`, a valid memo on the image's cache stands for reading it.
+pub fn inspect(rootfs: &Path, use_memo: bool) -> Result<Image> {
     let root = open_root(rootfs)?;
-    let cache = open_in_root(
+    let mut cache = None;
+    if let Ok(fd) = open_in_root(
         root.as_raw_fd(),
         Path::new("etc/ld.so.cache"),
         libc::O_RDONLY,
-    )
-    .ok()
-    .and_then(|fd| {
-        let mut bytes = Vec::new();
-        std::fs::File::from(fd)
-            .take(MAX_CACHE)
-            .read_to_end(&mut bytes)
-            .ok()?;
-        Cache::read(bytes)
-    });
+    ) {
+        let st = crate::util::mount::stat(fd.as_raw_fd()).ok();
+        let memo = st
+            .as_ref()
+            .filter(|_| use_memo)
+            .and_then(|st| ldcache_memo::read(fd.as_raw_fd(), st));
+        if let Some(m) = memo {
+            return Ok(Image {
+                lib64: m.lib64,
+                lib32: m.lib32,
+                cache: None,
+                libc: m.libc,
+                held: Some(m.digest),
+            });
+        }
+        cache = st.and_then(|st| read_cache(&fd, &st));
+    }
     let from_cache = |want64: bool| {
         cache
             .as_ref()
@@ -158,6 +220,7 @@ pub fn inspect(rootfs: &Path) -> Result<Image> {
         lib32,
         cache,
         libc,
+        held: None,
     })
 }
 
@@ -188,8 +251,9 @@ pub fn merged_cache(image: &Image, ours: &[Entry]) -> Vec<u8> {
 }
 
 /// Replaces the rootfs's `/etc/ld.so.cache` with `bytes` (write to a
-/// temporary file, then rename), unless it already holds exactly that.
-pub fn write_cache(rootfs: &Path, bytes: &[u8]) -> Result<()> {
+/// temporary file, then rename), unless it already holds exactly that;
+/// either way the file gets `memo`.
+pub fn write_cache(rootfs: &Path, bytes: &[u8], memo: &Memo) -> Result<()> {
     let root = open_root(rootfs)?;
     let etc_path = ensure_in_root(root.as_raw_fd(), Path::new("/etc"), Leaf::Dir)?;
     let etc = open_in_root(
@@ -203,11 +267,12 @@ pub fn write_cache(rootfs: &Path, bytes: &[u8]) -> Result<()> {
         Path::new("ld.so.cache"),
         libc::O_RDONLY | libc::O_NOFOLLOW,
     ) {
+        let fd_raw = fd.as_raw_fd();
+        let file = std::fs::File::from(fd);
         let mut cur = Vec::new();
-        let read = std::fs::File::from(fd)
-            .take(MAX_CACHE)
-            .read_to_end(&mut cur);
+        let read = (&file).take(MAX_CACHE).read_to_end(&mut cur);
         if read.is_ok() && cur == bytes {
+            ldcache_memo::write(fd_raw, memo);
             return Ok(());
         }
     }
@@ -237,6 +302,7 @@ pub fn write_cache(rootfs: &Path, bytes: &[u8]) -> Result<()> {
                 "writing the container's /etc/ld.so.cache: {e}"
             )));
         }
+        ldcache_memo::write(fd, memo);
         drop(file);
         if libc::renameat(
             etc.as_raw_fd(),
@@ -262,7 +328,7 @@ mod tests {
         let deb = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(deb.path().join("usr/lib/x86_64-linux-gnu")).unwrap();
         std::fs::write(deb.path().join("usr/lib/x86_64-linux-gnu/libc.so.6"), "").unwrap();
-        let img = inspect(deb.path()).unwrap();
+        let img = inspect(deb.path(), true).unwrap();
         assert_eq!(img.lib64, "/usr/lib/x86_64-linux-gnu");
         assert_eq!(img.lib32, "/usr/lib/i386-linux-gnu");
         assert_eq!(img.libc, Libc::Glibc);
@@ -280,7 +346,7 @@ mod tests {
             rhel.path().join("etc/ld.so.cache"),
         )
         .unwrap();
-        let img = inspect(rhel.path()).unwrap();
+        let img = inspect(rhel.path(), true).unwrap();
         assert_eq!(
             (img.lib64.as_str(), img.lib32.as_str()),
             ("/usr/lib64", "/usr/lib")
@@ -293,14 +359,28 @@ mod tests {
                 "/usr/lib64/libcuda.so.1",
             )],
         );
-        write_cache(rhel.path(), &bytes).unwrap();
+        write_cache(rhel.path(), &bytes, &img.memo(7)).unwrap();
         assert!(!outside.path().join("cache").exists());
         let back =
             ldcache::parse(&std::fs::read(rhel.path().join("etc/ld.so.cache")).unwrap()).unwrap();
         assert_eq!(back[0].key, "libcuda.so.1");
         assert_eq!(
-            inspect(rhel.path()).unwrap().cache.unwrap().entries().len(),
+            inspect(rhel.path(), false)
+                .unwrap()
+                .cache
+                .unwrap()
+                .entries()
+                .len(),
             1
         );
+        // Where the filesystem keeps user attributes, the memo stands for
+        // the cache next time; rewritten by anyone else, it no longer does.
+        let again = inspect(rhel.path(), true).unwrap();
+        if again.held.is_some() {
+            assert_eq!((again.held, again.cache.is_none()), (Some(7), true));
+            assert_eq!(again.lib64, "/usr/lib64");
+            std::fs::write(rhel.path().join("etc/ld.so.cache"), ldcache::write(&[])).unwrap();
+            assert_eq!(inspect(rhel.path(), true).unwrap().held, None);
+        }
     }
 }

@@ -151,6 +151,47 @@ pub(super) fn file_options(kind: FileKind) -> Vec<String> {
     o
 }
 
+/// A library's other name (its soname, its development name) in the
+/// image's library directory: a link to the library's file where the
+/// image has nothing of that name, else a bind of the file over what is
+/// there (`aliases::place`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// The directory in the container, absolute.
+    pub dir: String,
+    pub name: String,
+    /// The library's own file name in `dir` (the link's target).
+    pub file_name: String,
+    pub host_path: String,
+}
+
+impl Alias {
+    pub fn container_path(&self) -> String {
+        format!("{}/{}", self.dir, self.name)
+    }
+
+    /// The bind mount that gives this name when no link can.
+    pub fn as_mount(&self) -> CdiMount {
+        CdiMount {
+            host_path: self.host_path.clone(),
+            container_path: self.container_path(),
+            options: ro_bind_options(),
+            typ: Some("bind".into()),
+        }
+    }
+}
+
+/// What the driver gives a container: the edits (nodes, each library's
+/// file and the other driver files bound where the image keeps its
+/// libraries), the cache entries naming the libraries, and the
+/// libraries' other names.
+#[derive(Debug, Default)]
+pub struct RuntimeEdits {
+    pub edits: ContainerEdits,
+    pub cache: Vec<Entry>,
+    pub aliases: Vec<Alias>,
+}
+
 /// Edits for a container: nodes, and files put where the image keeps its
 /// libraries (`lib64`/`lib32`), plus the cache entries naming them.
 pub fn runtime_edits(
@@ -159,29 +200,36 @@ pub fn runtime_edits(
     caps: Caps,
     lib64: &str,
     lib32: &str,
-) -> (ContainerEdits, Vec<Entry>) {
-    let mut edits = ContainerEdits::default();
+) -> RuntimeEdits {
+    let mut out = RuntimeEdits::default();
+    let edits = &mut out.edits;
     for n in nodes(driver, selected, caps) {
         edits.device_nodes.push(device_node(&n, None));
     }
-    let mut cache = Vec::new();
     for lib in driver.libraries_for(caps) {
         let (dir, flags) = if lib.bits32 {
             (lib32, FLAG_LIBC6)
         } else {
             (lib64, FLAG_X86_64)
         };
-        for name in library_names(lib) {
-            let path = format!("{}/{name}", dir.trim_end_matches('/'));
-            edits.mounts.push(CdiMount {
-                host_path: lib.host_path.to_string_lossy().into_owned(),
-                container_path: path.clone(),
-                options: ro_bind_options(),
-                typ: Some("bind".into()),
-            });
-            if name != lib.file_name {
-                cache.push(Entry::new(flags, &name, &path));
-            }
+        let dir = dir.trim_end_matches('/');
+        let host_path = lib.host_path.to_string_lossy().into_owned();
+        edits.mounts.push(CdiMount {
+            host_path: host_path.clone(),
+            container_path: format!("{dir}/{}", lib.file_name),
+            options: ro_bind_options(),
+            typ: Some("bind".into()),
+        });
+        for name in library_names(lib).into_iter().skip(1) {
+            let alias = Alias {
+                dir: dir.to_string(),
+                name,
+                file_name: lib.file_name.clone(),
+                host_path: host_path.clone(),
+            };
+            out.cache
+                .push(Entry::new(flags, &alias.name, &alias.container_path()));
+            out.aliases.push(alias);
         }
     }
     for f in driver.files_for(caps) {
@@ -192,5 +240,5 @@ pub fn runtime_edits(
             typ: Some("bind".into()),
         });
     }
-    (edits, cache)
+    out
 }

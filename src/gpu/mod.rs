@@ -3,6 +3,7 @@
 //! spec. Afterwards GPU nodes are ordinary `linux.devices` with allow
 //! rules and driver files are ordinary read-only bind mounts.
 
+pub mod aliases;
 pub mod cdi;
 pub mod cdi_cmd;
 pub mod cdi_gen;
@@ -22,6 +23,7 @@ pub mod imex;
 pub mod inject;
 pub mod ldcache;
 pub mod ldcache_index;
+pub mod ldcache_memo;
 pub mod libraries;
 pub mod mig_admin;
 pub mod mig_uuid;
@@ -202,7 +204,7 @@ impl Plan {
     /// The image, inspected on first use.
     fn image(&mut self, rootfs: &Path) -> Result<&image::Image> {
         if self.image.is_none() {
-            self.image = Some(image::inspect(rootfs)?);
+            self.image = Some(image::inspect(rootfs, true)?);
         }
         Ok(self.image.as_ref().expect("set above"))
     }
@@ -227,8 +229,12 @@ impl Plan {
         )?;
         let img = self.image(rootfs)?;
         let libc = img.libc;
-        let (ours, cache) =
-            inject::runtime_edits(&driver, &selected, req.caps, &img.lib64, &img.lib32);
+        let inject::RuntimeEdits {
+            edits: mut ours,
+            cache,
+            aliases,
+        } = inject::runtime_edits(&driver, &selected, req.caps, &img.lib64, &img.lib32);
+        ours.mounts.extend(aliases::place(rootfs, &aliases));
         self.edits.extend(&ours);
         self.report.gpus.extend(selected.iter().map(gpu_label));
         if req.caps.contains(request::Caps::COMPUTE) {
@@ -307,13 +313,26 @@ impl Plan {
         if let Some(host) = self.compat_host.take() {
             cache = self.cuda_compat_ahead(rootfs, &host, cache);
         }
+        let digest = ldcache_memo::digest(&cache);
         let img = self.image(rootfs)?;
-        let bytes = image::merged_cache(img, &cache);
-        if img.cache.as_ref().is_some_and(|c| c.bytes == bytes) {
-            // Already this cache (a bundle run again): nothing to write.
+        if img.held == Some(digest) {
+            // The memo says the cache holds these entries: not even read.
             return Ok(());
         }
-        if let Err(e) = image::write_cache(rootfs, &bytes) {
+        if img.held.is_some() {
+            // A memo of other entries (another driver): read it after all.
+            self.image = Some(image::inspect(rootfs, false)?);
+        }
+        let img = self.image(rootfs)?;
+        let memo = img.memo(digest);
+        let bytes = image::merged_cache(img, &cache);
+        if img.cache.as_ref().is_some_and(|c| c.bytes == bytes) {
+            // Already this cache (a bundle run again, or an image committed
+            // from such a container): nothing to write.
+            image::remember(rootfs, img, &memo);
+            return Ok(());
+        }
+        if let Err(e) = image::write_cache(rootfs, &bytes, &memo) {
             let path = state_dir.join("ld.so.cache");
             std::fs::write(&path, &bytes).map_err(|e| Error::io("writing", &path, e))?;
             self.edits.mounts.push(edits::CdiMount {

@@ -73,6 +73,40 @@ pub fn open_dir_path(dir: &Path) -> std::io::Result<OwnedFd> {
         .map(OwnedFd::from)
 }
 
+/// Reads the file open at `fd` to its end, at most `max` bytes, into a
+/// buffer of `hint` bytes to start with: no size query first (std's
+/// `read_to_end` asks fstat and lseek, two of the six syscalls a small
+/// /proc file costs it), no regrowing when the hint is the size.
+pub fn read_fd(fd: &OwnedFd, hint: usize, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::with_capacity(hint.clamp(64, max.max(64)));
+    while buf.len() < max {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity().min(max - buf.len()));
+        }
+        let spare = buf.capacity().min(max) - buf.len();
+        // SAFETY: reads into the vector's spare capacity, then counts only
+        // the bytes the kernel wrote.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().add(buf.len()).cast(),
+                spare,
+            )
+        };
+        match n {
+            0 => break,
+            n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(buf)
+}
+
 /// `/proc/self/fd/N`: a path that names exactly what `fd` names, for mount(2).
 pub fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -94,6 +128,11 @@ pub enum Leaf {
 /// Opens `dest` inside the rootfs as an O_PATH fd, creating missing
 /// directories (and the leaf as `leaf`) without leaving the rootfs.
 pub fn ensure_in_root(root: RawFd, dest: &Path, leaf: Leaf) -> std::io::Result<OwnedFd> {
+    // Most destinations exist: one lookup (resolved inside the rootfs, as
+    // the walk below resolves each component) instead of one per component.
+    if let Ok(fd) = open_in_root(root, &relative(dest), libc::O_PATH) {
+        return Ok(fd);
+    }
     ensure_depth(root, dest, leaf, 0)
 }
 
