@@ -209,7 +209,9 @@ fn gpu_info_and_cdi_find_the_debian_driver() -> TestResult {
     );
     // Found through /etc/alternatives, the real files in nvidia/current.
     let current = root.join("usr/lib/x86_64-linux-gnu/nvidia/current");
-    for lib in ["libcuda", "libnvidia-ml"] {
+    // libnvidia-cfg is in no ld.so.cache (only an alternatives link in
+    // nvidia/ names it): the listing of nvidia/current finds it.
+    for lib in ["libcuda", "libnvidia-ml", "libnvidia-cfg"] {
         let want = format!("{lib}.so.1  {}/{lib}.so.{version}", current.display());
         assert!(info.contains(&want), "no `{want}` in:\n{info}");
     }

@@ -132,6 +132,9 @@ pub(super) fn find_libraries(host: &HostRoot, version: &str) -> (Vec<Library>, S
         dirs.extend(SCAN_DIRS.iter().map(|(d, b)| (PathBuf::from(d), *b)));
         dirs.extend(ld_so_conf_dirs(host).into_iter().map(|d| (d, false)));
         scan_dirs(host, dirs, version, &mut candidates);
+    } else {
+        let driver_dirs = driver_only_dirs(host, &candidates);
+        scan_dirs(host, driver_dirs, version, &mut candidates);
     }
     let suffix = version_suffix(&candidates, version, &mut source);
     (libraries_with_suffix(candidates, &suffix), source)
@@ -203,6 +206,31 @@ fn cache_candidates(
         });
     }
     (candidates, dirs)
+}
+
+/// The directories, inside the root, the cached driver libraries really
+/// are in when those are the driver's own (a component names nvidia:
+/// Debian's `usr/lib/x86_64-linux-gnu/nvidia/current`). ldconfig does not
+/// look there, so the libraries only the alternatives links name
+/// (Debian's libnvidia-cfg.so.1, in `…/nvidia/`) are missing from the
+/// cache; a listing of such a small directory finds them. A shared
+/// directory (`/usr/lib/x86_64-linux-gnu`, thousands of files) is never
+/// listed for this.
+fn driver_only_dirs(host: &HostRoot, candidates: &[Candidate]) -> Vec<(PathBuf, bool)> {
+    let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
+    for c in candidates {
+        let Some(dir) = c.host_path.parent() else {
+            continue;
+        };
+        let Ok(rel) = dir.strip_prefix(host.path()) else {
+            continue;
+        };
+        let own = rel.iter().any(|p| p.to_string_lossy().contains("nvidia"));
+        if own && !dirs.iter().any(|(d, _)| d == rel) {
+            dirs.push((rel.to_path_buf(), c.bits32));
+        }
+    }
+    dirs
 }
 
 /// A cache entry's path as seen inside the root: a cache written with
@@ -326,6 +354,8 @@ fn scan_dir(
         })
         .collect();
     names.sort();
+    // Files the cache already led to are not opened again.
+    names.retain(|n| !out.iter().any(|c| c.host_path.ends_with(dir.join(n))));
     for n in names {
         let Ok(file) = host.open_file(&dir.join(&n)) else {
             continue;
