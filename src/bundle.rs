@@ -58,7 +58,24 @@ pub fn namespaces(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Linux
 
 /// Parses config.json text; the error names the JSON path of the bad field.
 pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
-    serde_json::from_slice(text).map_err(|e| crate::jsonpath::describe(text, &e))
+    let spec = serde_json::from_slice(text).map_err(|e| crate::jsonpath::describe(text, &e));
+    if spec.is_ok() || !crate::plan::sched::has_spec_flag_names(text) {
+        return spec;
+    }
+    // The spec's flag name, which oci-spec spells otherwise (see plan::sched).
+    let mut value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    if let Some(process) = value.get_mut("process") {
+        crate::plan::sched::accept_spec_flag_names(process);
+    }
+    serde_json::from_value(value).map_err(|e| format!("config.json: {e}"))
+}
+
+/// Parses a process object (`exec --process`), with the spec's scheduler
+/// flag names accepted as in `parse_spec`.
+pub fn parse_process(text: &[u8]) -> serde_json::Result<oci_spec::runtime::Process> {
+    let mut value: serde_json::Value = serde_json::from_slice(text)?;
+    crate::plan::sched::accept_spec_flag_names(&mut value);
+    serde_json::from_value(value)
 }
 
 /// Checks what the spec requires and returns the absolute rootfs path.
