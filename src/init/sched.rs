@@ -31,23 +31,36 @@ pub fn apply(plan: &ProcessPlan) -> Result<()> {
         set_scheduler(s)?;
     }
     if let Some(prio) = plan.io_priority {
-        // SAFETY: ioprio_set on ourselves with a plain integer value.
-        let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio as i32) };
-        if rc != 0 {
-            return Err(Error::sys(
-                format!(
-                    "process.ioPriority (class {}, level {})",
-                    prio >> 13,
-                    prio & 7
-                ),
-                nix::Error::last(),
-            ));
-        }
+        set_io_priority(prio)?;
     }
     if let Some(m) = &plan.memory_policy {
         set_memory_policy(m)?;
     }
     Ok(())
+}
+
+fn set_io_priority(prio: u16) -> Result<()> {
+    // SAFETY: ioprio_set on ourselves with a plain integer value.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio as i32) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = nix::Error::last();
+    let hint = if e == nix::Error::EPERM {
+        " (IOPRIO_CLASS_RT needs CAP_SYS_ADMIN or CAP_SYS_NICE)"
+    } else {
+        ""
+    };
+    let class = match prio >> 13 {
+        1 => "IOPRIO_CLASS_RT",
+        2 => "IOPRIO_CLASS_BE",
+        _ => "IOPRIO_CLASS_IDLE",
+    };
+    let level = prio & 7;
+    Err(Error::sys(
+        format!("process.ioPriority (class {class}, level {level}){hint}"),
+        e,
+    ))
 }
 
 fn set_scheduler(s: &SchedPlan) -> Result<()> {
@@ -73,7 +86,10 @@ fn set_scheduler(s: &SchedPlan) -> Result<()> {
         nix::Error::EPERM if s.policy == 6 => {
             " (SCHED_DEADLINE needs CAP_SYS_NICE and the process allowed on every CPU: no cpuset limit)"
         }
-        nix::Error::EPERM => " (a realtime policy or a lower nice needs CAP_SYS_NICE)",
+        nix::Error::EPERM if matches!(s.policy as i32, libc::SCHED_FIFO | libc::SCHED_RR) => {
+            " (a realtime policy needs CAP_SYS_NICE and, under cgroup v1 realtime group scheduling, cpu time for it: linux.resources.cpu.realtimeRuntime)"
+        }
+        nix::Error::EPERM => " (a lower nice needs CAP_SYS_NICE)",
         nix::Error::EBUSY => " (the kernel cannot admit this deadline bandwidth)",
         _ => "",
     };
@@ -100,7 +116,7 @@ fn set_memory_policy(m: &MemPolicyPlan) -> Result<()> {
     let e = nix::Error::last();
     let nodes = m.nodes.as_ref().map_or("", |n| n.text.as_str());
     let hint = if e == nix::Error::EINVAL {
-        " (are the nodes online and in the cpuset's mems? see /sys/devices/system/node/online)"
+        " (nodes offline or outside the cpuset's mems, see /sys/devices/system/node/online; or flags this mode or kernel does not take)"
     } else {
         ""
     };
