@@ -177,11 +177,19 @@ fn exec_cpu_affinity_is_for_exec_only() -> TestResult {
     );
     assert_eq!(cpus_allowed(&harness::stdout_ok(&out)), cpus_allowed(&host));
     // A CPU that is not online: exec fails naming the field.
-    let offline = json!({"execCPUAffinity": {"final": "4000"}});
-    let out = exec_process(&b, &id, process_json(&["true"], offline));
-    assert!(!out.status.success());
-    let err = harness::stderr_of(&out);
-    assert!(err.contains("process.execCPUAffinity.final"), "{err}");
+    for field in ["initial", "final"] {
+        let offline = json!({"execCPUAffinity": {field: "4000"}});
+        let out = exec_process(&b, &id, process_json(&["true"], offline));
+        assert!(
+            !out.status.success(),
+            "exec with {field} CPU 4000 succeeded"
+        );
+        let err = harness::stderr_of(&out);
+        assert!(
+            err.contains(&format!("process.execCPUAffinity.{field}")),
+            "{err}"
+        );
+    }
     Ok(())
 }
 
