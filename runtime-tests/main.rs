@@ -29,6 +29,7 @@ mod process;
 mod resources;
 mod rootfs;
 mod rootless;
+mod sched;
 mod security;
 mod systemd;
 mod userns;

@@ -58,7 +58,26 @@ pub fn namespaces(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Linux
 
 /// Parses config.json text; the error names the JSON path of the bad field.
 pub fn parse_spec(text: &[u8]) -> std::result::Result<Spec, String> {
-    serde_json::from_slice(text).map_err(|e| crate::jsonpath::describe(text, &e))
+    let spec = serde_json::from_slice(text).map_err(|e| crate::jsonpath::describe(text, &e));
+    if spec.is_ok() || !crate::plan::sched::has_spec_flag_names(text) {
+        return spec;
+    }
+    // The spec's flag name, which oci-spec spells otherwise (see plan::sched).
+    let mut value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    if let Some(process) = value.get_mut("process") {
+        crate::plan::sched::accept_spec_flag_names(process);
+    }
+    // Parsed again as text, so an error still names its JSON path.
+    let fixed = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&fixed).map_err(|e| crate::jsonpath::describe(&fixed, &e))
+}
+
+/// Parses a process object (`exec --process`), with the spec's scheduler
+/// flag names accepted as in `parse_spec`.
+pub fn parse_process(text: &[u8]) -> serde_json::Result<oci_spec::runtime::Process> {
+    let mut value: serde_json::Value = serde_json::from_slice(text)?;
+    crate::plan::sched::accept_spec_flag_names(&mut value);
+    serde_json::from_value(value)
 }
 
 /// Checks what the spec requires and returns the absolute rootfs path.
@@ -227,6 +246,25 @@ pub fn check_id(id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_spec_scheduler_flag_names_parse() {
+        let text = br#"{"ociVersion":"1.3.0","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},
+            "scheduler":{"policy":"SCHED_DEADLINE","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN"],
+            "runtime":1,"deadline":2}}}"#;
+        let spec = parse_spec(text).unwrap();
+        let s = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap();
+        assert_eq!(s.flags().as_ref().unwrap().len(), 2);
+        let e = parse_spec(br#"{"ociVersion":"1.3.0","process":{"scheduler":{"flags":["SCHED_FLAG_RESET_ON_FORK","NOPE"]}}}"#)
+            .unwrap_err();
+        assert!(e.contains("NOPE"), "{e}");
+    }
 
     #[test]
     fn versions() {

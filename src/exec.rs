@@ -36,7 +36,7 @@ pub fn build_process(
     if let Some(path) = process_file {
         let text = std::fs::read(path)
             .map_err(|e| Error::invalid(format!("--process {}: {e}", path.display())))?;
-        let p: Process = serde_json::from_slice(&text)
+        let p: Process = crate::bundle::parse_process(&text)
             .map_err(|e| Error::invalid(format!("--process {}: {e}", path.display())))?;
         if p.args().as_ref().map_or(true, |a| a.is_empty()) {
             return Err(Error::invalid(format!(
@@ -158,6 +158,11 @@ impl Runtime {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             e
         };
+        // execCPUAffinity.initial: before the move into the cgroup.
+        if let Some(cpus) = &cfg.process.cpu_affinity.initial {
+            crate::init::sched::set_affinity(pid, cpus, "process.execCPUAffinity.initial")
+                .map_err(fail)?;
+        }
         state
             .cgroup()
             .add(pid, "adding the exec process to")
@@ -179,7 +184,9 @@ fn exec_config(
     process: Process,
     opts: &ExecOptions,
 ) -> Result<(ExecConfig, Vec<(LinuxNamespaceType, PathBuf)>)> {
-    let process = ProcessPlan::new(&process)?;
+    let linux = spec.linux().as_ref();
+    let process = ProcessPlan::new(&process)?
+        .with_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
     for w in &process.warnings {
         crate::log::warn(w);
     }

@@ -13,6 +13,7 @@ pub(crate) mod procfs;
 pub mod pty;
 mod ready;
 mod rootfs;
+pub(crate) mod sched;
 
 pub(crate) use namespaces::setns_all;
 use procfs::ProcFs;

@@ -35,6 +35,8 @@ pub fn prepare<'a>(
     setup: ExecSetup<'a>,
 ) -> Result<ReadyToExec<'a>> {
     process::set_rlimits(plan)?;
+    // Before a joined user namespace: CAP_SYS_NICE counts in the host's.
+    super::sched::apply(plan)?;
     // Entered after everything that needs the host's root (mounts, nodes,
     // rlimits); the user, groups and capabilities below are then the
     // namespace's. The namespaces vessel made stay owned by the host's.
@@ -74,6 +76,7 @@ pub fn prepare<'a>(
         late_seccomp: if nnp && !notifies { seccomp } else { None },
         listener,
     };
+    super::sched::apply_final_affinity(plan)?;
     reset_signals();
     close_fds_on_exec(3i32.saturating_add(setup.preserve_fds.max(0)))?;
     Ok(ready)

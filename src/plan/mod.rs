@@ -7,6 +7,7 @@ pub mod mountopts;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
+pub mod sched;
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
@@ -84,7 +85,9 @@ impl Plan {
             sysctls: sysctls(linux.and_then(|l| l.sysctl().as_ref()))?,
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-            process: ProcessPlan::new(process)?,
+            process: ProcessPlan::new(process)?
+                .with_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?
+                .without_exec_affinity(),
             hooks: ContainerHooks {
                 create_container: hooks
                     .and_then(|h| h.create_container().clone())

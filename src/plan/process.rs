@@ -4,6 +4,7 @@
 //! only the container can answer (the program on its PATH, HOME from its
 //! /etc/passwd).
 
+use super::sched::{self, AffinityPlan, MemPolicyPlan, SchedPlan};
 use crate::error::{Error, Result};
 use caps::Capability;
 use oci_spec::runtime::Process;
@@ -48,6 +49,14 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
+    /// `process.scheduler`, `process.ioPriority` (the ioprio value) and
+    /// `process.execCPUAffinity` (`exec` only: the init process ignores it,
+    /// as the spec says and runc does).
+    pub scheduler: Option<SchedPlan>,
+    pub io_priority: Option<u16>,
+    pub cpu_affinity: AffinityPlan,
+    /// `linux.memoryPolicy`: the container's, set by its planner.
+    pub memory_policy: Option<MemPolicyPlan>,
     /// Things the parent should warn about (an unknown capability name).
     pub warnings: Vec<String>,
 }
@@ -89,8 +98,30 @@ impl ProcessPlan {
             oom_score_adj: process.oom_score_adj(),
             apparmor_profile: non_empty(process.apparmor_profile()),
             selinux_label: non_empty(process.selinux_label()),
+            scheduler: sched::scheduler(process)?,
+            io_priority: sched::io_priority(process)?,
+            cpu_affinity: sched::exec_cpu_affinity(process)?,
+            memory_policy: None,
             warnings,
         })
+    }
+}
+
+impl ProcessPlan {
+    /// Adds the container's `linux.memoryPolicy` (init and `exec` alike).
+    pub fn with_memory_policy(
+        mut self,
+        policy: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
+    ) -> Result<ProcessPlan> {
+        self.memory_policy = sched::memory_policy(policy)?;
+        Ok(self)
+    }
+
+    /// The init process: `execCPUAffinity` is for `exec`'d processes only
+    /// (checked all the same, so a bad list fails `create`).
+    pub fn without_exec_affinity(mut self) -> ProcessPlan {
+        self.cpu_affinity = AffinityPlan::default();
+        self
     }
 }
 
