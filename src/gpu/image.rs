@@ -12,7 +12,6 @@ use super::ldcache_index;
 use super::ldcache_memo::{self, Memo};
 use crate::error::{Error, Result};
 use crate::util::fs::{ensure_in_root, open_in_root, Leaf};
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -251,8 +250,8 @@ pub fn merged_cache(image: &Image, ours: &[Entry]) -> Vec<u8> {
 }
 
 /// Replaces the rootfs's `/etc/ld.so.cache` with `bytes` (write to a
-/// temporary file, then rename), unless it already holds exactly that;
-/// either way the file gets `memo`.
+/// temporary file, then rename), the new file with `memo`. The caller
+/// knows the cache differs (`Image::cache` was read and compared).
 pub fn write_cache(rootfs: &Path, bytes: &[u8], memo: &Memo) -> Result<()> {
     let root = open_root(rootfs)?;
     let etc_path = ensure_in_root(root.as_raw_fd(), Path::new("/etc"), Leaf::Dir)?;
@@ -262,20 +261,6 @@ pub fn write_cache(rootfs: &Path, bytes: &[u8], memo: &Memo) -> Result<()> {
         libc::O_RDONLY | libc::O_DIRECTORY,
     )
     .map_err(|e| Error::invalid(format!("rootfs /etc: {e}")))?;
-    if let Ok(fd) = open_in_root(
-        etc.as_raw_fd(),
-        Path::new("ld.so.cache"),
-        libc::O_RDONLY | libc::O_NOFOLLOW,
-    ) {
-        let fd_raw = fd.as_raw_fd();
-        let file = std::fs::File::from(fd);
-        let mut cur = Vec::new();
-        let read = (&file).take(MAX_CACHE).read_to_end(&mut cur);
-        if read.is_ok() && cur == bytes {
-            ldcache_memo::write(fd_raw, memo);
-            return Ok(());
-        }
-    }
     let tmp = c".ld.so.cache.vessel~";
     let fail = |what: &str| {
         Error::invalid(format!(
